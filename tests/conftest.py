@@ -1,0 +1,121 @@
+"""Fixtures: a real PostgreSQL (embedded, started here, stopped at the end), the app
+over HTTP in-process, and a fresh community per test so tests never share state.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank import db
+from timebank.app import create_app
+from timebank.community.service import create_community
+from timebank.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Iterator[Settings]:
+    data_dir = Path(tempfile.mkdtemp(prefix="timebank-test-"))
+    yield Settings(data_dir=data_dir, key_cache_seconds=0, log_level="WARNING", log_json=True)
+    db.stop_embedded()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(settings: Settings) -> str:
+    url = db.resolve_database_url(settings)
+    db.upgrade(url)
+    return url
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def engine(database_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    eng = db.create_engine(database_url, settings)
+    yield eng
+    await eng.dispose()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def client(database_url: str, settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(settings, database_url)
+    async with AsyncTestClient(app=app, timeout=60) as c:
+        yield c
+
+
+@dataclass
+class Tenant:
+    """A fresh community with helpers that call the HTTP API as its admin (or any key)."""
+
+    client: AsyncTestClient
+    id: str
+    admin_key: str
+    accounts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.admin_key}"}
+
+    async def member(self, name: str = "居民") -> dict[str, Any]:
+        r = await self.client.post("/v1/members", json={"display_name": name}, headers=self.auth())
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def party(self, kind: str, name: str) -> dict[str, Any]:
+        r = await self.client.post(f"/v1/{kind}", json={"name": name}, headers=self.auth())
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def key(self, role: str, subject_id: str | None = None) -> str:
+        body: dict[str, Any] = {"role": role}
+        if subject_id:
+            body["subject_id"] = subject_id
+        r = await self.client.post("/v1/api-keys", json=body, headers=self.auth())
+        assert r.status_code == 201, r.text
+        return r.json()["key"]
+
+    async def transfer(self, body: dict[str, Any], key: str | None = None, idem: str | None = None) -> Any:
+        headers = {**self.auth(key), "Idempotency-Key": idem or str(uuid.uuid4())}
+        return await self.client.post("/v1/transfers", json=body, headers=headers)
+
+    async def fund(self, account_id: str, asset: str, amount: int) -> dict[str, Any]:
+        """Issue value to an account from the community's issuance account."""
+        r = await self.transfer(
+            {"from_account": self.accounts["issuance"][asset], "to_account": account_id, "asset": asset,
+             "amount": amount, "kind": "adjustment"}
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def balance(self, account_id: str, key: str | None = None) -> dict[str, Any]:
+        r = await self.client.get(f"/v1/accounts/{account_id}", headers=self.auth(key))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def tenant(client: AsyncTestClient, engine: AsyncEngine) -> Tenant:
+    async with engine.begin() as conn:
+        created = await create_community(conn, f"测试社区 {uuid.uuid4().hex[:6]}")
+    t = Tenant(client, created["community_id"], created["admin_key"])
+    r = await client.get("/v1/community", headers=t.auth())
+    assert r.status_code == 200, r.text
+    t.accounts = r.json()["accounts"]
+    return t
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def other_tenant(client: AsyncTestClient, engine: AsyncEngine) -> Tenant:
+    async with engine.begin() as conn:
+        created = await create_community(conn, f"另一社区 {uuid.uuid4().hex[:6]}")
+    t = Tenant(client, created["community_id"], created["admin_key"])
+    t.accounts = (await client.get("/v1/community", headers=t.auth())).json()["accounts"]
+    return t

@@ -1,0 +1,128 @@
+"""The one place that wires the application together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from timebank import __version__, logs
+from timebank.community.controllers import (
+    ApiKeyController,
+    CommunityController,
+    MemberController,
+    MerchantController,
+    OrganisationController,
+)
+from timebank.db import create_engine
+from timebank.health import HealthController
+from timebank.ledger.controllers import AccountController, TransactionController
+from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
+from timebank.security import ApiKeyAuthMiddleware, KeyCache, authorize
+from timebank.settings import Settings, get_settings
+
+HTTP_SLUGS = {
+    400: ("invalid-request", "The request is not valid"),
+    401: ("unauthorized", "A valid API key is required"),
+    403: ("forbidden", "This key may not do that"),
+    404: ("not-found", "No such resource"),
+    405: ("method-not-allowed", "This method is not allowed here"),
+    413: ("payload-too-large", "The request body is too large"),
+    415: ("unsupported-media-type", "Send application/json"),
+    429: ("too-many-requests", "Too many requests"),
+}
+
+
+def _problem(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def domain_error_handler(request: Request, exc: DomainError) -> Response[Any]:
+    return _problem(exc.status, exc.to_problem(request.url.path))
+
+
+def http_error_handler(request: Request, exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    slug, title = HTTP_SLUGS.get(status, ("http-error", "The request failed"))
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra
+    detail = exc.detail if exc.detail and exc.detail != title else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return _problem(status, problem_body(slug, title, status, detail, request.url.path, **extra), headers)
+
+
+def unexpected_error_handler(request: Request, exc: Exception) -> Response[Any]:
+    logs.log.error("unhandled error", route=request.scope.get("path_template"), error=type(exc).__name__, exc_info=exc)
+    return _problem(500, problem_body("internal-error", "Something went wrong on our side", 500, None, request.url.path))
+
+
+def create_app(settings: Settings | None = None, database_url: str | None = None) -> Litestar:
+    """Build the app. ``database_url`` defaults to ``settings.database_url``."""
+    settings = settings or get_settings()
+    url = database_url or settings.database_url
+    if not url:
+        raise RuntimeError("no database URL: run through `timebank serve`, which starts the embedded database")
+    logs.configure(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.engine = create_engine(url, settings)
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    app = Litestar(
+        route_handlers=[
+            HealthController,
+            CommunityController,
+            MemberController,
+            OrganisationController,
+            MerchantController,
+            ApiKeyController,
+            TransactionController,
+            AccountController,
+        ],
+        lifespan=[lifespan],
+        guards=[authorize],
+        middleware=[
+            logs.RequestLogMiddleware,
+            DefineMiddleware(ApiKeyAuthMiddleware, exclude=["^/schema", "^/health"], exclude_from_auth_key="public", exclude_http_methods=[]),
+        ],
+        exception_handlers={
+            DomainError: domain_error_handler,
+            HTTPException: http_error_handler,
+            Exception: unexpected_error_handler,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="timebank",
+            version=__version__,
+            description="Community public-welfare bank: volunteer hours and love points on a double-entry "
+            "ledger. Errors are application/problem+json; see docs/api.md.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer", description="tbk_... API key")}
+            ),
+            security=[{"apiKey": []}],
+        ),
+        state=None,
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for uvicorn workers (``timebank serve`` passes the resolved URL via the environment)."""
+    return create_app()

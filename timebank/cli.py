@@ -1,0 +1,167 @@
+"""The `timebank` command.
+
+Every command resolves the database the same way: ``TIMEBANK_DATABASE_URL`` if set,
+else the embedded server in ``TIMEBANK_DATA_DIR`` (shared with a running ``serve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from timebank import db
+from timebank.settings import get_settings
+
+
+def _database() -> str:
+    return db.resolve_database_url(get_settings())
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.group()
+@click.version_option(package_name="timebank")
+def main() -> None:
+    """timebank: community public-welfare bank."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Service processes (one per core).")
+@click.option("--no-demo", is_flag=True, help="Do not seed the demo community into an empty database.")
+def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
+    """Run the HTTP service (embedded PostgreSQL unless TIMEBANK_DATABASE_URL is set)."""
+    import uvicorn
+
+    settings = get_settings()
+    url = db.resolve_database_url(settings)
+    db.upgrade(url)
+    demo = None if (no_demo or not settings.demo) else asyncio.run(_seed_demo(url))
+    base = f"http://{host}:{port}"
+    demo_file = settings.data_dir / "demo-keys.json"
+    if demo is not None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        demo_file.write_text(json.dumps(demo, ensure_ascii=False, indent=2))
+        demo_file.chmod(0o600)
+    elif demo_file.exists():
+        demo = json.loads(demo_file.read_text())
+    where = "TIMEBANK_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+    click.echo(f"timebank on {base}  (database: {where})", err=True)
+    click.echo(f"  API docs:  {base}/schema   health: {base}/health/ready", err=True)
+    if demo is not None:
+        click.echo(f"  demo community 华锦社区 {demo['community_id']}", err=True)
+        click.echo(f"  demo admin key:    {demo['admin_key']}", err=True)
+        click.echo(f"  demo resident key: {demo['resident_key']}  (keys saved in {demo_file})", err=True)
+    os.environ["TIMEBANK_DATABASE_URL"] = url  # workers read settings from the environment
+    get_settings.cache_clear()
+    uvicorn.run(
+        "timebank.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        limit_concurrency=1000,
+    )
+
+
+async def _seed_demo(url: str) -> dict[str, Any] | None:
+    from timebank.demo import seed_if_empty
+
+    engine = db.create_engine(url, get_settings())
+    try:
+        return await seed_if_empty(engine)
+    finally:
+        await engine.dispose()
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations (safe to run from several replicas at once)."""
+    db.upgrade(_database(), revision)
+    click.echo(f"database at {revision}", err=True)
+
+
+@main.group()
+def community() -> None:
+    """Communities (tenants)."""
+
+
+@community.command("create")
+@click.option("--name", required=True, help="The community's name, e.g. 华锦社区.")
+@click.option("--timezone", default="Asia/Shanghai", show_default=True)
+def community_create(name: str, timezone: str) -> None:
+    """Create a community; prints its id and first admin key (shown only once)."""
+    from timebank.community.service import create_community
+    from timebank.problems import DomainError
+
+    url = _database()
+    db.upgrade(url)
+
+    async def run() -> dict[str, Any]:
+        engine = db.create_engine(url, get_settings())
+        try:
+            async with engine.begin() as conn:
+                return await create_community(conn, name, timezone)
+        finally:
+            await engine.dispose()
+
+    try:
+        created = asyncio.run(run())
+    except DomainError as err:
+        raise click.UsageError(err.detail) from None
+    _emit({"community_id": created["community_id"], "admin_key": created["admin_key"]})
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit(as_json: bool) -> None:
+    """Recompute every balance from the entries; exit 1 on any difference."""
+    from timebank.ledger.audit import run_audit
+
+    url = _database()
+
+    async def run() -> Any:
+        engine = db.create_engine(url, get_settings())
+        try:
+            return await run_audit(engine)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    if as_json:
+        _emit(report.as_dict())
+    else:
+        from rich.console import Console
+
+        console = Console(stderr=False)
+        console.print(
+            "ledger: " + ", ".join(f"{n} {t}" for t, n in report.counts.items()), highlight=False
+        )
+        for name, rows in report.results.items():
+            mark = "[green]ok  [/green]" if not rows else f"[red]FAIL[/red] {len(rows)} difference(s)"
+            console.print(f"{mark} {name}", highlight=False)
+            for row in rows[:20]:
+                console.print(f"       {row}", highlight=False)
+        console.print("[green]audit clean[/green]" if report.ok else "[red]AUDIT FAILED[/red]")
+    sys.exit(0 if report.ok else 1)
+
+
+if __name__ == "__main__":
+    main()

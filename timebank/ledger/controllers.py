@@ -1,0 +1,178 @@
+"""HTTP routes of the ledger: transfers, transactions, accounts. HTTP only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.params import Parameter
+
+from timebank import web
+from timebank.community.models import Role
+from timebank.ledger import service
+from timebank.ledger.idempotency import request_hash, run_idempotent
+from timebank.ledger.models import Asset, Kind, Phase
+from timebank.problems import BadRequest
+from timebank.security import READERS, access
+
+IDEMPOTENCY_KEY = Parameter(
+    header="Idempotency-Key",
+    required=False,
+    description="Required. A unique key per intended write (e.g. a UUID); a retry with the same key "
+    "and body returns the first response, with another body a 409.",
+)
+AssetName = Literal["HOUR", "POINT"]
+MOVERS = (Role.ADMIN, Role.RESIDENT, Role.MERCHANT, Role.RECORDER)
+
+
+class LegIn(msgspec.Struct, forbid_unknown_fields=True):
+    debit: uuid.UUID
+    credit: uuid.UUID
+    asset: AssetName
+    amount: int
+
+
+class PendingIn(msgspec.Struct, forbid_unknown_fields=True):
+    timeout_seconds: int
+
+
+class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Either from_account/to_account/asset/amount, or legs (all-or-nothing)."""
+
+    from_account: uuid.UUID | None = None
+    to_account: uuid.UUID | None = None
+    asset: AssetName | None = None
+    amount: int | None = None
+    legs: list[LegIn] | None = None
+    memo: str | None = None
+    kind: Literal["transfer", "donation", "adjustment"] = "transfer"
+    pending: PendingIn | None = None
+
+    def movements(self) -> list[service.Movement]:
+        single = (self.from_account, self.to_account, self.asset, self.amount)
+        if self.legs is not None:
+            if any(v is not None for v in single):
+                raise BadRequest("send either legs or from_account/to_account/asset/amount, not both")
+            return [service.Movement(leg.debit, leg.credit, Asset(leg.asset), leg.amount) for leg in self.legs]
+        if any(v is None for v in single):
+            raise BadRequest("from_account, to_account, asset and amount are required (or legs)")
+        return [service.Movement(self.from_account, self.to_account, Asset(self.asset), self.amount)]  # type: ignore[arg-type]
+
+
+class ReverseIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
+
+
+class CreditLimitIn(msgspec.Struct, forbid_unknown_fields=True):
+    credit_limit: int
+
+
+class TransactionController(Controller):
+    path = "/v1"
+    tags = ["ledger"]
+
+    @post("/transfers", opt=access(*MOVERS), status_code=201, summary="Move value (single or multi-leg, optionally pending)")
+    async def create_transfer(
+        self, request: Request, data: TransferIn, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
+    ) -> Response[Any]:
+        who = web.principal(request)
+        movements = data.movements()
+        cfg = web.settings(request)
+
+        async def action(conn: Any) -> dict[str, Any]:
+            return await service.transfer(
+                conn,
+                who,
+                movements,
+                kind=Kind(data.kind),
+                memo=data.memo,
+                timeout_seconds=None if data.pending is None else data.pending.timeout_seconds,
+                idempotency_key=idempotency_key,
+                hold_max_timeout_seconds=cfg.hold_max_timeout_seconds,
+            )
+
+        fingerprint = request_hash(who, "POST", request.url.path, msgspec.to_builtins(data))
+        return web.idempotent_response(
+            *await run_idempotent(web.engine(request), who, idempotency_key, fingerprint, action, instance=request.url.path)
+        )
+
+    @get("/transactions/{tx_id:uuid}", opt=access(*READERS), summary="A transaction with its entries and status")
+    async def get_transaction(self, request: Request, tx_id: uuid.UUID) -> Response[Any]:
+        async with web.engine(request).connect() as conn:
+            return web.json_response(await service.get_transaction(conn, web.principal(request), tx_id))
+
+    async def _resolve(self, request: Request, tx_id: uuid.UUID, action: Phase, key: str | None) -> Response[Any]:
+        who = web.principal(request)
+
+        async def run(conn: Any) -> dict[str, Any]:
+            return await service.resolve_hold(conn, who, tx_id, action, idempotency_key=key)
+
+        fingerprint = request_hash(who, "POST", request.url.path, None)
+        return web.idempotent_response(
+            *await run_idempotent(web.engine(request), who, key, fingerprint, run, instance=request.url.path)
+        )
+
+    @post("/transactions/{tx_id:uuid}/post", opt=access(*MOVERS), status_code=201, summary="Post a pending hold")
+    async def post_hold(
+        self, request: Request, tx_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
+    ) -> Response[Any]:
+        return await self._resolve(request, tx_id, Phase.POST, idempotency_key)
+
+    @post("/transactions/{tx_id:uuid}/void", opt=access(*MOVERS), status_code=201, summary="Void a pending hold")
+    async def void_hold(
+        self, request: Request, tx_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
+    ) -> Response[Any]:
+        return await self._resolve(request, tx_id, Phase.VOID, idempotency_key)
+
+    @post(
+        "/transactions/{tx_id:uuid}/reverse",
+        opt=access(Role.ADMIN),
+        status_code=201,
+        summary="Reverse a posted transaction (a new transaction that mirrors it)",
+    )
+    async def reverse(
+        self,
+        request: Request,
+        tx_id: uuid.UUID,
+        data: ReverseIn,
+        idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY],
+    ) -> Response[Any]:
+        who = web.principal(request)
+
+        async def run(conn: Any) -> dict[str, Any]:
+            return await service.reverse(conn, who, tx_id, data.reason, idempotency_key=idempotency_key)
+
+        fingerprint = request_hash(who, "POST", request.url.path, msgspec.to_builtins(data))
+        return web.idempotent_response(
+            *await run_idempotent(web.engine(request), who, idempotency_key, fingerprint, run, instance=request.url.path)
+        )
+
+
+class AccountController(Controller):
+    path = "/v1/accounts"
+    tags = ["ledger"]
+
+    @get("/{account_id:uuid}", opt=access(*READERS), summary="An account and its balances")
+    async def get_account(self, request: Request, account_id: uuid.UUID) -> Response[Any]:
+        async with web.engine(request).connect() as conn:
+            account = await service.get_account(conn, web.principal(request), account_id)
+        return web.json_response(service.account_view(account))
+
+    @patch("/{account_id:uuid}", opt=access(Role.ADMIN), summary="Set an account's credit limit")
+    async def set_credit_limit(self, request: Request, account_id: uuid.UUID, data: CreditLimitIn) -> Response[Any]:
+        async with web.engine(request).begin() as conn:
+            account = await service.set_credit_limit(conn, web.principal(request), account_id, data.credit_limit)
+        return web.json_response(service.account_view(account))
+
+    @get("/{account_id:uuid}/entries", opt=access(*READERS), summary="An account's entries, oldest first")
+    async def entries(
+        self, request: Request, account_id: uuid.UUID, cursor: str | None = None, limit: int | None = None
+    ) -> Response[Any]:
+        n = web.page_limit(request, limit)
+        after = web.int_cursor(cursor)
+        async with web.engine(request).connect() as conn:
+            await service.get_account(conn, web.principal(request), account_id)
+            items, next_cursor = await service.entries_page(conn, account_id, after, n)
+        return web.json_response({"items": items, "next_cursor": next_cursor})

@@ -1,0 +1,346 @@
+"""Ledger core: communities, parties, accounts, transactions, entries, API keys, idempotency.
+
+The ledger's invariants live in PostgreSQL itself, so no code path (ours, a script,
+a psql session) can break them:
+
+* entries and transactions are append-only: UPDATE, DELETE and TRUNCATE raise;
+* an entry may only be added in the database transaction that created its ledger
+  transaction, and every ledger transaction is balanced per asset and layer when the
+  database transaction commits (deferred constraint trigger);
+* cached account balances are maintained by a trigger on entry insert, so they are
+  always the sum of the entries; a CHECK constraint keeps no-overdraft accounts
+  within their credit limit;
+* a hold is resolved (posted, voided or expired) at most once and a transaction is
+  reversed at most once (unique references);
+* ``ledger_post`` locks the referenced transaction, then the accounts in id order,
+  and checks limits before writing, returning a result code instead of raising
+  (TigerBeetle style), so a rejection can be recorded for idempotent replay.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-22
+"""
+
+from timebank.migrations.helpers import run_script
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+SCHEMA = r"""
+CREATE TABLE communities (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name        text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+    timezone    text NOT NULL DEFAULT 'Asia/Shanghai',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE parties (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    community_id  uuid NOT NULL REFERENCES communities(id),
+    kind          text NOT NULL CHECK (kind IN ('member', 'organisation', 'merchant')),
+    display_name  text NOT NULL CHECK (char_length(display_name) BETWEEN 1 AND 200),
+    external_ref  text CHECK (char_length(external_ref) BETWEEN 1 AND 200),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (id, community_id)
+);
+CREATE UNIQUE INDEX parties_external_ref ON parties (community_id, kind, external_ref)
+    WHERE external_ref IS NOT NULL;
+CREATE INDEX parties_community ON parties (community_id, kind, created_at);
+
+CREATE TABLE accounts (
+    id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    community_id      uuid NOT NULL REFERENCES communities(id),
+    asset             text NOT NULL CHECK (asset IN ('HOUR', 'POINT')),
+    party_id          uuid,
+    system_role       text CHECK (system_role IN ('issuance', 'expired', 'fund')),
+    debits_must_not_exceed_credits boolean NOT NULL,
+    credit_limit      bigint NOT NULL DEFAULT 0 CHECK (credit_limit >= 0),
+    debits_posted     bigint NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
+    credits_posted    bigint NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
+    debits_pending    bigint NOT NULL DEFAULT 0 CHECK (debits_pending >= 0),
+    credits_pending   bigint NOT NULL DEFAULT 0 CHECK (credits_pending >= 0),
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT accounts_owner CHECK ((party_id IS NULL) <> (system_role IS NULL)),
+    CONSTRAINT accounts_no_overdraft CHECK (
+        NOT debits_must_not_exceed_credits
+        OR debits_posted + debits_pending <= credits_posted + credit_limit),
+    FOREIGN KEY (party_id, community_id) REFERENCES parties (id, community_id),
+    UNIQUE (id, community_id, asset)
+);
+CREATE UNIQUE INDEX accounts_party_asset ON accounts (party_id, asset) WHERE party_id IS NOT NULL;
+CREATE UNIQUE INDEX accounts_system ON accounts (community_id, system_role, asset)
+    WHERE system_role IS NOT NULL;
+
+CREATE TABLE api_keys (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    community_id  uuid NOT NULL REFERENCES communities(id),
+    role          text NOT NULL CHECK (role IN ('admin', 'recorder', 'merchant', 'resident', 'auditor')),
+    subject_id    uuid,
+    label         text CHECK (char_length(label) <= 200),
+    key_hash      bytea NOT NULL UNIQUE,
+    key_prefix    text NOT NULL,
+    created_by    uuid REFERENCES api_keys(id),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    revoked_at    timestamptz,
+    CONSTRAINT api_keys_subject CHECK ((role = 'admin') = (subject_id IS NULL)),
+    FOREIGN KEY (subject_id, community_id) REFERENCES parties (id, community_id)
+);
+CREATE INDEX api_keys_community ON api_keys (community_id, created_at);
+
+CREATE TABLE transactions (
+    id              uuid PRIMARY KEY,
+    seq             bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    community_id    uuid NOT NULL REFERENCES communities(id),
+    kind            text NOT NULL CHECK (kind IN ('service_credit', 'transfer', 'donation', 'redemption',
+                                                  'expiry', 'reversal', 'adjustment')),
+    phase           text NOT NULL CHECK (phase IN ('posted', 'pending', 'post', 'void', 'expire')),
+    memo            text CHECK (char_length(memo) <= 500),
+    principal_id    uuid,
+    idempotency_key text,
+    pending_id      uuid UNIQUE REFERENCES transactions(id),
+    reverses_id     uuid UNIQUE REFERENCES transactions(id),
+    reason          text CHECK (char_length(reason) <= 500),
+    timeout_at      timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (id, community_id),
+    CONSTRAINT transactions_resolution CHECK ((phase IN ('post', 'void', 'expire')) = (pending_id IS NOT NULL)),
+    CONSTRAINT transactions_hold_timeout CHECK ((phase = 'pending') = (timeout_at IS NOT NULL)),
+    CONSTRAINT transactions_reversal CHECK ((kind = 'reversal') = (reverses_id IS NOT NULL)),
+    CONSTRAINT transactions_reversal_reason CHECK (kind <> 'reversal' OR reason IS NOT NULL)
+);
+CREATE INDEX transactions_community ON transactions (community_id, seq);
+CREATE INDEX transactions_open_holds ON transactions (timeout_at) WHERE phase = 'pending';
+
+CREATE TABLE entries (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    transaction_id  uuid NOT NULL,
+    community_id    uuid NOT NULL,
+    account_id      uuid NOT NULL,
+    asset           text NOT NULL,
+    direction       text NOT NULL CHECK (direction IN ('debit', 'credit')),
+    layer           text NOT NULL CHECK (layer IN ('posted', 'pending', 'release')),
+    amount          bigint NOT NULL CHECK (amount > 0),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    FOREIGN KEY (transaction_id, community_id) REFERENCES transactions (id, community_id),
+    FOREIGN KEY (account_id, community_id, asset) REFERENCES accounts (id, community_id, asset)
+);
+CREATE INDEX entries_account ON entries (account_id, id);
+CREATE INDEX entries_transaction ON entries (transaction_id);
+
+CREATE TABLE idempotency_keys (
+    community_id  uuid NOT NULL REFERENCES communities(id),
+    key           text NOT NULL CHECK (char_length(key) BETWEEN 1 AND 255),
+    request_hash  bytea NOT NULL,
+    principal_id  uuid,
+    status_code   integer,
+    response      jsonb,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (community_id, key)
+);
+
+-- Append-only ledger ---------------------------------------------------------------
+CREATE FUNCTION ledger_reject_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % rejected', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'TB001', HINT = 'correct a transaction with a reversal';
+END $$;
+
+CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries
+    FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
+CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_reject_change();
+CREATE TRIGGER transactions_append_only BEFORE UPDATE OR DELETE ON transactions
+    FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
+CREATE TRIGGER transactions_no_truncate BEFORE TRUNCATE ON transactions
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_reject_change();
+
+-- The database clock stamps every transaction and entry; nobody supplies a time.
+CREATE FUNCTION ledger_stamp_transaction() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.created_at := now();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER transactions_stamp BEFORE INSERT ON transactions
+    FOR EACH ROW EXECUTE FUNCTION ledger_stamp_transaction();
+
+-- An entry joins only a ledger transaction created in this same database transaction
+-- (now() is the start time of the current database transaction), so history cannot
+-- grow new legs later, balanced or not.
+CREATE FUNCTION ledger_entry_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM transactions
+                   WHERE id = NEW.transaction_id AND created_at = now()) THEN
+        RAISE EXCEPTION 'entry for transaction % must be written with that transaction', NEW.transaction_id
+            USING ERRCODE = 'TB002';
+    END IF;
+    NEW.created_at := now();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER entries_guard BEFORE INSERT ON entries
+    FOR EACH ROW EXECUTE FUNCTION ledger_entry_guard();
+
+-- Cached balances follow the entries, in the same statement.
+CREATE FUNCTION ledger_apply_entry() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.direction = 'debit' THEN
+        UPDATE accounts SET
+            debits_posted  = debits_posted  + CASE WHEN NEW.layer = 'posted'  THEN NEW.amount ELSE 0 END,
+            debits_pending = debits_pending + CASE NEW.layer WHEN 'pending' THEN NEW.amount
+                                                             WHEN 'release' THEN -NEW.amount ELSE 0 END
+        WHERE id = NEW.account_id;
+    ELSE
+        UPDATE accounts SET
+            credits_posted  = credits_posted  + CASE WHEN NEW.layer = 'posted'  THEN NEW.amount ELSE 0 END,
+            credits_pending = credits_pending + CASE NEW.layer WHEN 'pending' THEN NEW.amount
+                                                               WHEN 'release' THEN -NEW.amount ELSE 0 END
+        WHERE id = NEW.account_id;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER entries_apply AFTER INSERT ON entries
+    FOR EACH ROW EXECUTE FUNCTION ledger_apply_entry();
+
+-- At commit: every ledger transaction has entries, balanced per asset and layer.
+CREATE FUNCTION ledger_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bad record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM entries WHERE transaction_id = NEW.id) THEN
+        RAISE EXCEPTION 'transaction % has no entries', NEW.id USING ERRCODE = 'TB003';
+    END IF;
+    SELECT asset, layer,
+           sum(amount) FILTER (WHERE direction = 'debit') AS debits,
+           sum(amount) FILTER (WHERE direction = 'credit') AS credits
+      INTO bad
+      FROM entries WHERE transaction_id = NEW.id
+     GROUP BY asset, layer
+    HAVING coalesce(sum(amount) FILTER (WHERE direction = 'debit'), 0)
+        <> coalesce(sum(amount) FILTER (WHERE direction = 'credit'), 0)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'transaction % is unbalanced: % % debits % <> credits %',
+            NEW.id, bad.asset, bad.layer, coalesce(bad.debits, 0), coalesce(bad.credits, 0)
+            USING ERRCODE = 'TB003';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER transactions_balanced AFTER INSERT ON transactions
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ledger_check_balanced();
+
+-- The one way value moves. Legs arrive as parallel arrays; the function locks the
+-- referenced transaction (hold or original), then the accounts in id order, checks,
+-- and writes. Expected rejections come back as a result code, nothing written.
+CREATE FUNCTION ledger_post(
+    p_id uuid, p_community_id uuid, p_kind text, p_phase text, p_memo text,
+    p_principal_id uuid, p_idempotency_key text,
+    p_pending_id uuid, p_reverses_id uuid, p_reason text, p_timeout_at timestamptz,
+    p_account_ids uuid[], p_assets text[], p_directions text[], p_layers text[], p_amounts bigint[]
+) RETURNS TABLE (code text, detail text, created_at timestamptz, seq bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    ref record;
+    acc record;
+    wanted int;
+    locked int := 0;
+    v_created timestamptz;
+    v_seq bigint;
+BEGIN
+    IF p_pending_id IS NOT NULL THEN
+        SELECT t.id, t.timeout_at INTO ref FROM transactions t
+         WHERE t.id = p_pending_id AND t.community_id = p_community_id AND t.phase = 'pending'
+           FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT 'hold_not_found'::text, p_pending_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+        END IF;
+        IF EXISTS (SELECT 1 FROM transactions t WHERE t.pending_id = p_pending_id) THEN
+            RETURN QUERY SELECT 'already_resolved'::text, p_pending_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+        END IF;
+        IF p_phase = 'post' AND ref.timeout_at <= now() THEN
+            RETURN QUERY SELECT 'hold_expired'::text, p_pending_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+        END IF;
+        IF p_phase = 'expire' AND ref.timeout_at > now() THEN
+            RETURN QUERY SELECT 'hold_not_expired'::text, p_pending_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+        END IF;
+    END IF;
+    IF p_reverses_id IS NOT NULL THEN
+        PERFORM 1 FROM transactions t
+         WHERE t.id = p_reverses_id AND t.community_id = p_community_id FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT 'transaction_not_found'::text, p_reverses_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+        END IF;
+        IF EXISTS (SELECT 1 FROM transactions t WHERE t.reverses_id = p_reverses_id) THEN
+            RETURN QUERY SELECT 'already_reversed'::text, p_reverses_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+        END IF;
+    END IF;
+
+    SELECT count(DISTINCT a) INTO wanted FROM unnest(p_account_ids) AS a;
+    FOR acc IN
+        SELECT a.id, a.asset, a.debits_must_not_exceed_credits AS guarded, a.credit_limit,
+               a.debits_posted, a.credits_posted, a.debits_pending
+          FROM accounts a
+         WHERE a.id = ANY (p_account_ids) AND a.community_id = p_community_id
+         ORDER BY a.id
+           FOR UPDATE
+    LOOP
+        locked := locked + 1;
+        IF EXISTS (SELECT 1 FROM unnest(p_account_ids, p_assets) AS l(account_id, asset)
+                    WHERE l.account_id = acc.id AND l.asset <> acc.asset) THEN
+            RETURN QUERY SELECT 'asset_mismatch'::text, acc.id::text, NULL::timestamptz, NULL::bigint; RETURN;
+        END IF;
+        IF acc.guarded THEN
+            PERFORM 1
+               FROM unnest(p_account_ids, p_directions, p_layers, p_amounts) AS l(account_id, direction, layer, amount)
+              WHERE l.account_id = acc.id
+             HAVING acc.debits_posted + acc.debits_pending
+                    + coalesce(sum(l.amount) FILTER (WHERE l.direction = 'debit' AND l.layer IN ('posted', 'pending')), 0)
+                    - coalesce(sum(l.amount) FILTER (WHERE l.direction = 'debit' AND l.layer = 'release'), 0)
+                  > acc.credits_posted + acc.credit_limit
+                    + coalesce(sum(l.amount) FILTER (WHERE l.direction = 'credit' AND l.layer = 'posted'), 0);
+            IF FOUND THEN
+                RETURN QUERY SELECT 'insufficient_funds'::text, acc.id::text, NULL::timestamptz, NULL::bigint; RETURN;
+            END IF;
+        END IF;
+    END LOOP;
+    IF locked <> wanted THEN
+        RETURN QUERY SELECT 'account_not_found'::text,
+            (SELECT a::text FROM unnest(p_account_ids) AS a
+              WHERE NOT EXISTS (SELECT 1 FROM accounts x WHERE x.id = a AND x.community_id = p_community_id)
+              LIMIT 1),
+            NULL::timestamptz, NULL::bigint;
+        RETURN;
+    END IF;
+
+    INSERT INTO transactions (id, community_id, kind, phase, memo, principal_id, idempotency_key,
+                              pending_id, reverses_id, reason, timeout_at)
+    VALUES (p_id, p_community_id, p_kind, p_phase, p_memo, p_principal_id, p_idempotency_key,
+            p_pending_id, p_reverses_id, p_reason, p_timeout_at)
+    RETURNING transactions.created_at, transactions.seq INTO v_created, v_seq;
+
+    -- Releases and credits before debits, so no intermediate row breaks the overdraft CHECK.
+    INSERT INTO entries (transaction_id, community_id, account_id, asset, direction, layer, amount)
+    SELECT p_id, p_community_id, l.account_id, l.asset, l.direction, l.layer, l.amount
+      FROM unnest(p_account_ids, p_assets, p_directions, p_layers, p_amounts) WITH ORDINALITY
+           AS l(account_id, asset, direction, layer, amount, n)
+     ORDER BY (l.layer = 'release') DESC, (l.direction = 'credit') DESC, l.n;
+
+    RETURN QUERY SELECT 'ok'::text, NULL::text, v_created, v_seq;
+END $$;
+"""
+
+DROP = r"""
+DROP FUNCTION IF EXISTS ledger_post;
+DROP TABLE IF EXISTS idempotency_keys, entries, transactions, api_keys, accounts, parties, communities CASCADE;
+DROP FUNCTION IF EXISTS ledger_check_balanced, ledger_apply_entry, ledger_entry_guard,
+    ledger_stamp_transaction, ledger_reject_change;
+"""
+
+
+def upgrade() -> None:
+    run_script(SCHEMA)
+
+
+def downgrade() -> None:
+    run_script(DROP)

@@ -1,0 +1,140 @@
+"""API keys, the principal behind a request, and the access rule of every route.
+
+* A key is 32 random bytes shown once; only its SHA-256 is stored (a key has 256
+  bits of entropy, so a slow hash buys nothing).
+* Authentication middleware turns ``Authorization: Bearer <key>`` into a
+  ``Principal``; routes opt out only with ``opt={"public": True}``.
+* Authorisation is deny by default: one app-wide guard lets a request through only
+  if the route names the roles it admits (``opt=access(...)``) and the key has one.
+  Per-object rules (own accounts, same community) live in the services, which answer
+  404 for anything outside the key's community.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank.community.models import Role
+from timebank.problems import Forbidden
+
+KEY_PREFIX = "tbk_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: uuid.UUID
+    community_id: uuid.UUID
+    role: Role
+    subject_id: uuid.UUID | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    def require_writer(self) -> None:
+        if self.role is Role.AUDITOR:
+            raise Forbidden("auditor keys are read-only")
+
+
+def new_api_key() -> tuple[str, bytes, str]:
+    """A fresh key: (the key shown once, its stored hash, a short prefix for listings)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, hash_key(key), key[:12]
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def access(*roles: Role) -> dict[str, Any]:
+    """Route ``opt`` naming the roles that may call it."""
+    return {"roles": frozenset(roles)}
+
+
+PUBLIC: dict[str, Any] = {"public": True}
+READERS = (Role.ADMIN, Role.AUDITOR, Role.RECORDER, Role.MERCHANT, Role.RESIDENT)
+
+
+def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """App-wide guard: deny unless the route admits the key's role."""
+    if handler.opt.get("public"):
+        return
+    roles = handler.opt.get("roles")
+    if not roles:  # a route that forgot its rule is closed, not open
+        raise Forbidden("this route has no access rule")
+    principal: Principal = connection.user
+    if principal.role not in roles:
+        raise Forbidden(f"a {principal.role.value} key may not call this route")
+
+
+class KeyCache:
+    """Short-lived in-process cache of key lookups (bounded, TTL in settings)."""
+
+    def __init__(self, ttl_seconds: float, max_size: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_size = max_size
+        self._items: dict[bytes, tuple[float, Principal | None]] = {}
+
+    def get(self, key_hash: bytes) -> tuple[bool, Principal | None]:
+        hit = self._items.get(key_hash)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key_hash: bytes, principal: Principal | None) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._items) >= self.max_size:
+            self._items.clear()
+        self._items[key_hash] = (time.monotonic() + self.ttl, principal)
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        for h, (_, p) in list(self._items.items()):
+            if p is not None and p.key_id == key_id:
+                self._items.pop(h, None)
+
+
+async def lookup_key(engine: AsyncEngine, cache: KeyCache, key: str) -> Principal | None:
+    key_hash = hash_key(key)
+    hit, principal = cache.get(key_hash)
+    if hit:
+        return principal
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT id, community_id, role, subject_id FROM api_keys "
+                    "WHERE key_hash = :h AND revoked_at IS NULL"
+                ),
+                {"h": key_hash},
+            )
+        ).first()
+    principal = None if row is None else Principal(row.id, row.community_id, Role(row.role), row.subject_id)
+    cache.put(key_hash, principal)
+    return principal
+
+
+class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        header = connection.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key.startswith(KEY_PREFIX) or len(key) > 100:
+            raise NotAuthorizedException("send an API key as 'Authorization: Bearer tbk_...'")
+        state = connection.app.state
+        principal = await lookup_key(state.engine, state.key_cache, key)
+        if principal is None:
+            raise NotAuthorizedException("unknown or revoked API key")
+        return AuthenticationResult(user=principal, auth=None)

@@ -1,0 +1,79 @@
+"""Settings, read once from the environment.
+
+Every knob is a ``TIMEBANK_*`` variable; ``docs/operations.md`` lists them all.
+Nothing else in the package reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:  # a typo must not start a service with a silent default
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the embedded PostgreSQL keeps its data (and the demo admin key file).
+    data_dir: Path = field(default_factory=lambda: Path(".timebank").resolve())
+    # A real PostgreSQL server; when unset the embedded one in data_dir is used.
+    database_url: str | None = None
+    db_pool_size: int = 20
+    db_max_overflow: int = 10
+    # Largest accepted request body, in bytes (CSV imports are the biggest bodies).
+    max_body_bytes: int = 1_000_000
+    # Page size bounds for list endpoints.
+    page_default: int = 50
+    page_max: int = 500
+    # Longest a two-phase hold may stay pending.
+    hold_max_timeout_seconds: int = 7 * 24 * 3600
+    # Seconds an API-key lookup may be served from the in-process cache; a revocation
+    # is immediate on the replica that revoked it and at most this late elsewhere.
+    key_cache_seconds: int = 2
+    log_json: bool | None = None  # None: JSON unless stderr is a terminal
+    log_level: str = "INFO"
+    demo: bool = True  # seed the demo community into an empty database on `serve`
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        data_dir = Path(os.environ.get("TIMEBANK_DATA_DIR") or ".timebank").expanduser().resolve()
+        log_json_raw = os.environ.get("TIMEBANK_LOG_JSON")
+        return cls(
+            data_dir=data_dir,
+            database_url=os.environ.get("TIMEBANK_DATABASE_URL") or None,
+            db_pool_size=_int("TIMEBANK_DB_POOL_SIZE", 20),
+            db_max_overflow=_int("TIMEBANK_DB_MAX_OVERFLOW", 10),
+            max_body_bytes=_int("TIMEBANK_MAX_BODY_BYTES", 1_000_000),
+            page_default=_int("TIMEBANK_PAGE_DEFAULT", 50),
+            page_max=_int("TIMEBANK_PAGE_MAX", 500),
+            hold_max_timeout_seconds=_int("TIMEBANK_HOLD_MAX_TIMEOUT_SECONDS", 7 * 24 * 3600),
+            key_cache_seconds=_int("TIMEBANK_KEY_CACHE_SECONDS", 2),
+            log_json=None if not log_json_raw else _bool("TIMEBANK_LOG_JSON", True),
+            log_level=(os.environ.get("TIMEBANK_LOG_LEVEL") or "INFO").upper(),
+            demo=_bool("TIMEBANK_DEMO", True),
+        )
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,60 @@
+"""Small HTTP helpers shared by the controllers (no domain logic here)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Request, Response
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank.problems import PROBLEM_MEDIA_TYPE, BadRequest
+from timebank.security import Principal
+from timebank.settings import Settings
+
+
+def principal(request: Request) -> Principal:
+    return request.user
+
+
+def engine(request: Request) -> AsyncEngine:
+    return request.app.state.engine
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[Any]:
+    media_type = PROBLEM_MEDIA_TYPE if status >= 400 else "application/json"
+    return Response(content=body, status_code=status, media_type=media_type, headers=headers)
+
+
+def idempotent_response(status: int, body: dict[str, Any], replayed: bool) -> Response[Any]:
+    return json_response(body, status, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+def page_limit(request: Request, limit: int | None) -> int:
+    cfg = settings(request)
+    if limit is None:
+        return cfg.page_default
+    if not 1 <= limit <= cfg.page_max:
+        raise BadRequest(f"limit is from 1 to {cfg.page_max}")
+    return limit
+
+
+def int_cursor(cursor: str | None) -> int | None:
+    if cursor in (None, ""):
+        return None
+    if not cursor.isdigit() or len(cursor) > 19:
+        raise BadRequest("cursor is the next_cursor of a previous page")
+    return int(cursor)
+
+
+def uuid_cursor(cursor: str | None) -> uuid.UUID | None:
+    if cursor in (None, ""):
+        return None
+    try:
+        return uuid.UUID(cursor)
+    except ValueError:
+        raise BadRequest("cursor is the next_cursor of a previous page") from None
