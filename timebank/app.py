@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -25,7 +25,7 @@ from timebank.db import create_engine
 from timebank.health import HealthController
 from timebank.ledger.controllers import AccountController, TransactionController
 from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
-from timebank.security import ApiKeyAuthMiddleware, KeyCache, authorize
+from timebank.security import PUBLIC, ApiKeyAuthMiddleware, KeyCache, authorize
 from timebank.settings import Settings, get_settings
 
 HTTP_SLUGS = {
@@ -108,7 +108,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             version=__version__,
             description="Community public-welfare bank: volunteer hours and love points on a double-entry "
             "ledger. Errors are application/problem+json; see docs/api.md.",
-            path="/schema",
+            # The schema and its UIs are public (they describe the API, reveal no data).
+            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC),
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
             components=Components(
                 security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer", description="tbk_... API key")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from typing import Any
 
@@ -60,6 +61,9 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
         click.echo(f"  demo community 华锦社区 {demo['community_id']}", err=True)
         click.echo(f"  demo admin key:    {demo['admin_key']}", err=True)
         click.echo(f"  demo resident key: {demo['resident_key']}  (keys saved in {demo_file})", err=True)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into a normal exit so
+    # atexit hooks run and the embedded server stops with its last user.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     os.environ["TIMEBANK_DATABASE_URL"] = url  # workers read settings from the environment
     get_settings.cache_clear()
     uvicorn.run(

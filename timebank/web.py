@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 from litestar import Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from timebank.problems import PROBLEM_MEDIA_TYPE, BadRequest
 from timebank.security import Principal
 from timebank.settings import Settings
+
+T = TypeVar("T")
 
 
 def principal(request: Request) -> Principal:
@@ -58,3 +62,15 @@ def uuid_cursor(cursor: str | None) -> uuid.UUID | None:
         return uuid.UUID(cursor)
     except ValueError:
         raise BadRequest("cursor is the next_cursor of a previous page") from None
+
+
+async def strict_body(request: Request, struct: type[T]) -> T:
+    """Decode the body again in msgspec's strict mode.
+
+    Litestar validates bodies leniently (``"5"`` becomes ``5``); amounts of money
+    must be JSON integers, so routes that move value re-read their body strictly.
+    """
+    try:
+        return msgspec.json.decode(await request.body(), type=struct, strict=True)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(str(exc)) from None

@@ -78,6 +78,7 @@ class TransactionController(Controller):
         self, request: Request, data: TransferIn, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[Any]:
         who = web.principal(request)
+        data = await web.strict_body(request, TransferIn)
         movements = data.movements()
         cfg = web.settings(request)
 
@@ -162,6 +163,7 @@ class AccountController(Controller):
 
     @patch("/{account_id:uuid}", opt=access(Role.ADMIN), summary="Set an account's credit limit")
     async def set_credit_limit(self, request: Request, account_id: uuid.UUID, data: CreditLimitIn) -> Response[Any]:
+        data = await web.strict_body(request, CreditLimitIn)
         async with web.engine(request).begin() as conn:
             account = await service.set_credit_limit(conn, web.principal(request), account_id, data.credit_limit)
         return web.json_response(service.account_view(account))

@@ -206,6 +206,15 @@ def status_of(phase: str, resolver_phase: str | None) -> str:
     return {"posted": "posted", "post": "posted", "void": "voided", "expire": "expired"}[phase]
 
 
+_LAYER_RANK = {"release": 0, "pending": 1, "posted": 2}
+
+
+def _entry_order(entry: dict[str, Any]) -> tuple[Any, ...]:
+    """One canonical order for a transaction's entries, however they were written."""
+    return (_LAYER_RANK[entry["layer"]], entry["asset"], entry["direction"] != "debit", entry["account_id"],
+            entry["amount"])
+
+
 def transaction_view(
     tx: Any,
     legs: Iterable[Any],
@@ -216,14 +225,8 @@ def transaction_view(
 ) -> dict[str, Any]:
     get = tx.get if isinstance(tx, dict) else lambda k: getattr(tx, k)
     resolver_phase = None if resolver is None else resolver.phase
-    view: dict[str, Any] = {
-        "id": str(get("id")),
-        "community_id": str(get("community_id")),
-        "kind": get("kind"),
-        "status": status_of(get("phase"), resolver_phase),
-        "phase": get("phase"),
-        "memo": get("memo"),
-        "entries": [
+    entries = sorted(
+        (
             {
                 "account_id": str(leg.account_id),
                 "asset": str(leg.asset),
@@ -232,7 +235,17 @@ def transaction_view(
                 "amount": int(leg.amount),
             }
             for leg in legs
-        ],
+        ),
+        key=_entry_order,
+    )
+    view: dict[str, Any] = {
+        "id": str(get("id")),
+        "community_id": str(get("community_id")),
+        "kind": get("kind"),
+        "status": status_of(get("phase"), resolver_phase),
+        "phase": get("phase"),
+        "memo": get("memo"),
+        "entries": entries,
         "created_at": get("created_at").isoformat(),
         "seq": get("seq"),
     }

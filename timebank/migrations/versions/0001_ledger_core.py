@@ -202,6 +202,31 @@ END $$;
 CREATE TRIGGER entries_apply AFTER INSERT ON entries
     FOR EACH ROW EXECUTE FUNCTION ledger_apply_entry();
 
+-- Only the entry trigger above may change a cached balance (it runs one trigger level
+-- down); a direct UPDATE of a balance column is rejected, so balances cannot drift.
+CREATE FUNCTION ledger_guard_balances() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_trigger_depth() < 2 AND (
+           NEW.debits_posted   IS DISTINCT FROM OLD.debits_posted
+        OR NEW.credits_posted  IS DISTINCT FROM OLD.credits_posted
+        OR NEW.debits_pending  IS DISTINCT FROM OLD.debits_pending
+        OR NEW.credits_pending IS DISTINCT FROM OLD.credits_pending
+        OR NEW.asset IS DISTINCT FROM OLD.asset
+        OR NEW.community_id IS DISTINCT FROM OLD.community_id) THEN
+        RAISE EXCEPTION 'account balances change only through ledger entries'
+            USING ERRCODE = 'TB004';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER accounts_guard_balances BEFORE UPDATE ON accounts
+    FOR EACH ROW EXECUTE FUNCTION ledger_guard_balances();
+CREATE FUNCTION ledger_guard_account_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'accounts are never deleted' USING ERRCODE = 'TB001';
+END $$;
+CREATE TRIGGER accounts_no_delete BEFORE DELETE ON accounts
+    FOR EACH ROW EXECUTE FUNCTION ledger_guard_account_delete();
+
 -- At commit: every ledger transaction has entries, balanced per asset and layer.
 CREATE FUNCTION ledger_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -334,7 +359,7 @@ DROP = r"""
 DROP FUNCTION IF EXISTS ledger_post;
 DROP TABLE IF EXISTS idempotency_keys, entries, transactions, api_keys, accounts, parties, communities CASCADE;
 DROP FUNCTION IF EXISTS ledger_check_balanced, ledger_apply_entry, ledger_entry_guard,
-    ledger_stamp_transaction, ledger_reject_change;
+    ledger_stamp_transaction, ledger_reject_change, ledger_guard_balances, ledger_guard_account_delete;
 """
 
 

@@ -1,0 +1,79 @@
+"""The `timebank` command against the test database: community create, audit, db upgrade."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from timebank import db
+from timebank.community.service import create_community
+
+
+def run_cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TIMEBANK_DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "timebank.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+async def test_community_create_prints_id_and_admin_key(database_url, client):
+    result = run_cli("community", "create", "--name", "华锦社区", url=database_url)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert set(out) == {"community_id", "admin_key"}
+    r = await client.get("/v1/community", headers={"Authorization": f"Bearer {out['admin_key']}"})
+    assert r.status_code == 200 and r.json()["id"] == out["community_id"] and r.json()["name"] == "华锦社区"
+    bad = run_cli("community", "create", "--name", "  ", url=database_url)
+    assert bad.returncode != 0 and "name" in bad.stderr
+
+
+async def test_audit_is_clean_on_a_busy_ledger(database_url, tenant):
+    a = await tenant.member()
+    b = await tenant.member()
+    await tenant.fund(a["accounts"]["POINT"], "POINT", 50)
+    await tenant.transfer({"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"],
+                           "asset": "POINT", "amount": 5, "pending": {"timeout_seconds": 60}})
+    result = run_cli("audit", url=database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "audit clean" in result.stdout
+    as_json = json.loads(run_cli("audit", "--json", url=database_url).stdout)
+    assert as_json["ok"] is True and all(c["ok"] for c in as_json["checks"])
+
+
+async def test_audit_fails_loudly_on_any_difference(database_url, settings):
+    # A database of its own, so the corruption does not leak into other tests.
+    name = f"audit_{uuid.uuid4().hex[:8]}"
+    root = make_url(database_url).set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(root.render_as_string(hide_password=False))
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    upgrade = run_cli("db", "upgrade", url=url)
+    assert upgrade.returncode == 0, upgrade.stderr
+
+    engine = db.create_engine(url, settings)
+    try:
+        async with engine.begin() as c:
+            created = await create_community(c, "被篡改的社区")
+        assert run_cli("audit", url=url).returncode == 0
+        # A hand edit with the guarding triggers switched off (what only a superuser can do).
+        async with engine.begin() as c:
+            await c.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            await c.exec_driver_sql(
+                "UPDATE accounts SET credits_posted = credits_posted + 7 "
+                f"WHERE community_id = '{created['community_id']}' AND system_role = 'fund' AND asset = 'POINT'"
+            )
+    finally:
+        await engine.dispose()
+    result = run_cli("audit", url=url)
+    assert result.returncode == 1, result.stdout
+    assert "AUDIT FAILED" in result.stdout
+    assert "cached balances equal the sum of entries" in result.stdout
+    report = json.loads(run_cli("audit", "--json", url=url).stdout)
+    failed = {c["check"] for c in report["checks"] if not c["ok"]}
+    assert failed == {"cached balances equal the sum of entries", "every asset of every community sums to zero"}

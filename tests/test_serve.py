@@ -1,0 +1,110 @@
+"""`timebank serve` end to end: embedded database, migrations, demo data, side-by-side
+instances and other commands on the same data folder while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
+    env["TIMEBANK_DATA_DIR"] = str(data_dir)
+    return subprocess.Popen(
+        [sys.executable, "-m", "timebank.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_ready(port: int, proc: subprocess.Popen[str], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited early: {proc.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("serve did not become ready")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err
+
+
+def postgres_running_in(pgdata: Path) -> bool:
+    for p in psutil.process_iter(attrs=("name", "cmdline")):
+        if p.info["name"] == "postgres" and p.info["cmdline"] and str(pgdata) in " ".join(p.info["cmdline"]):
+            return True
+    return False
+
+
+def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
+    data_dir = tmp_path / "data"
+    port1, port2 = free_port(), free_port()
+    first = start_serve(data_dir, port1)
+    second = None
+    try:
+        wait_ready(port1, first)
+        keys = json.loads((data_dir / "demo-keys.json").read_text())
+        admin = {"Authorization": f"Bearer {keys['admin_key']}"}
+        community = httpx.get(f"http://127.0.0.1:{port1}/v1/community", headers=admin).json()
+        assert community["name"] == "华锦社区"
+        fund = httpx.get(f"http://127.0.0.1:{port1}/v1/accounts/{community['accounts']['fund']['POINT']}",
+                         headers=admin).json()
+        assert fund["posted"] > 0
+        members = httpx.get(f"http://127.0.0.1:{port1}/v1/members", headers=admin).json()["items"]
+        assert len(members) >= 3
+
+        # Another command on the same data folder while serve runs.
+        env = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
+        env["TIMEBANK_DATA_DIR"] = str(data_dir)
+        created = subprocess.run([sys.executable, "-m", "timebank.cli", "community", "create", "--name", "第二社区"],
+                                 env=env, capture_output=True, text=True, timeout=120)
+        assert created.returncode == 0, created.stderr
+        new_key = json.loads(created.stdout)["admin_key"]
+        audit = subprocess.run([sys.executable, "-m", "timebank.cli", "audit"], env=env, capture_output=True,
+                               text=True, timeout=120)
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+
+        # A second instance side by side on the same data: no second demo, same data.
+        second = start_serve(data_dir, port2)
+        wait_ready(port2, second)
+        r = httpx.get(f"http://127.0.0.1:{port2}/v1/community", headers={"Authorization": f"Bearer {new_key}"})
+        assert r.json()["name"] == "第二社区"
+        stop(second)
+        second = None
+        # The first keeps serving after the second left (the shared server stays up).
+        assert httpx.get(f"http://127.0.0.1:{port1}/v1/community", headers=admin).status_code == 200
+    finally:
+        for proc in (second, first):
+            if proc is not None:
+                stop(proc)
+    # The last process to leave stops the embedded server.
+    deadline = time.monotonic() + 15
+    while postgres_running_in(data_dir / "pg") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not postgres_running_in(data_dir / "pg")
