@@ -61,6 +61,11 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Errors raised by inner middleware (e.g. a missing key) become responses
+            # further out; log the status they will get.
+            status = getattr(exc, "status_code", None) or getattr(exc, "status", None) or 500
+            raise
         finally:
             user = scope.get("user")
             route = scope.get("path_template") or scope.get("path", "")
