@@ -8,10 +8,11 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 
-from timebank import web
+from timebank import schemas, web
 from timebank.community import service
 from timebank.community.models import PartyKind, Role
 from timebank.ledger.service import balance_view
+from timebank.schemas import problems
 from timebank.security import READERS, access
 
 
@@ -35,8 +36,8 @@ class CommunityController(Controller):
     path = "/v1/community"
     tags = ["community"]
 
-    @get("/", opt=access(*READERS), summary="The key's community and its system accounts")
-    async def get_community(self, request: Request) -> Response[Any]:
+    @get("/", opt=access(*READERS), responses=problems(401), summary="The key's community and its system accounts")
+    async def get_community(self, request: Request) -> Response[schemas.Community]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.community_view(conn, web.principal(request).community_id))
 
@@ -64,20 +65,22 @@ class MemberController(Controller):
     path = "/v1/members"
     tags = ["members"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, summary="Register a member (opens HOUR and POINT accounts)")
-    async def create(self, request: Request, data: MemberIn) -> Response[Any]:
+    @post("/", opt=access(Role.ADMIN), status_code=201, responses=problems(400, 401, 403, 409, 413), summary="Register a member (opens HOUR and POINT accounts)")
+    async def create(self, request: Request, data: MemberIn) -> Response[schemas.Party]:
         return await _create_party(request, PartyKind.MEMBER, data.display_name, data.external_ref)
 
     @get("/", opt=access(Role.ADMIN, Role.AUDITOR), summary="List members")
-    async def list_(self, request: Request, cursor: str | None = None, limit: int | None = None) -> Response[Any]:
+    async def list_(
+        self, request: Request, cursor: str | None = None, limit: int | None = None
+    ) -> Response[schemas.PartyPage]:
         return await _list_parties(request, PartyKind.MEMBER, cursor, limit)
 
     @get("/{member_id:uuid}", opt=access(*READERS), summary="A member")
-    async def get_one(self, request: Request, member_id: uuid.UUID) -> Response[Any]:
+    async def get_one(self, request: Request, member_id: uuid.UUID) -> Response[schemas.Party]:
         return await _get_party(request, PartyKind.MEMBER, member_id)
 
     @get("/{member_id:uuid}/balances", opt=access(*READERS), summary="A member's balances per asset")
-    async def balances(self, request: Request, member_id: uuid.UUID) -> Response[Any]:
+    async def balances(self, request: Request, member_id: uuid.UUID) -> Response[dict[str, schemas.MemberBalance]]:
         async with web.engine(request).connect() as conn:
             _, accounts = await service.get_party(conn, web.principal(request), PartyKind.MEMBER, member_id)
         return web.json_response(
@@ -89,16 +92,18 @@ class OrganisationController(Controller):
     path = "/v1/organisations"
     tags = ["organisations"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, summary="Register a volunteer organisation")
-    async def create(self, request: Request, data: NamedPartyIn) -> Response[Any]:
+    @post("/", opt=access(Role.ADMIN), status_code=201, responses=problems(400, 401, 403, 409, 413), summary="Register a volunteer organisation")
+    async def create(self, request: Request, data: NamedPartyIn) -> Response[schemas.Party]:
         return await _create_party(request, PartyKind.ORGANISATION, data.name, data.external_ref)
 
     @get("/", opt=access(Role.ADMIN, Role.AUDITOR), summary="List organisations")
-    async def list_(self, request: Request, cursor: str | None = None, limit: int | None = None) -> Response[Any]:
+    async def list_(
+        self, request: Request, cursor: str | None = None, limit: int | None = None
+    ) -> Response[schemas.PartyPage]:
         return await _list_parties(request, PartyKind.ORGANISATION, cursor, limit)
 
     @get("/{party_id:uuid}", opt=access(*READERS), summary="An organisation")
-    async def get_one(self, request: Request, party_id: uuid.UUID) -> Response[Any]:
+    async def get_one(self, request: Request, party_id: uuid.UUID) -> Response[schemas.Party]:
         return await _get_party(request, PartyKind.ORGANISATION, party_id)
 
 
@@ -106,16 +111,18 @@ class MerchantController(Controller):
     path = "/v1/merchants"
     tags = ["merchants"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, summary="Register a partner merchant")
-    async def create(self, request: Request, data: NamedPartyIn) -> Response[Any]:
+    @post("/", opt=access(Role.ADMIN), status_code=201, responses=problems(400, 401, 403, 409, 413), summary="Register a partner merchant")
+    async def create(self, request: Request, data: NamedPartyIn) -> Response[schemas.Party]:
         return await _create_party(request, PartyKind.MERCHANT, data.name, data.external_ref)
 
     @get("/", opt=access(*READERS), summary="List partner merchants")
-    async def list_(self, request: Request, cursor: str | None = None, limit: int | None = None) -> Response[Any]:
+    async def list_(
+        self, request: Request, cursor: str | None = None, limit: int | None = None
+    ) -> Response[schemas.PartyPage]:
         return await _list_parties(request, PartyKind.MERCHANT, cursor, limit)
 
     @get("/{party_id:uuid}", opt=access(*READERS), summary="A merchant")
-    async def get_one(self, request: Request, party_id: uuid.UUID) -> Response[Any]:
+    async def get_one(self, request: Request, party_id: uuid.UUID) -> Response[schemas.Party]:
         return await _get_party(request, PartyKind.MERCHANT, party_id)
 
 
@@ -123,18 +130,30 @@ class ApiKeyController(Controller):
     path = "/v1/api-keys"
     tags = ["api keys"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, summary="Issue an API key (the key is shown only here)")
-    async def create(self, request: Request, data: ApiKeyIn) -> Response[Any]:
+    @post(
+        "/",
+        opt=access(Role.ADMIN),
+        status_code=201,
+        responses=problems(400, 401, 403, 404),
+        summary="Issue an API key (the key is shown only here)",
+    )
+    async def create(self, request: Request, data: ApiKeyIn) -> Response[schemas.ApiKeyCreated]:
         async with web.engine(request).begin() as conn:
             view = await service.issue_key(conn, web.principal(request), data.role, data.subject_id, data.label)
         return web.json_response(view, 201)
 
     @get("/", opt=access(Role.ADMIN), summary="List the community's API keys (never the keys themselves)")
-    async def list_(self, request: Request) -> Response[Any]:
+    async def list_(self, request: Request) -> Response[schemas.ApiKeyList]:
         async with web.engine(request).connect() as conn:
             return web.json_response({"items": await service.list_keys(conn, web.principal(request))})
 
-    @delete("/{key_id:uuid}", opt=access(Role.ADMIN), status_code=204, summary="Revoke an API key")
+    @delete(
+        "/{key_id:uuid}",
+        opt=access(Role.ADMIN),
+        status_code=204,
+        responses=problems(401, 403, 404, 409),
+        summary="Revoke an API key",
+    )
     async def revoke(self, request: Request, key_id: uuid.UUID) -> None:
         async with web.engine(request).begin() as conn:
             await service.revoke_key(conn, web.principal(request), key_id)

@@ -9,12 +9,13 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import Parameter
 
-from timebank import web
+from timebank import schemas, web
 from timebank.community.models import Role
 from timebank.ledger import service
 from timebank.ledger.idempotency import request_hash, run_idempotent
 from timebank.ledger.models import Asset, Kind, Phase
 from timebank.problems import BadRequest
+from timebank.schemas import problems
 from timebank.security import READERS, access
 
 IDEMPOTENCY_KEY = Parameter(
@@ -73,10 +74,10 @@ class TransactionController(Controller):
     path = "/v1"
     tags = ["ledger"]
 
-    @post("/transfers", opt=access(*MOVERS), status_code=201, summary="Move value (single or multi-leg, optionally pending)")
+    @post("/transfers", opt=access(*MOVERS), status_code=201, responses=problems(400, 401, 403, 404, 409, 413, 422), summary="Move value (single or multi-leg, optionally pending)")
     async def create_transfer(
         self, request: Request, data: TransferIn, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
-    ) -> Response[Any]:
+    ) -> Response[schemas.Transaction]:
         who = web.principal(request)
         data = await web.strict_body(request, TransferIn)
         movements = data.movements()
@@ -99,8 +100,13 @@ class TransactionController(Controller):
             *await run_idempotent(web.engine(request), who, idempotency_key, fingerprint, action, instance=request.url.path)
         )
 
-    @get("/transactions/{tx_id:uuid}", opt=access(*READERS), summary="A transaction with its entries and status")
-    async def get_transaction(self, request: Request, tx_id: uuid.UUID) -> Response[Any]:
+    @get(
+        "/transactions/{tx_id:uuid}",
+        opt=access(*READERS),
+        responses=problems(401, 404),
+        summary="A transaction with its entries and status",
+    )
+    async def get_transaction(self, request: Request, tx_id: uuid.UUID) -> Response[schemas.Transaction]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.get_transaction(conn, web.principal(request), tx_id))
 
@@ -115,22 +121,23 @@ class TransactionController(Controller):
             *await run_idempotent(web.engine(request), who, key, fingerprint, run, instance=request.url.path)
         )
 
-    @post("/transactions/{tx_id:uuid}/post", opt=access(*MOVERS), status_code=201, summary="Post a pending hold")
+    @post("/transactions/{tx_id:uuid}/post", opt=access(*MOVERS), status_code=201, responses=problems(400, 401, 403, 404, 409, 413, 422), summary="Post a pending hold")
     async def post_hold(
         self, request: Request, tx_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
-    ) -> Response[Any]:
+    ) -> Response[schemas.Transaction]:
         return await self._resolve(request, tx_id, Phase.POST, idempotency_key)
 
-    @post("/transactions/{tx_id:uuid}/void", opt=access(*MOVERS), status_code=201, summary="Void a pending hold")
+    @post("/transactions/{tx_id:uuid}/void", opt=access(*MOVERS), status_code=201, responses=problems(400, 401, 403, 404, 409, 413, 422), summary="Void a pending hold")
     async def void_hold(
         self, request: Request, tx_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
-    ) -> Response[Any]:
+    ) -> Response[schemas.Transaction]:
         return await self._resolve(request, tx_id, Phase.VOID, idempotency_key)
 
     @post(
         "/transactions/{tx_id:uuid}/reverse",
         opt=access(Role.ADMIN),
         status_code=201,
+        responses=problems(400, 401, 403, 404, 409, 413, 422),
         summary="Reverse a posted transaction (a new transaction that mirrors it)",
     )
     async def reverse(
@@ -139,7 +146,7 @@ class TransactionController(Controller):
         tx_id: uuid.UUID,
         data: ReverseIn,
         idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY],
-    ) -> Response[Any]:
+    ) -> Response[schemas.Transaction]:
         who = web.principal(request)
 
         async def run(conn: Any) -> dict[str, Any]:
@@ -155,23 +162,35 @@ class AccountController(Controller):
     path = "/v1/accounts"
     tags = ["ledger"]
 
-    @get("/{account_id:uuid}", opt=access(*READERS), summary="An account and its balances")
-    async def get_account(self, request: Request, account_id: uuid.UUID) -> Response[Any]:
+    @get("/{account_id:uuid}", opt=access(*READERS), responses=problems(401, 404), summary="An account and its balances")
+    async def get_account(self, request: Request, account_id: uuid.UUID) -> Response[schemas.Account]:
         async with web.engine(request).connect() as conn:
             account = await service.get_account(conn, web.principal(request), account_id)
         return web.json_response(service.account_view(account))
 
-    @patch("/{account_id:uuid}", opt=access(Role.ADMIN), summary="Set an account's credit limit")
-    async def set_credit_limit(self, request: Request, account_id: uuid.UUID, data: CreditLimitIn) -> Response[Any]:
+    @patch(
+        "/{account_id:uuid}",
+        opt=access(Role.ADMIN),
+        responses=problems(400, 401, 403, 404, 422),
+        summary="Set an account's credit limit",
+    )
+    async def set_credit_limit(
+        self, request: Request, account_id: uuid.UUID, data: CreditLimitIn
+    ) -> Response[schemas.Account]:
         data = await web.strict_body(request, CreditLimitIn)
         async with web.engine(request).begin() as conn:
             account = await service.set_credit_limit(conn, web.principal(request), account_id, data.credit_limit)
         return web.json_response(service.account_view(account))
 
-    @get("/{account_id:uuid}/entries", opt=access(*READERS), summary="An account's entries, oldest first")
+    @get(
+        "/{account_id:uuid}/entries",
+        opt=access(*READERS),
+        responses=problems(400, 401, 404),
+        summary="An account's entries, oldest first",
+    )
     async def entries(
         self, request: Request, account_id: uuid.UUID, cursor: str | None = None, limit: int | None = None
-    ) -> Response[Any]:
+    ) -> Response[schemas.EntryPage]:
         n = web.page_limit(request, limit)
         after = web.int_cursor(cursor)
         async with web.engine(request).connect() as conn:

@@ -1,0 +1,153 @@
+"""Response shapes, for the OpenAPI schema and for contract tests.
+
+Services build plain dicts; routes declare these as their response types so the
+schema documents every field, and tests convert real responses into them strictly,
+so the documentation cannot drift from what the API sends.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+
+from timebank.problems import PROBLEM_MEDIA_TYPE
+
+
+class Out(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of the response shapes: a field the API sends but does not document fails the contract tests."""
+
+
+class Problem(msgspec.Struct):
+    """RFC 9457 problem details; extra members (e.g. account_id, errors) may follow."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+class Entry(Out):
+    account_id: str
+    asset: Literal["HOUR", "POINT"]
+    direction: Literal["debit", "credit"]
+    layer: Literal["posted", "pending", "release"]
+    amount: int
+
+
+class Transaction(Out):
+    id: str
+    community_id: str
+    kind: str
+    status: Literal["posted", "pending", "voided", "expired"]
+    phase: Literal["posted", "pending", "post", "void", "expire"]
+    memo: str | None
+    entries: list[Entry]
+    created_at: str
+    seq: int
+    pending_id: str | None = None
+    reverses_id: str | None = None
+    reason: str | None = None
+    timeout_at: str | None = None
+    resolved_by: str | None = None
+    reversed_by: str | None = None
+
+
+class Balance(Out):
+    posted: int
+    pending: int
+    available: int
+    pending_credits: int
+    credit_limit: int
+
+
+class MemberBalance(Balance):
+    account_id: str
+
+
+class Account(Balance):
+    id: str
+    community_id: str
+    asset: Literal["HOUR", "POINT"]
+    owner: dict[str, str]
+    flags: list[str]
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+    created_at: str
+
+
+class AccountEntry(Out):
+    id: int
+    transaction_id: str
+    kind: str
+    phase: str
+    asset: str
+    direction: str
+    layer: str
+    amount: int
+    memo: str | None
+    created_at: str
+
+
+class EntryPage(Out):
+    items: list[AccountEntry]
+    next_cursor: str | None
+
+
+class Community(Out):
+    id: str
+    name: str
+    timezone: str
+    created_at: str
+    accounts: dict[str, dict[str, str]]
+
+
+class Party(Out):
+    id: str
+    kind: Literal["member", "organisation", "merchant"]
+    accounts: dict[str, str]
+    created_at: str
+    display_name: str | None = None
+    name: str | None = None
+    external_ref: str | None = None
+
+
+class PartyPage(Out):
+    items: list[Party]
+    next_cursor: str | None
+
+
+class ApiKeyCreated(Out):
+    id: str
+    key: str
+    role: str
+    label: str | None
+    prefix: str
+    created_at: str
+    subject_id: str | None = None
+
+
+class ApiKeyInfo(Out):
+    id: str
+    role: str
+    subject_id: str | None
+    label: str | None
+    prefix: str
+    created_at: str
+    revoked_at: str | None
+
+
+class ApiKeyList(Out):
+    items: list[ApiKeyInfo]
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        s: ResponseSpec(Problem, description="application/problem+json", media_type=PROBLEM_MEDIA_TYPE,
+                        generate_examples=False)
+        for s in statuses
+    }
