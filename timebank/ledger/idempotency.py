@@ -2,7 +2,10 @@
 
 Within one database transaction: claim the key (``INSERT ... ON CONFLICT DO
 NOTHING``; a concurrent request with the same key waits on the row until the first
-commits), run the action inside a savepoint, store its response, commit.
+commits), run the action, store its response, commit. If the action raises a domain error,
+everything it wrote is rolled back and the rejection is recorded under the key in a
+new transaction (unless a concurrent request with the same key finished first, whose
+answer is then returned), so an action may raise at any point without a savepoint.
 
 * replay of the same request → the stored status and body, byte for byte the same;
 * same key, different request (or another key's principal) → 409 idempotency-conflict;
@@ -47,6 +50,16 @@ def check_key(key: str | None) -> str:
     return key
 
 
+_CLAIM = text(
+    "INSERT INTO idempotency_keys (community_id, key, request_hash, principal_id, status_code, response) "
+    "VALUES (:c, :k, :h, :p, :s, CAST(:r AS jsonb)) ON CONFLICT DO NOTHING RETURNING 1"
+)
+_STORE = text(
+    "UPDATE idempotency_keys SET status_code = :s, response = CAST(:r AS jsonb) WHERE community_id = :c AND key = :k"
+)
+_STORED = text("SELECT request_hash, status_code, response FROM idempotency_keys WHERE community_id = :c AND key = :k")
+
+
 async def run_idempotent(
     engine: AsyncEngine,
     principal: Principal,
@@ -59,43 +72,38 @@ async def run_idempotent(
 ) -> tuple[int, dict[str, Any], bool]:
     """Run ``action`` once per (community, key). Returns (status, body, replayed)."""
     key = check_key(key)
-    async with engine.begin() as conn:
-        claimed = (
-            await conn.execute(
-                text(
-                    "INSERT INTO idempotency_keys (community_id, key, request_hash, principal_id) "
-                    "VALUES (:c, :k, :h, :p) ON CONFLICT DO NOTHING RETURNING 1"
-                ),
-                {"c": principal.community_id, "k": key, "h": fingerprint, "p": principal.key_id},
-            )
-        ).first()
-        if claimed is None:
-            stored = (
-                await conn.execute(
-                    text(
-                        "SELECT request_hash, status_code, response FROM idempotency_keys "
-                        "WHERE community_id = :c AND key = :k"
-                    ),
-                    {"c": principal.community_id, "k": key},
-                )
-            ).one()
-            if bytes(stored.request_hash) != fingerprint:
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was already used with a different request; use a new key"
-                )
-            return stored.status_code, stored.response, True
-
+    ids = {"c": principal.community_id, "k": key}
+    claim = {**ids, "h": fingerprint, "p": principal.key_id}
+    async with engine.connect() as conn:
+        trans = await conn.begin()
         try:
-            async with conn.begin_nested():
+            if (await conn.execute(_CLAIM, {**claim, "s": None, "r": None})).first() is None:
+                return await _replay(conn, ids, fingerprint)
+            try:
                 body = await action(conn)
-            status = success_status
-        except DomainError as err:
-            status, body = err.status, err.to_problem(instance)
-        await conn.execute(
-            text(
-                "UPDATE idempotency_keys SET status_code = :s, response = CAST(:r AS jsonb) "
-                "WHERE community_id = :c AND key = :k"
-            ),
-            {"s": status, "r": json.dumps(body, ensure_ascii=False), "c": principal.community_id, "k": key},
-        )
-    return status, body, False
+            except DomainError as err:
+                # Undo whatever the action wrote (and the claim), then record the rejection.
+                await trans.rollback()
+                problem = err.to_problem(instance)
+                trans = await conn.begin()
+                if (await conn.execute(_CLAIM, {**claim, "s": err.status, "r": _json(problem)})).first() is None:
+                    return await _replay(conn, ids, fingerprint)  # the same key finished meanwhile
+                await trans.commit()
+                return err.status, problem, False
+            await conn.execute(_STORE, {**ids, "s": success_status, "r": _json(body)})
+            await trans.commit()
+            return success_status, body, False
+        finally:
+            if trans.is_active:
+                await trans.rollback()
+
+
+async def _replay(conn: AsyncConnection, ids: dict[str, Any], fingerprint: bytes) -> tuple[int, dict[str, Any], bool]:
+    stored = (await conn.execute(_STORED, ids)).one()
+    if bytes(stored.request_hash) != fingerprint:
+        raise IdempotencyConflict("this Idempotency-Key was already used with a different request; use a new key")
+    return stored.status_code, stored.response, True
+
+
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False)
