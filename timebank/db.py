@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from timebank.settings import Settings
 
@@ -112,3 +112,18 @@ def stop_embedded() -> None:
     for pgdata, server in list(_embedded_servers.items()):
         server.stop()
         _embedded_servers.pop(pgdata, None)
+
+
+async def driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under a SQLAlchemy connection.
+
+    The ledger's hot path talks to asyncpg directly: one ``ledger_post`` call is one
+    round trip, and outside a SQLAlchemy transaction it is its own (atomic) transaction.
+    Inside one, it joins it.
+    """
+    raw = await conn.get_raw_connection()
+    if conn.in_transaction() and getattr(raw.dbapi_connection, "_transaction", None) is None:
+        # SQLAlchemy began a transaction but has not sent BEGIN yet (its asyncpg adapter
+        # does so with the first statement); send it, or our statement would run alone.
+        await conn.exec_driver_sql("SELECT 1")
+    return raw.driver_connection

@@ -83,7 +83,7 @@ class TransactionController(Controller):
         movements = data.movements()
         cfg = web.settings(request)
 
-        async def action(conn: Any) -> dict[str, Any]:
+        async def action(conn: Any, claim: service.Claim) -> dict[str, Any]:
             return await service.transfer(
                 conn,
                 who,
@@ -91,7 +91,7 @@ class TransactionController(Controller):
                 kind=Kind(data.kind),
                 memo=data.memo,
                 timeout_seconds=None if data.pending is None else data.pending.timeout_seconds,
-                idempotency_key=idempotency_key,
+                claim=claim,
                 hold_max_timeout_seconds=cfg.hold_max_timeout_seconds,
             )
 
@@ -113,8 +113,8 @@ class TransactionController(Controller):
     async def _resolve(self, request: Request, tx_id: uuid.UUID, action: Phase, key: str | None) -> Response[Any]:
         who = web.principal(request)
 
-        async def run(conn: Any) -> dict[str, Any]:
-            return await service.resolve_hold(conn, who, tx_id, action, idempotency_key=key)
+        async def run(conn: Any, claim: service.Claim) -> dict[str, Any]:
+            return await service.resolve_hold(conn, who, tx_id, action, claim=claim)
 
         fingerprint = request_hash(who, "POST", request.url.path, None)
         return web.idempotent_response(
@@ -149,8 +149,8 @@ class TransactionController(Controller):
     ) -> Response[schemas.Transaction]:
         who = web.principal(request)
 
-        async def run(conn: Any) -> dict[str, Any]:
-            return await service.reverse(conn, who, tx_id, data.reason, idempotency_key=idempotency_key)
+        async def run(conn: Any, claim: service.Claim) -> dict[str, Any]:
+            return await service.reverse(conn, who, tx_id, data.reason, claim=claim)
 
         fingerprint = request_hash(who, "POST", request.url.path, msgspec.to_builtins(data))
         return web.idempotent_response(

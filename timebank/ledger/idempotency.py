@@ -1,15 +1,17 @@
 """Idempotent writes (Stripe / TigerBeetle semantics).
 
-Within one database transaction: claim the key (``INSERT ... ON CONFLICT DO
-NOTHING``; a concurrent request with the same key waits on the row until the first
-commits), run the action, store its response, commit. If the action raises a domain error,
-everything it wrote is rolled back and the rejection is recorded under the key in a
-new transaction (unless a concurrent request with the same key finished first, whose
-answer is then returned), so an action may raise at any point without a savepoint.
+An idempotent action receives a ``Claim`` and hands it to ``ledger.post``, which
+claims the key in the same database transaction as the movement (one round trip,
+see ``ledger_post`` in migration 0001). So:
 
-* replay of the same request → the stored status and body, byte for byte the same;
-* same key, different request (or another key's principal) → 409 idempotency-conflict;
-* a rejection (domain error) is stored too, so it stays rejected on replay;
+* replay of the same request → the first answer, status and body the same (a created
+  transaction is answered as it was created);
+* same key, different request (or another API key) → 409 idempotency-conflict;
+* a rejection (domain error) rolls back whatever the action wrote and is recorded
+  under the key, so it stays rejected on replay; if a concurrent request with the
+  same key got there first, its answer is returned instead;
+* two requests with one key never both move value: the second claim fails on the
+  primary key and rolls its transaction back;
 * an unexpected error rolls everything back, the key included, so a retry may run.
 """
 
@@ -23,12 +25,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from timebank.db import driver
+from timebank.ledger.service import Claim, KeyAlreadyUsed, created_view
 from timebank.problems import BadRequest, DomainError, IdempotencyConflict, IdempotencyKeyRequired
 from timebank.security import Principal
 
 MAX_KEY_LENGTH = 255
 
-Action = Callable[[AsyncConnection], Awaitable[dict[str, Any]]]
 
 
 def request_hash(principal: Principal, method: str, path: str, body: Any) -> bytes:
@@ -50,14 +53,16 @@ def check_key(key: str | None) -> str:
     return key
 
 
-_CLAIM = text(
+_RECORD = (
     "INSERT INTO idempotency_keys (community_id, key, request_hash, principal_id, status_code, response) "
-    "VALUES (:c, :k, :h, :p, :s, CAST(:r AS jsonb)) ON CONFLICT DO NOTHING RETURNING 1"
+    "VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING RETURNING 1"
 )
-_STORE = text(
-    "UPDATE idempotency_keys SET status_code = :s, response = CAST(:r AS jsonb) WHERE community_id = :c AND key = :k"
+_STORED = text(
+    "SELECT request_hash, status_code, response, transaction_id FROM idempotency_keys "
+    "WHERE community_id = :c AND key = :k"
 )
-_STORED = text("SELECT request_hash, status_code, response FROM idempotency_keys WHERE community_id = :c AND key = :k")
+
+Action = Callable[[AsyncConnection, Claim], Awaitable[dict[str, Any]]]
 
 
 async def run_idempotent(
@@ -67,43 +72,37 @@ async def run_idempotent(
     fingerprint: bytes,
     action: Action,
     *,
-    success_status: int = 201,
     instance: str | None = None,
 ) -> tuple[int, dict[str, Any], bool]:
-    """Run ``action`` once per (community, key). Returns (status, body, replayed)."""
-    key = check_key(key)
-    ids = {"c": principal.community_id, "k": key}
-    claim = {**ids, "h": fingerprint, "p": principal.key_id}
+    """Run ``action`` at most once per (community, key). Returns (status, body, replayed)."""
+    claim = Claim(check_key(key), fingerprint)
     async with engine.connect() as conn:
-        trans = await conn.begin()
         try:
-            if (await conn.execute(_CLAIM, {**claim, "s": None, "r": None})).first() is None:
-                return await _replay(conn, ids, fingerprint)
-            try:
-                body = await action(conn)
-            except DomainError as err:
-                # Undo whatever the action wrote (and the claim), then record the rejection.
-                await trans.rollback()
-                problem = err.to_problem(instance)
-                trans = await conn.begin()
-                if (await conn.execute(_CLAIM, {**claim, "s": err.status, "r": _json(problem)})).first() is None:
-                    return await _replay(conn, ids, fingerprint)  # the same key finished meanwhile
-                await trans.commit()
+            body = await action(conn, claim)
+            # TigerBeetle-style assertion: an action that answered without claiming
+            # its key could run again on replay.
+            assert claim.used, "an idempotent action must pass its claim to ledger.post"
+            await conn.commit()  # no-op when the action's single ledger_post was its own transaction
+            return 201, body, False
+        except KeyAlreadyUsed:
+            await conn.rollback()
+        except DomainError as err:
+            await conn.rollback()
+            problem = err.to_problem(instance)
+            drv = await driver(conn)
+            recorded = await drv.fetchval(
+                _RECORD, principal.community_id, claim.key, fingerprint, principal.key_id, err.status,
+                json.dumps(problem, ensure_ascii=False),
+            )
+            if recorded:
                 return err.status, problem, False
-            await conn.execute(_STORE, {**ids, "s": success_status, "r": _json(body)})
-            await trans.commit()
-            return success_status, body, False
-        finally:
-            if trans.is_active:
-                await trans.rollback()
+        return await _replay(conn, principal, claim)
 
 
-async def _replay(conn: AsyncConnection, ids: dict[str, Any], fingerprint: bytes) -> tuple[int, dict[str, Any], bool]:
-    stored = (await conn.execute(_STORED, ids)).one()
-    if bytes(stored.request_hash) != fingerprint:
+async def _replay(conn: AsyncConnection, principal: Principal, claim: Claim) -> tuple[int, dict[str, Any], bool]:
+    stored = (await conn.execute(_STORED, {"c": principal.community_id, "k": claim.key})).one()
+    if bytes(stored.request_hash) != claim.request_hash:
         raise IdempotencyConflict("this Idempotency-Key was already used with a different request; use a new key")
+    if stored.transaction_id is not None:
+        return stored.status_code, await created_view(conn, principal.community_id, stored.transaction_id), True
     return stored.status_code, stored.response, True
-
-
-def _json(body: dict[str, Any]) -> str:
-    return json.dumps(body, ensure_ascii=False)

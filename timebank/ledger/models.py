@@ -108,6 +108,7 @@ class IdempotencyRecord(SQLModel, table=True):
     key: str = Field(primary_key=True)
     request_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     principal_id: uuid.UUID | None = None
-    status_code: int | None = None
+    status_code: int
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    transaction_id: uuid.UUID | None = None
     created_at: datetime

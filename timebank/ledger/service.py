@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.community.models import Role
+from timebank.db import driver
 from timebank.ledger.models import Asset, Direction, Kind, Layer, Phase, SystemRole
 from timebank.problems import (
     AlreadyReversed,
@@ -84,21 +86,9 @@ def legs_of(movements: Sequence[Movement], layer: Layer) -> list[Leg]:
     return legs
 
 
-_POST_SQL = text(
-    """
-    SELECT code, detail, created_at, seq FROM ledger_post(
-        :id, :community_id, :kind, :phase, :memo, :principal_id, :idempotency_key,
-        :pending_id, :reverses_id, :reason,
-        CASE WHEN CAST(:timeout_seconds AS integer) IS NULL THEN NULL
-             ELSE now() + make_interval(secs => CAST(:timeout_seconds AS integer)) END,
-        :account_ids, :assets, :directions, :layers, :amounts)
-    """
-).bindparams(
-    bindparam("account_ids", type_=ARRAY(UUID(as_uuid=True))),
-    bindparam("assets", type_=ARRAY(TEXT)),
-    bindparam("directions", type_=ARRAY(TEXT)),
-    bindparam("layers", type_=ARRAY(TEXT)),
-    bindparam("amounts", type_=ARRAY(BIGINT)),
+_POST_SQL = (
+    "SELECT o_code, o_detail, o_created_at, o_seq, o_timeout_at FROM ledger_post("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 )
 
 _REJECTIONS: dict[str, type[DomainError]] = {
@@ -114,6 +104,19 @@ _REJECTIONS: dict[str, type[DomainError]] = {
 }
 
 
+@dataclass(slots=True)
+class Claim:
+    """An idempotency key to claim together with the movement it answers."""
+
+    key: str
+    request_hash: bytes
+    used: bool = False
+
+
+class KeyAlreadyUsed(Exception):
+    """The claim's key already has an answer (now, or by a concurrent request)."""
+
+
 async def post(
     conn: AsyncConnection,
     *,
@@ -123,41 +126,53 @@ async def post(
     legs: Sequence[Leg],
     principal_id: uuid.UUID | None,
     memo: str | None = None,
-    idempotency_key: str | None = None,
+    claim: Claim | None = None,
     pending_id: uuid.UUID | None = None,
     reverses_id: uuid.UUID | None = None,
     reason: str | None = None,
     timeout_seconds: int | None = None,
 ) -> dict[str, Any]:
-    """Write one balanced transaction, or raise the rejection and write nothing."""
+    """Write one balanced transaction (claiming ``claim``), or raise and write nothing.
+
+    One ``ledger_post`` call: outside a transaction of the caller it is atomic on
+    its own; inside one it joins it.
+    """
     if memo is not None and len(memo) > MAX_MEMO:
         raise BadRequest(f"memo is at most {MAX_MEMO} characters")
     tx_id = uuid.uuid4()
-    row = (
-        await conn.execute(
+    drv = await driver(conn)
+    try:
+        row = await drv.fetchrow(
             _POST_SQL,
-            {
-                "id": tx_id,
-                "community_id": community_id,
-                "kind": kind.value,
-                "phase": phase.value,
-                "memo": memo,
-                "principal_id": principal_id,
-                "idempotency_key": idempotency_key,
-                "pending_id": pending_id,
-                "reverses_id": reverses_id,
-                "reason": reason,
-                "timeout_seconds": timeout_seconds,
-                "account_ids": [leg.account_id for leg in legs],
-                "assets": [leg.asset.value for leg in legs],
-                "directions": [leg.direction.value for leg in legs],
-                "layers": [leg.layer.value for leg in legs],
-                "amounts": [leg.amount for leg in legs],
-            },
+            tx_id,
+            community_id,
+            kind.value,
+            phase.value,
+            memo,
+            principal_id,
+            None if claim is None else claim.key,
+            None if claim is None else claim.request_hash,
+            pending_id,
+            reverses_id,
+            reason,
+            timeout_seconds,
+            [leg.account_id for leg in legs],
+            [leg.asset.value for leg in legs],
+            [leg.direction.value for leg in legs],
+            [leg.layer.value for leg in legs],
+            [leg.amount for leg in legs],
         )
-    ).one()
-    if row.code != "ok":
-        raise _rejection(row.code, row.detail)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "idempotency_keys_pkey":
+            raise KeyAlreadyUsed() from None  # a concurrent request with this key committed first
+        raise
+    code = row["o_code"]
+    if code == "replay":
+        raise KeyAlreadyUsed()
+    if code != "ok":
+        raise _rejection(code, row["o_detail"])
+    if claim is not None:
+        claim.used = True
     return transaction_view(
         {
             "id": tx_id,
@@ -168,12 +183,11 @@ async def post(
             "pending_id": pending_id,
             "reverses_id": reverses_id,
             "reason": reason,
-            "timeout_at": None,
-            "created_at": row.created_at,
-            "seq": row.seq,
+            "timeout_at": row["o_timeout_at"],
+            "created_at": row["o_created_at"],
+            "seq": row["o_seq"],
         },
         legs,
-        timeout_at=await _timeout_of(conn, tx_id) if timeout_seconds else None,
     )
 
 
@@ -194,10 +208,6 @@ def _rejection(code: str, detail: str | None) -> DomainError:
         raise AssertionError(f"unknown ledger_post result {code!r}")
     extra = {"account_id": detail} if code in ("insufficient_funds", "asset_mismatch", "account_not_found") else {}
     return cls(messages[code], **extra)
-
-
-async def _timeout_of(conn: AsyncConnection, tx_id: uuid.UUID) -> datetime:
-    return (await conn.execute(text("SELECT timeout_at FROM transactions WHERE id = :id"), {"id": tx_id})).scalar_one()
 
 
 def status_of(phase: str, resolver_phase: str | None) -> str:
@@ -221,7 +231,6 @@ def transaction_view(
     *,
     resolver: Any = None,
     reversed_by: uuid.UUID | None = None,
-    timeout_at: datetime | None = None,
 ) -> dict[str, Any]:
     get = tx.get if isinstance(tx, dict) else lambda k: getattr(tx, k)
     resolver_phase = None if resolver is None else resolver.phase
@@ -253,7 +262,7 @@ def transaction_view(
         "pending_id": get("pending_id"),
         "reverses_id": get("reverses_id"),
         "reason": get("reason"),
-        "timeout_at": timeout_at or get("timeout_at"),
+        "timeout_at": get("timeout_at"),
         "resolved_by": None if resolver is None else resolver.id,
         "reversed_by": reversed_by,
     }
@@ -429,6 +438,12 @@ async def get_transaction(conn: AsyncConnection, principal: Principal, tx_id: uu
     return transaction_view(tx, entries, resolver=resolver, reversed_by=reversal)
 
 
+async def created_view(conn: AsyncConnection, community_id: uuid.UUID, tx_id: uuid.UUID) -> dict[str, Any]:
+    """The transaction as its creating request answered it (for idempotent replays)."""
+    tx = await _load_transaction(conn, community_id, tx_id)
+    return transaction_view(tx, await _entries_with_owners(conn, tx_id))
+
+
 # --- writing -------------------------------------------------------------------------
 
 
@@ -440,7 +455,7 @@ async def transfer(
     kind: Kind = Kind.TRANSFER,
     memo: str | None = None,
     timeout_seconds: int | None = None,
-    idempotency_key: str | None = None,
+    claim: Claim | None = None,
     hold_max_timeout_seconds: int = 7 * 24 * 3600,
 ) -> dict[str, Any]:
     allowed = CLIENT_KINDS.get(principal.role, set())
@@ -469,7 +484,7 @@ async def transfer(
         legs=legs,
         principal_id=principal.key_id,
         memo=memo,
-        idempotency_key=idempotency_key,
+        claim=claim,
         timeout_seconds=timeout_seconds,
     )
 
@@ -480,7 +495,7 @@ async def resolve_hold(
     hold_id: uuid.UUID,
     action: Phase,
     *,
-    idempotency_key: str | None = None,
+    claim: Claim | None = None,
     system: bool = False,
 ) -> dict[str, Any]:
     """Post, void or expire a pending hold; it resolves at most once (ledger_post checks)."""
@@ -506,7 +521,7 @@ async def resolve_hold(
         legs=legs,
         principal_id=principal.key_id,
         memo=hold.memo,
-        idempotency_key=idempotency_key,
+        claim=claim,
         pending_id=hold_id,
     )
 
@@ -517,7 +532,7 @@ async def reverse(
     tx_id: uuid.UUID,
     reason: str,
     *,
-    idempotency_key: str | None = None,
+    claim: Claim | None = None,
 ) -> dict[str, Any]:
     """Undo a posted transaction by a new one that mirrors it and references it."""
     reason = (reason or "").strip()
@@ -548,7 +563,7 @@ async def reverse(
         legs=legs,
         principal_id=principal.key_id,
         memo=original.memo,
-        idempotency_key=idempotency_key,
+        claim=claim,
         reverses_id=tx_id,
         reason=reason,
     )

@@ -134,8 +134,10 @@ CREATE TABLE idempotency_keys (
     key           text NOT NULL CHECK (char_length(key) BETWEEN 1 AND 255),
     request_hash  bytea NOT NULL,
     principal_id  uuid,
-    status_code   integer,
-    response      jsonb,
+    status_code   integer NOT NULL,
+    response      jsonb,           -- a stored answer (e.g. a rejection) ...
+    transaction_id uuid REFERENCES transactions(id),  -- ... or the transaction it created
+    CONSTRAINT idempotency_answer CHECK ((response IS NULL) <> (transaction_id IS NULL)),
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (community_id, key)
 );
@@ -258,46 +260,53 @@ CREATE CONSTRAINT TRIGGER transactions_balanced AFTER INSERT ON transactions
 -- The one way value moves. Legs arrive as parallel arrays; the function locks the
 -- referenced transaction (hold or original), then the accounts in id order, checks,
 -- and writes. Expected rejections come back as a result code, nothing written.
+-- With an idempotency key it also answers 'replay' for a key already used, and claims
+-- the key in the same transaction as the movement, so one call is one round trip and
+-- a key can never move value twice (a concurrent claim fails on the primary key).
 CREATE FUNCTION ledger_post(
     p_id uuid, p_community_id uuid, p_kind text, p_phase text, p_memo text,
-    p_principal_id uuid, p_idempotency_key text,
-    p_pending_id uuid, p_reverses_id uuid, p_reason text, p_timeout_at timestamptz,
-    p_account_ids uuid[], p_assets text[], p_directions text[], p_layers text[], p_amounts bigint[]
-) RETURNS TABLE (code text, detail text, created_at timestamptz, seq bigint)
-LANGUAGE plpgsql AS $$
+    p_principal_id uuid, p_idempotency_key text, p_request_hash bytea,
+    p_pending_id uuid, p_reverses_id uuid, p_reason text, p_timeout_seconds integer,
+    p_account_ids uuid[], p_assets text[], p_directions text[], p_layers text[], p_amounts bigint[],
+    OUT o_code text, OUT o_detail text, OUT o_created_at timestamptz, OUT o_seq bigint,
+    OUT o_timeout_at timestamptz
+) LANGUAGE plpgsql AS $$
 DECLARE
     ref record;
     acc record;
     wanted int;
     locked int := 0;
-    v_created timestamptz;
-    v_seq bigint;
 BEGIN
+    IF p_idempotency_key IS NOT NULL AND EXISTS (
+        SELECT 1 FROM idempotency_keys k
+         WHERE k.community_id = p_community_id AND k.key = p_idempotency_key) THEN
+        o_code := 'replay'; RETURN;
+    END IF;
     IF p_pending_id IS NOT NULL THEN
         SELECT t.id, t.timeout_at INTO ref FROM transactions t
          WHERE t.id = p_pending_id AND t.community_id = p_community_id AND t.phase = 'pending'
            FOR UPDATE;
         IF NOT FOUND THEN
-            RETURN QUERY SELECT 'hold_not_found'::text, p_pending_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+            o_code := 'hold_not_found'; o_detail := p_pending_id::text; RETURN;
         END IF;
         IF EXISTS (SELECT 1 FROM transactions t WHERE t.pending_id = p_pending_id) THEN
-            RETURN QUERY SELECT 'already_resolved'::text, p_pending_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+            o_code := 'already_resolved'; o_detail := p_pending_id::text; RETURN;
         END IF;
         IF p_phase = 'post' AND ref.timeout_at <= now() THEN
-            RETURN QUERY SELECT 'hold_expired'::text, p_pending_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+            o_code := 'hold_expired'; o_detail := p_pending_id::text; RETURN;
         END IF;
         IF p_phase = 'expire' AND ref.timeout_at > now() THEN
-            RETURN QUERY SELECT 'hold_not_expired'::text, p_pending_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+            o_code := 'hold_not_expired'; o_detail := p_pending_id::text; RETURN;
         END IF;
     END IF;
     IF p_reverses_id IS NOT NULL THEN
         PERFORM 1 FROM transactions t
          WHERE t.id = p_reverses_id AND t.community_id = p_community_id FOR UPDATE;
         IF NOT FOUND THEN
-            RETURN QUERY SELECT 'transaction_not_found'::text, p_reverses_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+            o_code := 'transaction_not_found'; o_detail := p_reverses_id::text; RETURN;
         END IF;
         IF EXISTS (SELECT 1 FROM transactions t WHERE t.reverses_id = p_reverses_id) THEN
-            RETURN QUERY SELECT 'already_reversed'::text, p_reverses_id::text, NULL::timestamptz, NULL::bigint; RETURN;
+            o_code := 'already_reversed'; o_detail := p_reverses_id::text; RETURN;
         END IF;
     END IF;
 
@@ -313,7 +322,7 @@ BEGIN
         locked := locked + 1;
         IF EXISTS (SELECT 1 FROM unnest(p_account_ids, p_assets) AS l(account_id, asset)
                     WHERE l.account_id = acc.id AND l.asset <> acc.asset) THEN
-            RETURN QUERY SELECT 'asset_mismatch'::text, acc.id::text, NULL::timestamptz, NULL::bigint; RETURN;
+            o_code := 'asset_mismatch'; o_detail := acc.id::text; RETURN;
         END IF;
         IF acc.guarded THEN
             PERFORM 1
@@ -325,24 +334,25 @@ BEGIN
                   > acc.credits_posted + acc.credit_limit
                     + coalesce(sum(l.amount) FILTER (WHERE l.direction = 'credit' AND l.layer = 'posted'), 0);
             IF FOUND THEN
-                RETURN QUERY SELECT 'insufficient_funds'::text, acc.id::text, NULL::timestamptz, NULL::bigint; RETURN;
+                o_code := 'insufficient_funds'; o_detail := acc.id::text; RETURN;
             END IF;
         END IF;
     END LOOP;
     IF locked <> wanted THEN
-        RETURN QUERY SELECT 'account_not_found'::text,
-            (SELECT a::text FROM unnest(p_account_ids) AS a
-              WHERE NOT EXISTS (SELECT 1 FROM accounts x WHERE x.id = a AND x.community_id = p_community_id)
-              LIMIT 1),
-            NULL::timestamptz, NULL::bigint;
+        o_code := 'account_not_found';
+        o_detail := (SELECT a::text FROM unnest(p_account_ids) AS a
+                      WHERE NOT EXISTS (SELECT 1 FROM accounts x WHERE x.id = a AND x.community_id = p_community_id)
+                      LIMIT 1);
         RETURN;
     END IF;
 
     INSERT INTO transactions (id, community_id, kind, phase, memo, principal_id, idempotency_key,
                               pending_id, reverses_id, reason, timeout_at)
     VALUES (p_id, p_community_id, p_kind, p_phase, p_memo, p_principal_id, p_idempotency_key,
-            p_pending_id, p_reverses_id, p_reason, p_timeout_at)
-    RETURNING transactions.created_at, transactions.seq INTO v_created, v_seq;
+            p_pending_id, p_reverses_id, p_reason,
+            CASE WHEN p_timeout_seconds IS NULL THEN NULL ELSE now() + make_interval(secs => p_timeout_seconds) END)
+    RETURNING transactions.created_at, transactions.seq, transactions.timeout_at
+         INTO o_created_at, o_seq, o_timeout_at;
 
     -- Releases and credits before debits, so no intermediate row breaks the overdraft CHECK.
     INSERT INTO entries (transaction_id, community_id, account_id, asset, direction, layer, amount)
@@ -351,7 +361,12 @@ BEGIN
            AS l(account_id, asset, direction, layer, amount, n)
      ORDER BY (l.layer = 'release') DESC, (l.direction = 'credit') DESC, l.n;
 
-    RETURN QUERY SELECT 'ok'::text, NULL::text, v_created, v_seq;
+    IF p_idempotency_key IS NOT NULL THEN
+        -- 201: the answer to this key is the transaction as created.
+        INSERT INTO idempotency_keys (community_id, key, request_hash, principal_id, status_code, transaction_id)
+        VALUES (p_community_id, p_idempotency_key, p_request_hash, p_principal_id, 201, p_id);
+    END IF;
+    o_code := 'ok';
 END $$;
 """
 
