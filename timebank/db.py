@@ -109,8 +109,11 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def stop_embedded() -> None:
     """Stop the embedded servers this process started (tests; `serve` relies on atexit)."""
+    import atexit
+
     for pgdata, server in list(_embedded_servers.items()):
         server.stop()
+        atexit.unregister(server._cleanup)  # already stopped: no second (noisy) stop at exit
         _embedded_servers.pop(pgdata, None)
 
 
