@@ -99,8 +99,8 @@ CREATE TABLE transactions (
     memo            text CHECK (char_length(memo) <= 500),
     principal_id    uuid,
     idempotency_key text,
-    pending_id      uuid UNIQUE REFERENCES transactions(id),
-    reverses_id     uuid UNIQUE REFERENCES transactions(id),
+    pending_id      uuid REFERENCES transactions(id),
+    reverses_id     uuid REFERENCES transactions(id),
     reason          text CHECK (char_length(reason) <= 500),
     timeout_at      timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -109,6 +109,9 @@ CREATE TABLE transactions (
     CONSTRAINT transactions_reversal CHECK ((kind = 'reversal') = (reverses_id IS NOT NULL)),
     CONSTRAINT transactions_reversal_reason CHECK (kind <> 'reversal' OR reason IS NOT NULL)
 );
+-- A hold resolves once, a transaction is reversed once (partial: most rows have neither).
+CREATE UNIQUE INDEX transactions_resolves_once ON transactions (pending_id) WHERE pending_id IS NOT NULL;
+CREATE UNIQUE INDEX transactions_reversed_once ON transactions (reverses_id) WHERE reverses_id IS NOT NULL;
 CREATE INDEX transactions_community ON transactions (community_id, seq);
 CREATE INDEX transactions_open_holds ON transactions (timeout_at) WHERE phase = 'pending';
 
