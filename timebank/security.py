@@ -67,8 +67,11 @@ PUBLIC: dict[str, Any] = {"public": True}
 READERS = (Role.ADMIN, Role.AUDITOR, Role.RECORDER, Role.MERCHANT, Role.RESIDENT)
 
 
-def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """App-wide guard: deny unless the route admits the key's role."""
+async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """App-wide guard: deny unless the route admits the key's role.
+
+    (async on purpose: Litestar runs a sync guard in a worker thread on every request)
+    """
     if handler.opt.get("public"):
         return
     roles = handler.opt.get("roles")

@@ -35,8 +35,11 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(".timebank").resolve())
     # A real PostgreSQL server; when unset the embedded one in data_dir is used.
     database_url: str | None = None
-    db_pool_size: int = 20
-    db_max_overflow: int = 10
+    # Connections per service process. Requests beyond it wait for a connection; an
+    # overflow that opens and closes connections under load costs far more (a new
+    # backend, re-prepared statements) than the wait.
+    db_pool_size: int = 16
+    db_max_overflow: int = 0
     # Largest accepted request body, in bytes (CSV imports are the biggest bodies).
     max_body_bytes: int = 1_000_000
     # Page size bounds for list endpoints.
@@ -58,8 +61,8 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=os.environ.get("TIMEBANK_DATABASE_URL") or None,
-            db_pool_size=_int("TIMEBANK_DB_POOL_SIZE", 20),
-            db_max_overflow=_int("TIMEBANK_DB_MAX_OVERFLOW", 10),
+            db_pool_size=_int("TIMEBANK_DB_POOL_SIZE", 16),
+            db_max_overflow=_int("TIMEBANK_DB_MAX_OVERFLOW", 0),
             max_body_bytes=_int("TIMEBANK_MAX_BODY_BYTES", 1_000_000),
             page_default=_int("TIMEBANK_PAGE_DEFAULT", 50),
             page_max=_int("TIMEBANK_PAGE_MAX", 500),
