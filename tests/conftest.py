@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
-from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank import db
@@ -46,9 +46,18 @@ async def engine(database_url: str, settings: Settings) -> AsyncIterator[AsyncEn
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def client(database_url: str, settings: Settings) -> AsyncIterator[AsyncTestClient]:
+async def client(database_url: str, settings: Settings, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP into the app in this event loop, so concurrent requests really overlap.
+
+    (Litestar's AsyncTestClient hands each request to a thread and waits for it, which
+    serialises them.) The app's lifespan only opens the engine; the fixture's engine
+    stands in for it here, and ``timebank serve`` runs the real lifespan in test_serve.
+    """
     app = create_app(settings, database_url)
-    async with AsyncTestClient(app=app, timeout=60) as c:
+    app.state.engine = engine
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://timebank.test",
+                                 timeout=60) as c:
+        c.app = app  # type: ignore[attr-defined]
         yield c
 
 
@@ -56,7 +65,7 @@ async def client(database_url: str, settings: Settings) -> AsyncIterator[AsyncTe
 class Tenant:
     """A fresh community with helpers that call the HTTP API as its admin (or any key)."""
 
-    client: AsyncTestClient
+    client: httpx.AsyncClient
     id: str
     admin_key: str
     accounts: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -102,7 +111,7 @@ class Tenant:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def tenant(client: AsyncTestClient, engine: AsyncEngine) -> Tenant:
+async def tenant(client: httpx.AsyncClient, engine: AsyncEngine) -> Tenant:
     async with engine.begin() as conn:
         created = await create_community(conn, f"测试社区 {uuid.uuid4().hex[:6]}")
     t = Tenant(client, created["community_id"], created["admin_key"])
@@ -113,7 +122,7 @@ async def tenant(client: AsyncTestClient, engine: AsyncEngine) -> Tenant:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def other_tenant(client: AsyncTestClient, engine: AsyncEngine) -> Tenant:
+async def other_tenant(client: httpx.AsyncClient, engine: AsyncEngine) -> Tenant:
     async with engine.begin() as conn:
         created = await create_community(conn, f"另一社区 {uuid.uuid4().hex[:6]}")
     t = Tenant(client, created["community_id"], created["admin_key"])
