@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from timebank import db
 from timebank.app import create_app
 from timebank.community.service import create_community
+from timebank.ledger.posting import close_poster
 from timebank.settings import Settings
 
 
@@ -42,6 +43,7 @@ def database_url(settings: Settings) -> str:
 async def engine(database_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
     eng = db.create_engine(database_url, settings)
     yield eng
+    await close_poster(eng)
     await eng.dispose()
 
 

@@ -24,6 +24,7 @@ from timebank.community.controllers import (
 from timebank.db import create_engine
 from timebank.health import HealthController
 from timebank.ledger.controllers import AccountController, TransactionController
+from timebank.ledger.posting import close_poster
 from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
 from timebank.security import PUBLIC, ApiKeyAuthMiddleware, KeyCache, authorize
 from timebank.settings import Settings, get_settings
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         try:
             yield
         finally:
+            await close_poster(app.state.engine)
             await app.state.engine.dispose()
 
     app = Litestar(

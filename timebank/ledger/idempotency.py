@@ -1,8 +1,8 @@
 """Idempotent writes (Stripe / TigerBeetle semantics).
 
 An idempotent action receives a ``Claim`` and hands it to ``ledger.post``, which
-claims the key in the same database transaction as the movement (one round trip,
-see ``ledger_post`` in migration 0001). So:
+claims the key in the same database transaction as the movement (see
+``ledger_post`` in migration 0001). So:
 
 * replay of the same request → the first answer, status and body the same (a created
   transaction is answered as it was created);
@@ -10,8 +10,8 @@ see ``ledger_post`` in migration 0001). So:
 * a rejection (domain error) rolls back whatever the action wrote and is recorded
   under the key, so it stays rejected on replay; if a concurrent request with the
   same key got there first, its answer is returned instead;
-* two requests with one key never both move value: the second claim fails on the
-  primary key and rolls its transaction back;
+* two requests with one key never both move value: the second claim waits for the
+  first to commit and then finds the key answered (``ON CONFLICT DO NOTHING``);
 * an unexpected error rolls everything back, the key included, so a retry may run.
 """
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from timebank.community.models import Role
 from timebank.db import driver
 from timebank.ledger.models import Asset, Direction, Kind, Layer, Phase, SystemRole
+from timebank.ledger.posting import post_batch, poster_for
 from timebank.problems import (
     AlreadyReversed,
     AssetMismatch,
@@ -86,11 +86,6 @@ def legs_of(movements: Sequence[Movement], layer: Layer) -> list[Leg]:
     return legs
 
 
-_POST_SQL = (
-    "SELECT o_code, o_detail, o_created_at, o_seq, o_timeout_at FROM ledger_post("
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-)
-
 _REJECTIONS: dict[str, type[DomainError]] = {
     "insufficient_funds": InsufficientFunds,
     "already_resolved": HoldAlreadyResolved,
@@ -114,7 +109,7 @@ class Claim:
 
 
 class KeyAlreadyUsed(Exception):
-    """The claim's key already has an answer (now, or by a concurrent request)."""
+    """The claim's key already has an answer (given before, or by a concurrent request that committed)."""
 
 
 async def post(
@@ -134,43 +129,38 @@ async def post(
 ) -> dict[str, Any]:
     """Write one balanced transaction (claiming ``claim``), or raise and write nothing.
 
-    One ``ledger_post`` call: outside a transaction of the caller it is atomic on
-    its own; inside one it joins it.
+    Inside a database transaction of the caller it joins it; on its own it is posted
+    in the next batch (``posting.Poster``), atomic by itself either way.
     """
     if memo is not None and len(memo) > MAX_MEMO:
         raise BadRequest(f"memo is at most {MAX_MEMO} characters")
     tx_id = uuid.uuid4()
-    drv = await driver(conn)
-    try:
-        row = await drv.fetchrow(
-            _POST_SQL,
-            tx_id,
-            community_id,
-            kind.value,
-            phase.value,
-            memo,
-            principal_id,
-            None if claim is None else claim.key,
-            None if claim is None else claim.request_hash,
-            pending_id,
-            reverses_id,
-            reason,
-            timeout_seconds,
-            [leg.account_id for leg in legs],
-            [leg.asset.value for leg in legs],
-            [leg.direction.value for leg in legs],
-            [leg.layer.value for leg in legs],
-            [leg.amount for leg in legs],
-        )
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "idempotency_keys_pkey":
-            raise KeyAlreadyUsed() from None  # a concurrent request with this key committed first
-        raise
-    code = row["o_code"]
+    request = (
+        tx_id,
+        community_id,
+        kind.value,
+        phase.value,
+        memo,
+        principal_id,
+        None if claim is None else claim.key,
+        None if claim is None else claim.request_hash,
+        pending_id,
+        reverses_id,
+        reason,
+        timeout_seconds,
+        [(leg.account_id, leg.asset.value, leg.direction.value, leg.layer.value, leg.amount) for leg in legs],
+    )
+    if conn.in_transaction():
+        # Part of the caller's database transaction: post on its connection.
+        (row,) = await post_batch(await driver(conn), [request])
+    else:
+        # On its own: ride the next batch (one commit for many concurrent movements).
+        row = await poster_for(conn.engine).submit(request)
+    code = row["code"]
     if code == "replay":
         raise KeyAlreadyUsed()
     if code != "ok":
-        raise _rejection(code, row["o_detail"])
+        raise _rejection(code, row["detail"])
     if claim is not None:
         claim.used = True
     return transaction_view(
@@ -183,9 +173,9 @@ async def post(
             "pending_id": pending_id,
             "reverses_id": reverses_id,
             "reason": reason,
-            "timeout_at": row["o_timeout_at"],
-            "created_at": row["o_created_at"],
-            "seq": row["o_seq"],
+            "timeout_at": row["timeout_at"],
+            "created_at": row["created_at"],
+            "seq": row["seq"],
         },
         legs,
     )

@@ -143,7 +143,8 @@ CREATE TABLE idempotency_keys (
     principal_id  uuid,
     status_code   integer NOT NULL,
     response      jsonb,           -- a stored answer (e.g. a rejection) ...
-    transaction_id uuid REFERENCES transactions(id),  -- ... or the transaction it created
+    -- ... or the transaction it created (claimed just before it is written, hence deferred)
+    transaction_id uuid REFERENCES transactions(id) DEFERRABLE INITIALLY DEFERRED,
     CONSTRAINT idempotency_answer CHECK ((response IS NULL) <> (transaction_id IS NULL)),
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (community_id, key)
@@ -269,15 +270,12 @@ CREATE CONSTRAINT TRIGGER transactions_balanced AFTER INSERT ON transactions
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION ledger_check_balanced();
 
--- The one way value moves. Legs arrive as parallel arrays; the function locks the
--- referenced transaction (hold or original), then the accounts in id order, checks,
--- and writes. Expected rejections come back as a result code, nothing written.
--- With an idempotency key it also answers 'replay' for a key already used, and claims
--- the key in the same transaction as the movement, so one call is one round trip and
--- a key can never move value twice (a concurrent claim fails on the primary key).
-CREATE FUNCTION ledger_post(
+-- ledger_apply: one movement. Legs arrive as parallel arrays; it locks the referenced
+-- transaction (hold or original), then the accounts in id order, checks, and writes.
+-- Expected rejections come back as a result code, nothing written.
+CREATE FUNCTION ledger_apply(
     p_id uuid, p_community_id uuid, p_kind text, p_phase text, p_memo text,
-    p_principal_id uuid, p_idempotency_key text, p_request_hash bytea,
+    p_principal_id uuid, p_idempotency_key text,
     p_pending_id uuid, p_reverses_id uuid, p_reason text, p_timeout_seconds integer,
     p_account_ids uuid[], p_assets text[], p_directions text[], p_layers text[], p_amounts bigint[],
     OUT o_code text, OUT o_detail text, OUT o_created_at timestamptz, OUT o_seq bigint,
@@ -287,11 +285,6 @@ DECLARE
     ref record;
     locked int;
 BEGIN
-    IF p_idempotency_key IS NOT NULL AND EXISTS (
-        SELECT 1 FROM idempotency_keys k
-         WHERE k.community_id = p_community_id AND k.key = p_idempotency_key) THEN
-        o_code := 'replay'; RETURN;
-    END IF;
     IF p_pending_id IS NOT NULL THEN
         SELECT t.id, t.timeout_at INTO ref FROM transactions t
          WHERE t.id = p_pending_id AND t.community_id = p_community_id AND t.phase = 'pending'
@@ -368,17 +361,83 @@ BEGIN
            AS l(account_id, asset, direction, layer, amount, n)
      ORDER BY (l.layer = 'release') DESC, (l.direction = 'credit') DESC, l.n;
 
+    o_code := 'ok';
+END $$;
+
+-- ledger_post: ledger_apply behind an idempotency key. The key is claimed first
+-- (ON CONFLICT DO NOTHING: a key already answered, or being answered by a concurrent
+-- transaction that then commits, gives 'replay'); a rejection gives the claim back.
+-- The claim commits with the movement, so a key can never move value twice.
+CREATE FUNCTION ledger_post(
+    p_id uuid, p_community_id uuid, p_kind text, p_phase text, p_memo text,
+    p_principal_id uuid, p_idempotency_key text, p_request_hash bytea,
+    p_pending_id uuid, p_reverses_id uuid, p_reason text, p_timeout_seconds integer,
+    p_account_ids uuid[], p_assets text[], p_directions text[], p_layers text[], p_amounts bigint[],
+    OUT o_code text, OUT o_detail text, OUT o_created_at timestamptz, OUT o_seq bigint,
+    OUT o_timeout_at timestamptz
+) LANGUAGE plpgsql AS $$
+BEGIN
     IF p_idempotency_key IS NOT NULL THEN
         -- 201: the answer to this key is the transaction as created.
         INSERT INTO idempotency_keys (community_id, key, request_hash, principal_id, status_code, transaction_id)
-        VALUES (p_community_id, p_idempotency_key, p_request_hash, p_principal_id, 201, p_id);
+        VALUES (p_community_id, p_idempotency_key, p_request_hash, p_principal_id, 201, p_id)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            o_code := 'replay'; RETURN;
+        END IF;
     END IF;
-    o_code := 'ok';
+    SELECT * INTO o_code, o_detail, o_created_at, o_seq, o_timeout_at
+      FROM ledger_apply(p_id, p_community_id, p_kind, p_phase, p_memo, p_principal_id, p_idempotency_key,
+                        p_pending_id, p_reverses_id, p_reason, p_timeout_seconds,
+                        p_account_ids, p_assets, p_directions, p_layers, p_amounts);
+    IF o_code <> 'ok' AND p_idempotency_key IS NOT NULL THEN
+        DELETE FROM idempotency_keys WHERE community_id = p_community_id AND key = p_idempotency_key;
+    END IF;
+END $$;
+
+-- ledger_post_batch: several movements in one database transaction, one commit
+-- (TigerBeetle-style batching: a hot account is locked once per batch, not per
+-- transfer). Every referenced transaction, then every account of the whole batch, is
+-- locked first, each group in id order, so concurrent batches never deadlock; then
+-- the requests are applied in order, each independently (a rejection of one is its
+-- result code and leaves the others alone).
+CREATE TYPE ledger_leg AS (account_id uuid, asset text, direction text, layer text, amount bigint);
+CREATE TYPE ledger_request AS (
+    id uuid, community_id uuid, kind text, phase text, memo text, principal_id uuid,
+    idempotency_key text, request_hash bytea, pending_id uuid, reverses_id uuid, reason text,
+    timeout_seconds integer, legs ledger_leg[]);
+
+CREATE FUNCTION ledger_post_batch(p_requests ledger_request[])
+RETURNS TABLE (n integer, code text, detail text, created_at timestamptz, seq bigint, timeout_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r ledger_request;
+    res record;
+BEGIN
+    PERFORM 1 FROM transactions t
+     WHERE t.id IN (SELECT coalesce(q.pending_id, q.reverses_id) FROM unnest(p_requests) q)
+     ORDER BY t.id FOR UPDATE;
+    PERFORM 1 FROM accounts a
+     WHERE a.id IN (SELECT l.account_id FROM unnest(p_requests) q, unnest(q.legs) l)
+     ORDER BY a.id FOR UPDATE;
+    FOR i IN 1 .. coalesce(cardinality(p_requests), 0) LOOP
+        r := p_requests[i];
+        SELECT * INTO res FROM ledger_post(
+            r.id, r.community_id, r.kind, r.phase, r.memo, r.principal_id, r.idempotency_key, r.request_hash,
+            r.pending_id, r.reverses_id, r.reason, r.timeout_seconds,
+            ARRAY(SELECT l.account_id FROM unnest(r.legs) l), ARRAY(SELECT l.asset FROM unnest(r.legs) l),
+            ARRAY(SELECT l.direction FROM unnest(r.legs) l), ARRAY(SELECT l.layer FROM unnest(r.legs) l),
+            ARRAY(SELECT l.amount FROM unnest(r.legs) l));
+        n := i; code := res.o_code; detail := res.o_detail; created_at := res.o_created_at;
+        seq := res.o_seq; timeout_at := res.o_timeout_at;
+        RETURN NEXT;
+    END LOOP;
 END $$;
 """
 
 DROP = r"""
-DROP FUNCTION IF EXISTS ledger_post;
+DROP FUNCTION IF EXISTS ledger_post_batch, ledger_post, ledger_apply;
+DROP TYPE IF EXISTS ledger_request, ledger_leg;
 DROP TABLE IF EXISTS idempotency_keys, entries, transactions, api_keys, accounts, parties, communities CASCADE;
 DROP FUNCTION IF EXISTS ledger_check_balanced, ledger_entry_written,
     ledger_stamp_transaction, ledger_reject_change, ledger_guard_balances, ledger_guard_account_delete;
