@@ -433,6 +433,15 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
+
+-- The ledger functions run the same statements with new values millions of times:
+-- a generic plan, made once per session, is right for all of them, and PostgreSQL's
+-- default (re-planning custom plans while it decides) cost more than the execution
+-- here (measured: 1.34 ms → 0.84 ms per movement in a batch of 16).
+ALTER FUNCTION ledger_post_batch(ledger_request[]) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION ledger_post(uuid, uuid, text, text, text, uuid, text, bytea, uuid, uuid, text, integer,
+                           uuid[], text[], text[], text[], bigint[]) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION ledger_check_balanced() SET plan_cache_mode = force_generic_plan;
 """
 
 DROP = r"""
