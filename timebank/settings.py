@@ -50,6 +50,11 @@ class Settings:
     # Seconds an API-key lookup may be served from the in-process cache; a revocation
     # is immediate on the replica that revoked it and at most this late elsewhere.
     key_cache_seconds: int = 2
+    # Posting batches in flight per process (each on its own connection). More lanes
+    # overlap more work; fewer make bigger batches and less lock contention on a hot
+    # account.
+    post_lanes: int = 2
+    post_max_batch: int = 64
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
     log_level: str = "INFO"
     demo: bool = True  # seed the demo community into an empty database on `serve`
@@ -68,6 +73,8 @@ class Settings:
             page_max=_int("TIMEBANK_PAGE_MAX", 500),
             hold_max_timeout_seconds=_int("TIMEBANK_HOLD_MAX_TIMEOUT_SECONDS", 7 * 24 * 3600),
             key_cache_seconds=_int("TIMEBANK_KEY_CACHE_SECONDS", 2),
+            post_lanes=_int("TIMEBANK_POST_LANES", 2),
+            post_max_batch=_int("TIMEBANK_POST_MAX_BATCH", 64),
             log_json=None if not log_json_raw else _bool("TIMEBANK_LOG_JSON", True),
             log_level=(os.environ.get("TIMEBANK_LOG_LEVEL") or "INFO").upper(),
             demo=_bool("TIMEBANK_DEMO", True),

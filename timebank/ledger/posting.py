@@ -22,6 +22,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.db import to_asyncpg_dsn
+from timebank.settings import get_settings
 
 BATCH_SQL = "SELECT n, code, detail, created_at, seq, timeout_at FROM ledger_post_batch($1::ledger_request[])"
 
@@ -102,7 +103,12 @@ def poster_for(engine: AsyncEngine) -> Poster:
     """The engine's poster, made on first use."""
     poster = _posters.get(engine.sync_engine)
     if poster is None or poster._closed:
-        poster = Poster(to_asyncpg_dsn(engine.url.render_as_string(hide_password=False)))
+        settings = get_settings()
+        poster = Poster(
+            to_asyncpg_dsn(engine.url.render_as_string(hide_password=False)),
+            lanes=settings.post_lanes,
+            max_batch=settings.post_max_batch,
+        )
         _posters[engine.sync_engine] = poster
     return poster
 
