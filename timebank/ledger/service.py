@@ -155,6 +155,9 @@ async def post(
         (row,) = await post_batch(await driver(conn), [request])
     else:
         # On its own: ride the next batch (one commit for many concurrent movements).
+        # A batch whose outcome is unknown (e.g. the connection dropped at commit) is
+        # retried request by request, which is only safe behind an idempotency key.
+        assert claim is not None, "a movement outside a transaction needs an idempotency claim"
         row = await poster_for(conn.engine).submit(request)
     code = row["code"]
     if code == "replay":
