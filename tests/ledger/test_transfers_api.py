@@ -312,7 +312,8 @@ async def test_auditor_reads_everything_and_writes_nothing(tenant, engine):
     tx = (await tenant.transfer(move(a, b, 5))).json()
     for path in ("/v1/community", f"/v1/members/{a['id']}", f"/v1/members/{a['id']}/balances",
                  f"/v1/accounts/{a['accounts']['HOUR']}", f"/v1/accounts/{a['accounts']['HOUR']}/entries",
-                 f"/v1/transactions/{tx['id']}", "/v1/members", "/v1/merchants"):
+                 f"/v1/transactions/{tx['id']}", "/v1/members", "/v1/merchants", "/v1/organisations",
+                 "/v1/api-keys"):
         assert (await tenant.client.get(path, headers=tenant.auth(auditor))).status_code == 200, path
     async with engine.connect() as conn:
         before = (await conn.execute(text("SELECT count(*) FROM transactions WHERE community_id = :c"),

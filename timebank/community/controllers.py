@@ -142,7 +142,11 @@ class ApiKeyController(Controller):
             view = await service.issue_key(conn, web.principal(request), data.role, data.subject_id, data.label)
         return web.json_response(view, 201)
 
-    @get("/", opt=access(Role.ADMIN), summary="List the community's API keys (never the keys themselves)")
+    @get(
+        "/",
+        opt=access(Role.ADMIN, Role.AUDITOR),
+        summary="List the community's API keys (never the keys themselves)",
+    )
     async def list_(self, request: Request) -> Response[schemas.ApiKeyList]:
         async with web.engine(request).connect() as conn:
             return web.json_response({"items": await service.list_keys(conn, web.principal(request))})
