@@ -3,7 +3,7 @@
 
 Run from the repository root with the project's virtualenv:
 
-    .venv/bin/python scripts/bench/transfers.py [--clients 32] [--duration 20] [--members 10000] [--workers 1]
+    .venv/bin/python scripts/bench/transfers.py [--clients 32] [--duration 20] [--members 10000] [--workers 2]
 
 What it does, all on this machine and over loopback / Unix sockets only:
 
@@ -14,22 +14,26 @@ What it does, all on this machine and over loopback / Unix sockets only:
 3. starts ``timebank serve --no-demo`` as a subprocess on a free loopback port and waits
    for ``/health/ready``; funds every member's HOUR account from the community issuance
    account with 64-leg HTTP transfers (this also warms the service up);
-4. measures, each for ``--duration`` seconds after ``--warmup`` seconds:
+4. writes ``--history`` past transfers directly and runs ANALYZE, so that the ledger is
+   measured in service, not empty (plans made on empty tables scan them whole);
+5. measures, each for ``--duration`` seconds after ``--warmup`` seconds:
    * service/uniform: N keep-alive HTTP clients, each POST /v1/transfers moves 1 HOUR
      minute between two random distinct members;
    * service/hot: every transfer touches the one hot account (alternately member -> hot
      and hot -> member);
-   * limit/uniform and limit/hot: the same SQL work per transfer sent directly with
-     asyncpg on N connections: what timebank.ledger.service.post sends, one
-     ``SELECT * FROM ledger_post(...)`` that claims the idempotency key and is its own
-     transaction (the call is built from the function's parameters in the database);
-5. prints transfers/s (successful transfers only), p50/p99 latency, the ratio
-   service/limit and the CPU each process group used; stops the service (SIGTERM), the
-   embedded database, and removes the temporary directory.
+   * limit/uniform and limit/hot: the same SQL work sent directly with asyncpg, the
+     reference limit (see DirectLedger): through the service's own poster
+     (``ledger_post_batch``) when the service batches, else one ``ledger_post`` per
+     transfer on N connections;
+6. prints transfers/s (successful transfers only), p50/p99 latency, the ratio
+   service/limit, the CPU each process group used, transfers per commit and rows read
+   by sequential scans; stops the service (SIGTERM), the embedded database, and
+   removes the temporary directory (also when stopped by a signal).
 
 The HTTP load comes from a minimal keep-alive HTTP/1.1 client written here (the load
 generator shares the 2 cores with the service, so it must be cheap); ``--client aiohttp``
 uses aiohttp instead, if installed. Everything else is a dependency of the project.
+Results and their reading: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -77,14 +81,15 @@ READY_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
 NOISE_CORES = 0.15  # CPU used by other processes during a window above which a run is noisy
 
-# The reference limit calls ledger_post exactly as timebank.ledger.service.post does: one
-# statement that is its own transaction (it claims the idempotency key, locks the
-# accounts, writes the transaction, its entries and the key's answer). The call is built
-# from the function's parameter names in the database, so the bench follows the schema.
+# The 'single' reference limit calls ledger_post as timebank.ledger.service.post did
+# before batching: one statement that is its own transaction (it claims the idempotency
+# key, locks the accounts, writes the transaction, its entries and the key's answer). The
+# call is built from the function's parameter names in the database.
 LEDGER_POST_ARGS_SQL = """
     SELECT p.proargnames, p.proargmodes FROM pg_proc p
      WHERE p.proname = 'ledger_post' AND p.pronamespace = 'public'::regnamespace
 """
+SEQ_BY_TABLE_SQL = "SELECT relname, seq_tup_read FROM pg_stat_user_tables"
 SESSIONS_SQL = """
     SELECT d.sessions, d.xact_commit,
            (SELECT coalesce(sum(t.seq_tup_read), 0) FROM pg_stat_user_tables t) AS seq_rows
@@ -107,6 +112,7 @@ class Phase:
     db_sessions: int = 0  # PostgreSQL connections opened during the window (pool churn)
     db_commits: int = 0  # PostgreSQL transactions committed during the window (batching)
     seq_rows: int = 0  # table rows read by sequential scans during the window (plan trouble)
+    seq_by_table: dict[str, int] = field(default_factory=dict)
     note: str = ""
 
     @property
@@ -144,6 +150,7 @@ class Phase:
             "db_sessions_opened": self.db_sessions,
             "db_commits": self.db_commits,
             "seq_scan_rows": self.seq_rows,
+            "seq_scan_rows_by_table": self.seq_by_table,
             "note": self.note,
         }
 
@@ -431,6 +438,7 @@ async def measure(phase: Phase, window: Window, meter: CpuMeter, sample_waits: b
         await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
         sampler = WaitSampler(meter.dsn) if sample_waits else None
         stats = await probe.fetchrow(SESSIONS_SQL)
+        seq_before = {r["relname"]: r["seq_tup_read"] for r in await probe.fetch(SEQ_BY_TABLE_SQL)}
         meter.begin()
         if sampler:
             sampler.start()
@@ -445,6 +453,10 @@ async def measure(phase: Phase, window: Window, meter: CpuMeter, sample_waits: b
         phase.db_sessions = after["sessions"] - stats["sessions"] - (1 if sampler else 0)
         phase.db_commits = after["xact_commit"] - stats["xact_commit"]
         phase.seq_rows = int(after["seq_rows"] - stats["seq_rows"])
+        for r in await probe.fetch(SEQ_BY_TABLE_SQL):
+            rows = r["seq_tup_read"] - seq_before.get(r["relname"], 0)
+            if rows:
+                phase.seq_by_table[r["relname"]] = rows
     finally:
         await probe.close()
 
@@ -581,7 +593,9 @@ async def http_phase(
             async with s.get(f"http://{host}:{port}/health/live") as r:
                 await r.read()
 
-        await asyncio.gather(*(touch(s) for s in sessions))
+        for session in sessions:  # one by one, as above
+            await touch(session)
+            await asyncio.sleep(0.005)
 
         async def send(n: int, key: str, body: bytes) -> tuple[int, bytes]:
             headers = {"Authorization": auth_header, "Idempotency-Key": key, "Content-Type": "application/json"}
@@ -592,7 +606,14 @@ async def http_phase(
             await asyncio.gather(*(s.close() for s in sessions))
 
     else:
-        conns = list(await asyncio.gather(*(RawHttpConnection.open(host, port) for _ in range(clients))))
+        # One by one, each answered before the next opens: opened all at once, the first
+        # worker to wake accepts them all and a second worker gets no share of the load.
+        conns = []
+        for _ in range(clients):
+            conn = await RawHttpConnection.open(host, port)
+            await conn.request(f"GET /health/live HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            conns.append(conn)
+            await asyncio.sleep(0.005)
 
         async def send(n: int, key: str, body: bytes) -> tuple[int, bytes]:
             if conns[n].closed:
@@ -977,7 +998,21 @@ class Service:
 # --- main --------------------------------------------------------------------------------
 
 
-def machine_facts(dsn: str, client_kind: str) -> dict[str, Any]:
+def git_commit() -> str:
+    """The commit of the code under test, '+changes' if timebank/ has uncommitted edits."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "timebank"], cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (head or "?") + ("+changes" if dirty else "")
+
+
+def machine_facts(dsn: str, client_kind: str, commit: str) -> dict[str, Any]:
     import platform
 
     import asyncpg
@@ -1012,14 +1047,8 @@ def machine_facts(dsn: str, client_kind: str) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = "?"
     return {
-        "commit": commit or "?",
+        "commit": commit,
         "nproc": os.cpu_count(),
         "cpu": cpu or platform.machine(),
         "python": platform.python_version(),
@@ -1072,6 +1101,8 @@ def print_results(phases: list[Phase], args: argparse.Namespace, facts: dict[str
     if noisy:
         out.print(f"[yellow]warning: other processes used CPU during {', '.join(noisy)}; those numbers are noisy[/yellow]")
     for p in phases:
+        if p.seq_rows > 10 * max(p.ok, 1):
+            out.print(f"  {p.name}: sequential scans read {p.seq_by_table} rows (a plan made on small tables?)")
         if p.failures:
             out.print(f"  {p.name} failures: {p.failures}")
 
@@ -1103,7 +1134,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per scenario (default 20)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each (default 3)")
     parser.add_argument("--members", type=int, default=10_000, help="member accounts (default 10000)")
-    parser.add_argument("--workers", type=int, default=1, help="service processes (timebank serve --workers)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1,
+        help="service processes, timebank serve --workers (default: one per core)",
+    )  # fmt: skip
     parser.add_argument(
         "--limit-mode", choices=("auto", "single", "batch"), default="auto",
         help="reference limit: 'batch' = the service's own Poster (ledger_post_batch), 'single' = one "
@@ -1145,6 +1179,10 @@ def main() -> None:
         parser.error("--members is 2 to 1,000,000")
     if not 0 <= args.history <= 1_000_000:
         parser.error("--history is 0 to 1,000,000")
+    if not 1 <= args.workers <= 64 or not 0 <= args.retries <= 10 or not 0 <= args.quiet_wait <= 3600:
+        parser.error("--workers is 1 to 64, --retries 0 to 10, --quiet-wait 0 to 3600")
+    if args.max_transfers < 1:
+        parser.error("--max-transfers is at least 1")
     if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 120:
         parser.error("--duration is up to 600 s and --warmup up to 120 s")
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -1178,6 +1216,7 @@ def main() -> None:
     phases: list[Phase] = []
     try:
         started = time.perf_counter()
+        commit = git_commit()  # the code the service runs is the code at its start
         console.print(f"data dir {data_dir}; starting the embedded PostgreSQL")
         url = db.resolve_database_url(settings)  # this process joins (here: starts) the embedded server
         dsn = db.to_asyncpg_dsn(url)
@@ -1249,7 +1288,8 @@ def main() -> None:
             for attempt in range(1 + args.retries):
                 asyncio.run(checkpoint())  # each scenario starts from a clean checkpoint
                 wait_quiet(args.quiet_wait)
-                console.print(f"running {name} with {args.clients} clients for {args.warmup:g}+{args.duration:g}s")
+                console.print(f"running {name} with {args.clients} clients for {args.warmup:g}+{args.duration:g}s",
+                              highlight=False)  # fmt: skip
                 if name.startswith("service/"):
                     def spread() -> None:
                         if args.workers > 1:
@@ -1283,7 +1323,7 @@ def main() -> None:
             # the attempt least disturbed by other processes
             phases.append(min(attempts, key=lambda p: p.cpu.get("other", 0.0) / p.duration))
 
-        facts = machine_facts(dsn, args.client)
+        facts = machine_facts(dsn, args.client, commit)
         print_results(phases, args, facts)
         if args.json:
             args.json.write_text(
