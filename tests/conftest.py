@@ -21,13 +21,17 @@ from timebank import db
 from timebank.app import create_app
 from timebank.community.service import create_community
 from timebank.ledger.posting import close_poster
+from timebank.log import keys
+from timebank.log import service as log_service
 from timebank.settings import Settings
 
 
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
     data_dir = Path(tempfile.mkdtemp(prefix="timebank-test-"))
-    yield Settings(data_dir=data_dir, key_cache_seconds=0, log_level="WARNING", log_json=True)
+    settings = Settings(data_dir=data_dir, key_cache_seconds=0, log_level="WARNING", log_json=True)
+    keys.generate(settings.key_dir)
+    yield settings
     db.stop_embedded()
     shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -42,6 +46,8 @@ def database_url(settings: Settings) -> str:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def engine(database_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
     eng = db.create_engine(database_url, settings)
+    async with eng.begin() as conn:  # what the app's lifespan does
+        await log_service.register_keys(conn, keys.read_keyring(settings.key_dir))
     yield eng
     await close_poster(eng)
     await eng.dispose()
@@ -71,6 +77,17 @@ class Tenant:
     id: str
     admin_key: str
     accounts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    async def integrate(self) -> int:
+        """Run the log integrator for this community now (the app's loop does it every second)."""
+        app = self.client.app  # type: ignore[attr-defined]
+        size = -1
+        while True:
+            async with app.state.engine.begin() as conn:
+                done = await log_service.integrate(conn, uuid.UUID(self.id), app.state.signer, app.state.settings.log_origin)
+            if done is None:
+                return size
+            size = done.tree_size
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.admin_key}"}

@@ -25,6 +25,10 @@ from timebank.db import create_engine
 from timebank.health import HealthController
 from timebank.ledger.controllers import AccountController, TransactionController
 from timebank.ledger.posting import close_poster
+from timebank.log import service as log_service
+from timebank.log.controllers import LogController, ReceiptController
+from timebank.log.integrator import Integrator
+from timebank.log.keys import load_signer, read_keyring
 from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
 from timebank.security import PUBLIC, ApiKeyAuthMiddleware, KeyCache, authorize
 from timebank.settings import Settings, get_settings
@@ -73,14 +77,24 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         raise RuntimeError("no database URL: run through `timebank serve`, which starts the embedded database")
     logs.configure(settings)
 
+    signer = load_signer(settings.key_dir)  # fail at start, not at the first transfer
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.engine = create_engine(url, settings)
+        app.state.engine = engine = create_engine(url, settings)
+        async with engine.begin() as conn:
+            await log_service.register_keys(conn, read_keyring(settings.key_dir))
+        integrator = None
+        if settings.log_integrator:
+            integrator = Integrator(engine, signer, settings.log_origin, settings.log_interval_ms / 1000)
+            integrator.start()
         try:
             yield
         finally:
-            await close_poster(app.state.engine)
-            await app.state.engine.dispose()
+            if integrator is not None:
+                await integrator.stop()
+            await close_poster(engine)
+            await engine.dispose()
 
     app = Litestar(
         route_handlers=[
@@ -92,6 +106,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             ApiKeyController,
             TransactionController,
             AccountController,
+            LogController,
+            ReceiptController,
         ],
         lifespan=[lifespan],
         guards=[authorize],
@@ -123,6 +139,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
+    app.state.signer = signer
     return app
 
 

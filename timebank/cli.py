@@ -43,6 +43,7 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
     import uvicorn
 
     settings = get_settings()
+    _ensure_signing_key(settings)
     url = db.resolve_database_url(settings)
     db.upgrade(url)
     demo = None if (no_demo or not settings.demo) else asyncio.run(_seed_demo(url))
@@ -77,6 +78,21 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
         timeout_graceful_shutdown=20,
         limit_concurrency=1000,
     )
+
+
+def _ensure_signing_key(settings: Any) -> None:
+    """The embedded (demo/dev) setup makes its own key; a real deployment brings one."""
+    from timebank.log import keys
+
+    if keys.current(keys.read_keyring(settings.key_dir)) is not None:
+        return
+    if settings.database_url:
+        raise click.ClickException(
+            f"no signing key in {settings.key_dir}: run `timebank keys generate` once and give every "
+            "replica the same key directory (TIMEBANK_SIGNING_KEY_DIR); see docs/operations.md"
+        )
+    made = keys.generate(settings.key_dir)
+    click.echo(f"  made a signing key {made.kid} in {settings.key_dir}", err=True)
 
 
 async def _seed_demo(url: str) -> dict[str, Any] | None:
@@ -136,15 +152,16 @@ def community_create(name: str, timezone: str) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit(as_json: bool) -> None:
-    """Recompute every balance from the entries; exit 1 on any difference."""
+    """Recompute every balance and every log root from the entries; exit 1 on any difference."""
     from timebank.ledger.audit import run_audit
+    from timebank.log.audit import log_checks
 
     url = _database()
 
     async def run() -> Any:
         engine = db.create_engine(url, get_settings())
         try:
-            return await run_audit(engine)
+            return await run_audit(engine, log_checks)
         finally:
             await engine.dispose()
 
@@ -165,6 +182,103 @@ def audit(as_json: bool) -> None:
                 console.print(f"       {row}", highlight=False)
         console.print("[green]audit clean[/green]" if report.ok else "[red]AUDIT FAILED[/red]")
     sys.exit(0 if report.ok else 1)
+
+
+@main.group()
+def keys() -> None:
+    """Ed25519 signing keys of receipts and checkpoints (TIMEBANK_SIGNING_KEY_DIR)."""
+
+
+def _key_row(k: Any) -> dict[str, Any]:
+    return {"kid": k.kid, "created_at": k.created_at, "retired_at": k.retired_at,
+            "status": "retired" if k.retired_at else "current"}
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Make the first signing key (refused if one exists; see rotate)."""
+    from timebank.log import keys as k
+
+    settings = get_settings()
+    try:
+        made = k.generate(settings.key_dir)
+    except k.SigningKeyError as err:
+        raise click.ClickException(str(err)) from None
+    _emit({**_key_row(made), "key_dir": str(settings.key_dir)})
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List signing keys, current and retired (public data only)."""
+    from timebank.log import keys as k
+
+    _emit([_key_row(x) for x in k.read_keyring(get_settings().key_dir)])
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new current key; the old one is retired (still published, never used again).
+
+    Restart the service (every replica) to sign with the new key.
+    """
+    from timebank.log import keys as k
+
+    try:
+        retired, new = k.rotate(get_settings().key_dir)
+    except k.SigningKeyError as err:
+        raise click.ClickException(str(err)) from None
+    _emit({"retired": _key_row(retired), "current": _key_row(new)})
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read {what} {path}: {exc}") from None
+
+
+@main.command()
+@click.argument("receipt", type=click.Path(dir_okay=False))
+@click.option("--keys", "keys_file", type=click.Path(dir_okay=False),
+              help="JWK set of the bank's public keys (GET /v1/log/keys); default: keys.json in the key directory.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Check inclusion against this checkpoint.")
+@click.option("--previous-checkpoint", type=click.Path(dir_okay=False),
+              help="An older checkpoint that must be consistent with the newer one.")
+@click.option("--consistency", type=click.Path(dir_okay=False),
+              help="Consistency proof JSON (GET /v1/log/proof/consistency) between the two.")
+def verify(receipt: str, keys_file: str | None, checkpoint: str | None, previous_checkpoint: str | None,
+           consistency: str | None) -> None:
+    """Verify a receipt offline: signature, leaf hash, inclusion, checkpoint signature, consistency.
+
+    Needs no database and no network. Exit status 0 only if every check passed.
+    """
+    from timebank.log import verify as v
+
+    if (previous_checkpoint is None) != (consistency is None):
+        raise click.UsageError("--previous-checkpoint and --consistency go together")
+    if keys_file is None:
+        from timebank.log.keys import KEYRING
+
+        keys_file = str(get_settings().key_dir / KEYRING)
+    try:
+        keyset = v.load_jwks(_read_json(keys_file, "key set"))
+        report = v.verify_receipt(
+            _read_json(receipt, "receipt"),
+            keyset,
+            checkpoint=None if checkpoint is None else open(checkpoint, encoding="utf-8").read(),
+            previous_checkpoint=None if previous_checkpoint is None else open(previous_checkpoint, encoding="utf-8").read(),
+            consistency=None if consistency is None else _read_json(consistency, "consistency proof"),
+        )
+    except v.VerificationError as err:
+        click.echo(f"FAIL {err}")
+        sys.exit(1)
+    click.echo(f"transaction {report.transaction_id}")
+    for line in report.checked:
+        click.echo(f"ok   {line}")
+    for line in report.skipped:
+        click.echo(f"skip {line}")
+    click.echo("receipt verified" + (" (not yet in the log)" if report.skipped else ""))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,23 @@ class Entry(Out):
     amount: int
 
 
+class SetPayload(Out):
+    community_id: str
+    transaction_id: str
+    leaf_hash: str
+    integrated_at: str
+    log_origin: str
+    maximum_merge_delay_seconds: int
+
+
+class SignedEntryTimestamp(Out):
+    """Ed25519 signature (kid) over the JCS bytes of payload: the log's promise to include the leaf."""
+
+    payload: SetPayload
+    kid: str
+    signature: str
+
+
 class Transaction(Out):
     id: str
     community_id: str
@@ -53,6 +70,7 @@ class Transaction(Out):
     timeout_at: str | None = None
     resolved_by: str | None = None
     reversed_by: str | None = None
+    set: SignedEntryTimestamp | None = None  # in the answer to the request that created it
 
 
 class Balance(Out):
@@ -143,6 +161,77 @@ class ApiKeyInfo(Out):
 
 class ApiKeyList(Out):
     items: list[ApiKeyInfo]
+
+
+class CanonicalTransaction(Out):
+    """The object whose RFC 8785 bytes are the transaction's Merkle leaf (docs/receipts.md)."""
+
+    id: str
+    community_id: str
+    kind: str
+    phase: str
+    memo: str | None
+    reason: str | None
+    pending_id: str | None
+    reverses_id: str | None
+    timeout_at: str | None
+    created_at: str
+    entries: list[Entry]
+
+
+class ReceiptLog(Out):
+    index: int
+    tree_size: int
+    inclusion_proof: list[str]
+    checkpoint: str
+
+
+class Receipt(Out):
+    transaction: CanonicalTransaction
+    leaf_hash: str
+    set: SignedEntryTimestamp
+    log: ReceiptLog | None = None
+
+
+class InclusionProof(Out):
+    index: int
+    tree_size: int
+    leaf_hash: str
+    transaction_id: str
+    proof: list[str]
+
+
+class ConsistencyProof(Out):
+    first: int
+    second: int
+    proof: list[str]
+
+
+class Jwk(Out):
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str
+    kid: str
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+    created_at: str
+    retired_at: str | None = None
+
+
+class KeySet(Out):
+    keys: list[Jwk]
+
+
+class CheckpointInfo(Out):
+    tree_size: int
+    root_hash: str
+    kid: str
+    created_at: str
+
+
+class CheckpointPage(Out):
+    items: list[CheckpointInfo]
+    next_cursor: str | None
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:

@@ -58,11 +58,25 @@ class Settings:
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
     log_level: str = "INFO"
     demo: bool = True  # seed the demo community into an empty database on `serve`
+    # Ed25519 signing keys (timebank/log/keys.py); None means data_dir / "keys".
+    signing_key_dir: Path | None = None
+    # Prefix of every community log's origin: "<prefix>/<community id>". Name your
+    # deployment (e.g. "timebank.example.org/log"); it is signed into checkpoints.
+    log_origin: str = "timebank.local/log"
+    # Run the log integrator in this process (off for API-only replicas; at least one
+    # process must run it). It runs every log_interval_ms, at most 2000 (the merge delay).
+    log_integrator: bool = True
+    log_interval_ms: int = 1000
+
+    @property
+    def key_dir(self) -> Path:
+        return self.signing_key_dir or self.data_dir / "keys"
 
     @classmethod
     def from_env(cls) -> "Settings":
         data_dir = Path(os.environ.get("TIMEBANK_DATA_DIR") or ".timebank").expanduser().resolve()
         log_json_raw = os.environ.get("TIMEBANK_LOG_JSON")
+        key_dir = os.environ.get("TIMEBANK_SIGNING_KEY_DIR")
         return cls(
             data_dir=data_dir,
             database_url=os.environ.get("TIMEBANK_DATABASE_URL") or None,
@@ -78,7 +92,18 @@ class Settings:
             log_json=None if not log_json_raw else _bool("TIMEBANK_LOG_JSON", True),
             log_level=(os.environ.get("TIMEBANK_LOG_LEVEL") or "INFO").upper(),
             demo=_bool("TIMEBANK_DEMO", True),
-        )
+            signing_key_dir=Path(key_dir).expanduser().resolve() if key_dir else None,
+            log_origin=os.environ.get("TIMEBANK_LOG_ORIGIN") or "timebank.local/log",
+            log_integrator=_bool("TIMEBANK_LOG_INTEGRATOR", True),
+            log_interval_ms=_int("TIMEBANK_LOG_INTERVAL_MS", 1000),
+        ).checked()
+
+    def checked(self) -> "Settings":
+        if not 50 <= self.log_interval_ms <= 2000:
+            raise SystemExit("TIMEBANK_LOG_INTERVAL_MS must be from 50 to 2000 (the log's maximum merge delay)")
+        if not self.log_origin or any(c.isspace() or c == "+" for c in self.log_origin):
+            raise SystemExit("TIMEBANK_LOG_ORIGIN must be non-empty, without spaces or '+' (C2SP note key names)")
+        return self
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]

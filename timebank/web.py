@@ -10,6 +10,7 @@ import msgspec
 from litestar import Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from timebank.log.service import with_set
 from timebank.problems import PROBLEM_MEDIA_TYPE, BadRequest
 from timebank.security import Principal
 from timebank.settings import Settings
@@ -36,6 +37,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def idempotent_response(status: int, body: dict[str, Any], replayed: bool) -> Response[Any]:
     return json_response(body, status, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+def transaction_response(request: Request, result: tuple[int, dict[str, Any], bool]) -> Response[Any]:
+    """The answer to a request that created a ledger transaction: with its signed entry timestamp."""
+    status, body, replayed = result
+    if status == 201:
+        body = with_set(request.app.state.signer, settings(request).log_origin, body)
+    return idempotent_response(status, body, replayed)
 
 
 def page_limit(request: Request, limit: int | None) -> int:

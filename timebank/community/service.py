@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.clock import rfc3339
 from timebank.community.models import ROLE_SUBJECT_KIND, PartyKind, Role
 from timebank.ledger.models import Asset, SystemRole
 from timebank.problems import BadRequest, DuplicateExternalRef, Forbidden, LastAdminKey, NotFound
@@ -69,7 +70,7 @@ async def community_view(conn: AsyncConnection, community_id: uuid.UUID) -> dict
         "id": str(community.id),
         "name": community.name,
         "timezone": community.timezone,
-        "created_at": community.created_at.isoformat(),
+        "created_at": rfc3339(community.created_at),
         "accounts": accounts,
     }
 
@@ -118,7 +119,7 @@ def party_view(party: Any, accounts: dict[str, str]) -> dict[str, Any]:
     if party.external_ref is not None:
         view["external_ref"] = party.external_ref
     view["accounts"] = accounts
-    view["created_at"] = party.created_at.isoformat()
+    view["created_at"] = rfc3339(party.created_at)
     return view
 
 
@@ -187,7 +188,7 @@ async def _insert_key(
         "role": role.value,
         "label": label,
         "prefix": prefix,
-        "created_at": row.created_at.isoformat(),
+        "created_at": rfc3339(row.created_at),
     }
     if subject_id is not None:
         view["subject_id"] = str(subject_id)
@@ -234,8 +235,8 @@ async def list_keys(conn: AsyncConnection, principal: Principal) -> list[dict[st
             "subject_id": None if r.subject_id is None else str(r.subject_id),
             "label": r.label,
             "prefix": r.key_prefix,
-            "created_at": r.created_at.isoformat(),
-            "revoked_at": None if r.revoked_at is None else r.revoked_at.isoformat(),
+            "created_at": rfc3339(r.created_at),
+            "revoked_at": None if r.revoked_at is None else rfc3339(r.revoked_at),
         }
         for r in rows
     ]

@@ -7,11 +7,12 @@ a bug in a trigger (or a hand edit with triggers disabled) shows up here.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 CHECKS: dict[str, str] = {
     "cached balances equal the sum of entries": """
@@ -142,7 +143,11 @@ class AuditReport:
         }
 
 
-async def run_audit(engine: AsyncEngine) -> AuditReport:
+# A further group of checks (e.g. the transparency log's): rows that are wrong, by check name.
+ExtraChecks = Callable[[AsyncConnection], Awaitable[dict[str, list[dict[str, Any]]]]]
+
+
+async def run_audit(engine: AsyncEngine, *extra: ExtraChecks) -> AuditReport:
     report = AuditReport()
     # One REPEATABLE READ snapshot, so the checks see one consistent ledger while it is busy.
     async with engine.connect() as conn:
@@ -153,4 +158,6 @@ async def run_audit(engine: AsyncEngine) -> AuditReport:
             for name, sql in CHECKS.items():
                 rows = (await conn.execute(text(sql))).mappings().all()
                 report.results[name] = [{k: str(v) for k, v in row.items()} for row in rows]
+            for checks in extra:
+                report.results.update(await checks(conn))
     return report

@@ -96,8 +96,8 @@ class TransactionController(Controller):
             )
 
         fingerprint = request_hash(who, "POST", request.url.path, msgspec.to_builtins(data))
-        return web.idempotent_response(
-            *await run_idempotent(web.engine(request), who, idempotency_key, fingerprint, action, instance=request.url.path)
+        return web.transaction_response(
+            request, await run_idempotent(web.engine(request), who, idempotency_key, fingerprint, action, instance=request.url.path)
         )
 
     @get(
@@ -117,8 +117,8 @@ class TransactionController(Controller):
             return await service.resolve_hold(conn, who, tx_id, action, claim=claim)
 
         fingerprint = request_hash(who, "POST", request.url.path, None)
-        return web.idempotent_response(
-            *await run_idempotent(web.engine(request), who, key, fingerprint, run, instance=request.url.path)
+        return web.transaction_response(
+            request, await run_idempotent(web.engine(request), who, key, fingerprint, run, instance=request.url.path)
         )
 
     @post("/transactions/{tx_id:uuid}/post", opt=access(*MOVERS), status_code=201, responses=problems(400, 401, 403, 404, 409, 413, 422), summary="Post a pending hold")
@@ -153,8 +153,8 @@ class TransactionController(Controller):
             return await service.reverse(conn, who, tx_id, data.reason, claim=claim)
 
         fingerprint = request_hash(who, "POST", request.url.path, msgspec.to_builtins(data))
-        return web.idempotent_response(
-            *await run_idempotent(web.engine(request), who, idempotency_key, fingerprint, run, instance=request.url.path)
+        return web.transaction_response(
+            request, await run_idempotent(web.engine(request), who, idempotency_key, fingerprint, run, instance=request.url.path)
         )
 
 

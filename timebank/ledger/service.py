@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.clock import rfc3339
 from timebank.community.models import Role
 from timebank.db import driver
 from timebank.ledger.models import Asset, Direction, Kind, Layer, Phase, SystemRole
@@ -248,7 +249,7 @@ def transaction_view(
         "phase": get("phase"),
         "memo": get("memo"),
         "entries": entries,
-        "created_at": get("created_at").isoformat(),
+        "created_at": rfc3339(get("created_at")),
         "seq": get("seq"),
     }
     optional = {
@@ -261,7 +262,7 @@ def transaction_view(
     }
     for k, v in optional.items():
         if v is not None:
-            view[k] = v.isoformat() if isinstance(v, datetime) else str(v)
+            view[k] = rfc3339(v) if isinstance(v, datetime) else str(v)
     return view
 
 
@@ -331,7 +332,7 @@ def account_view(account: Any) -> dict[str, Any]:
         "credits_posted": account.credits_posted,
         "debits_pending": account.debits_pending,
         "credits_pending": account.credits_pending,
-        "created_at": account.created_at.isoformat(),
+        "created_at": rfc3339(account.created_at),
     }
 
 
@@ -380,7 +381,7 @@ async def entries_page(
             "layer": r.layer,
             "amount": r.amount,
             "memo": r.memo,
-            "created_at": r.created_at.isoformat(),
+            "created_at": rfc3339(r.created_at),
         }
         for r in rows[:limit]
     ]

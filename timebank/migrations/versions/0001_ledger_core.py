@@ -413,12 +413,18 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r ledger_request;
     res record;
+    referenced uuid[];
 BEGIN
-    PERFORM 1 FROM transactions t
-     WHERE t.id IN (SELECT coalesce(q.pending_id, q.reverses_id) FROM unnest(p_requests) q)
-     ORDER BY t.id FOR UPDATE;
+    -- `= ANY(array)` is an index probe under any plan; `IN (subquery)` may become a
+    -- hash join over a sequential scan in the generic plan made on a small table,
+    -- and force_generic_plan would keep it as the table grows.
+    referenced := ARRAY(SELECT coalesce(q.pending_id, q.reverses_id) FROM unnest(p_requests) q
+                         WHERE q.pending_id IS NOT NULL OR q.reverses_id IS NOT NULL);
+    IF cardinality(referenced) > 0 THEN
+        PERFORM 1 FROM transactions t WHERE t.id = ANY(referenced) ORDER BY t.id FOR UPDATE;
+    END IF;
     PERFORM 1 FROM accounts a
-     WHERE a.id IN (SELECT l.account_id FROM unnest(p_requests) q, unnest(q.legs) l)
+     WHERE a.id = ANY(ARRAY(SELECT l.account_id FROM unnest(p_requests) q, unnest(q.legs) l))
      ORDER BY a.id FOR UPDATE;
     FOR i IN 1 .. coalesce(cardinality(p_requests), 0) LOOP
         r := p_requests[i];

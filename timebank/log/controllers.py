@@ -1,0 +1,122 @@
+"""HTTP routes of the transparency log: keys, checkpoints, proofs (public) and receipts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, get
+
+from timebank import schemas, web
+from timebank.log import service
+from timebank.log.keys import Signer
+from timebank.schemas import problems
+from timebank.security import PUBLIC, READERS, KEY_PREFIX, Principal, access, lookup_key
+
+NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
+
+
+def signer(request: Request) -> Signer:
+    return request.app.state.signer
+
+
+async def _optional_principal(request: Request) -> Principal | None:
+    """Public routes take a key only to default the log to the key's community."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key.startswith(KEY_PREFIX) or len(key) > 100:
+        return None
+    state = request.app.state
+    return await lookup_key(state.engine, state.key_cache, key)
+
+
+async def _community(request: Request, community_id: uuid.UUID | None) -> uuid.UUID:
+    return service.log_community(None if community_id else await _optional_principal(request), community_id)
+
+
+class LogController(Controller):
+    """Keys, checkpoints and proofs reveal only hashes: anyone may fetch them."""
+
+    path = "/v1/log"
+    tags = ["transparency log"]
+
+    @get("/keys", opt=PUBLIC, security=[], responses=problems(), summary="Public signing keys, current and retired (JWK set)")
+    async def keys(self, request: Request) -> Response[schemas.KeySet]:
+        async with web.engine(request).connect() as conn:
+            return web.json_response(await service.published_keys(conn))
+
+    @get(
+        "/checkpoint",
+        opt=PUBLIC,
+        security=[],
+        media_type=NOTE_MEDIA_TYPE,
+        responses=problems(400, 404),
+        summary="The latest signed checkpoint of a community's log (C2SP tlog-checkpoint)",
+    )
+    async def checkpoint(self, request: Request, community_id: uuid.UUID | None = None) -> Response[str]:
+        cid = await _community(request, community_id)
+        async with web.engine(request).connect() as conn:
+            note = await service.checkpoint_note(conn, cid, None)
+        return Response(note, media_type=NOTE_MEDIA_TYPE)
+
+    @get(
+        "/checkpoints",
+        opt=PUBLIC,
+        security=[],
+        responses=problems(400, 404),
+        summary="With size=: the kept checkpoint of that size (text/plain); without: the list of kept checkpoints",
+    )
+    async def checkpoints(
+        self,
+        request: Request,
+        community_id: uuid.UUID | None = None,
+        size: int | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Response[Any]:
+        cid = await _community(request, community_id)
+        async with web.engine(request).connect() as conn:
+            if size is not None:
+                return Response(await service.checkpoint_note(conn, cid, size), media_type=NOTE_MEDIA_TYPE)
+            items, next_cursor = await service.checkpoints_page(conn, cid, web.int_cursor(cursor), web.page_limit(request, limit))
+        return web.json_response({"items": items, "next_cursor": next_cursor})
+
+    @get("/proof/inclusion", opt=PUBLIC, security=[], responses=problems(400, 404), summary="Inclusion proof of an entry in a tree size")
+    async def inclusion(
+        self,
+        request: Request,
+        community_id: uuid.UUID | None = None,
+        index: int | None = None,
+        transaction_id: uuid.UUID | None = None,
+        size: int | None = None,
+    ) -> Response[schemas.InclusionProof]:
+        cid = await _community(request, community_id)
+        async with web.engine(request).connect() as conn:
+            body = await service.inclusion_proof(conn, cid, index=index, transaction_id=transaction_id, size=size)
+        return web.json_response(body)
+
+    @get("/proof/consistency", opt=PUBLIC, security=[], responses=problems(400, 404), summary="Consistency proof between two tree sizes")
+    async def consistency(
+        self, request: Request, first: int, second: int, community_id: uuid.UUID | None = None
+    ) -> Response[schemas.ConsistencyProof]:
+        cid = await _community(request, community_id)
+        async with web.engine(request).connect() as conn:
+            body = await service.consistency_proof(conn, cid, first, second)
+        return web.json_response(body)
+
+
+class ReceiptController(Controller):
+    path = "/v1/transactions"
+    tags = ["transparency log"]
+
+    @get(
+        "/{tx_id:uuid}/receipt",
+        opt=access(*READERS),
+        responses=problems(401, 404),
+        summary="A transaction's signed receipt, with its inclusion proof once integrated",
+    )
+    async def receipt(self, request: Request, tx_id: uuid.UUID) -> Response[schemas.Receipt]:
+        cfg = web.settings(request)
+        async with web.engine(request).connect() as conn:
+            body = await service.receipt(conn, web.principal(request), tx_id, signer(request), cfg.log_origin)
+        return web.json_response(body)

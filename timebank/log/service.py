@@ -1,0 +1,386 @@
+"""The transparency log: integration, checkpoints, proofs and receipts.
+
+Domain logic only (no HTTP). Every community has its own log, named by its origin
+``<TIMEBANK_LOG_ORIGIN>/<community id>``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from timebank import logs
+from timebank.clock import rfc3339
+from timebank.db import driver
+from timebank.ledger import service as ledger
+from timebank.log import merkle
+from timebank.log.keys import PublicKey, Signer
+from timebank.log.verify import b64, jcs, leaf_hash
+from timebank.problems import BadRequest, NotFound
+from timebank.security import Principal
+
+# Seconds within which every committed transaction is in a signed checkpoint. The
+# integrator runs at least this often (TIMEBANK_LOG_INTERVAL_MS is capped below it).
+MAXIMUM_MERGE_DELAY_SECONDS = 2
+
+# The members of a transaction that its leaf commits to: everything that never
+# changes once it is written. (Its status does change, e.g. when a hold is posted:
+# that is the posting's own transaction and leaf.)
+CANONICAL_FIELDS = (
+    "id", "community_id", "kind", "phase", "memo", "reason",
+    "pending_id", "reverses_id", "timeout_at", "created_at", "entries",
+)
+ENTRY_FIELDS = ("account_id", "asset", "direction", "layer", "amount")
+
+
+def canonical_transaction(view: Mapping[str, Any]) -> dict[str, Any]:
+    """The object whose JCS bytes are the transaction's leaf (docs/receipts.md)."""
+    tx = {f: view.get(f) for f in CANONICAL_FIELDS}
+    tx["entries"] = [{f: e[f] for f in ENTRY_FIELDS} for e in view["entries"]]
+    return tx
+
+
+def origin(prefix: str, community_id: uuid.UUID | str) -> str:
+    return f"{prefix}/{community_id}"
+
+
+def signed_entry_timestamp(signer: Signer, log_origin: str, tx: Mapping[str, Any], leaf: bytes) -> dict[str, Any]:
+    """The log's signed promise that ``tx`` (accepted at its created_at) enters the log.
+
+    Ed25519 signatures are deterministic: the same payload and key always give the
+    same ``set``, so a replayed request gets the same bytes.
+    """
+    payload = {
+        "community_id": tx["community_id"],
+        "transaction_id": tx["id"],
+        "leaf_hash": b64(leaf),
+        "integrated_at": tx["created_at"],
+        "log_origin": log_origin,
+        "maximum_merge_delay_seconds": MAXIMUM_MERGE_DELAY_SECONDS,
+    }
+    return {"payload": payload, "kid": signer.kid, "signature": b64(signer.sign_json(payload))}
+
+
+def with_set(signer: Signer, prefix: str, view: dict[str, Any]) -> dict[str, Any]:
+    """A created-transaction response with its signed entry timestamp."""
+    tx = canonical_transaction(view)
+    return {**view, "set": signed_entry_timestamp(signer, origin(prefix, tx["community_id"]), tx, leaf_hash(jcs(tx)))}
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+async def register_keys(conn: AsyncConnection, keys: Iterable[PublicKey]) -> None:
+    """Publish public keys (idempotent; a retirement, once recorded, stays)."""
+    for k in keys:
+        await conn.execute(
+            text(
+                "INSERT INTO log_keys (kid, public_key, created_at, retired_at) "
+                "VALUES (:kid, :pk, coalesce(:created, now()), :retired) "
+                "ON CONFLICT (kid) DO UPDATE SET retired_at = coalesce(log_keys.retired_at, EXCLUDED.retired_at)"
+            ),
+            {"kid": k.kid, "pk": k.public_key, "created": _time(k.created_at), "retired": _time(k.retired_at)},
+        )
+
+
+async def published_keys(conn: AsyncConnection) -> dict[str, Any]:
+    rows = (await conn.execute(text("SELECT * FROM log_keys ORDER BY created_at, kid"))).all()
+    return {
+        "keys": [
+            PublicKey(r.kid, bytes(r.public_key), rfc3339(r.created_at),
+                      None if r.retired_at is None else rfc3339(r.retired_at)).jwk()
+            for r in rows
+        ]
+    }
+
+
+# --- integration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Integrated:
+    community_id: uuid.UUID
+    tree_size: int
+    added: int
+
+
+_LEAF_SOURCE = text(
+    "SELECT t.* FROM transactions t WHERE t.id = ANY(:ids)"
+)
+_LEAF_ENTRIES = text(
+    "SELECT e.transaction_id, e.account_id, e.asset, e.direction, e.layer, e.amount "
+    "FROM entries e WHERE e.transaction_id = ANY(:ids)"
+)
+
+
+async def canonical_bytes(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bytes]:
+    """JCS bytes of the canonical form of each transaction, read from the ledger."""
+    txs = (await conn.execute(_LEAF_SOURCE, {"ids": list(ids)})).all()
+    legs: dict[uuid.UUID, list[Any]] = {}
+    for e in (await conn.execute(_LEAF_ENTRIES, {"ids": list(ids)})).all():
+        legs.setdefault(e.transaction_id, []).append(e)
+    return {t.id: jcs(canonical_transaction(ledger.transaction_view(t, legs.get(t.id, [])))) for t in txs}
+
+
+async def _fetch_nodes(conn: AsyncConnection, community_id: uuid.UUID, nodes: set[merkle.Node]) -> dict[merkle.Node, bytes]:
+    if not nodes:
+        return {}
+    levels, idxs = zip(*sorted(nodes), strict=True)
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT n.level, n.idx, n.hash FROM log_nodes n "
+                "JOIN unnest(CAST(:levels AS smallint[]), CAST(:idxs AS bigint[])) AS w(level, idx) "
+                "ON n.level = w.level AND n.idx = w.idx WHERE n.community_id = :c"
+            ),
+            {"c": community_id, "levels": list(levels), "idxs": list(idxs)},
+        )
+    ).all()
+    found = {(r.level, r.idx): bytes(r.hash) for r in rows}
+    missing = nodes - found.keys()
+    assert not missing, f"log of {community_id} lacks stored nodes {sorted(missing)[:5]}"
+    return found
+
+
+async def latest_checkpoint(conn: AsyncConnection, community_id: uuid.UUID) -> Any:
+    return (
+        await conn.execute(
+            text("SELECT * FROM log_checkpoints WHERE community_id = :c ORDER BY tree_size DESC LIMIT 1"),
+            {"c": community_id},
+        )
+    ).first()
+
+
+async def integrate(
+    conn: AsyncConnection, community_id: uuid.UUID, signer: Signer, origin_prefix: str, max_batch: int = 10_000
+) -> Integrated | None:
+    """Append queued transactions of one community and sign a checkpoint.
+
+    One database transaction: either the leaves, their nodes, the checkpoint and the
+    dequeue all commit, or nothing does. Only one integrator works on a community at a
+    time (a transaction-scoped advisory lock; others skip it). Returns None when another
+    integrator holds the community or there was nothing to do.
+    """
+    assert conn.in_transaction()
+    locked = (
+        await conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtextextended('timebank.log:' || :c, 0))"),
+                           {"c": str(community_id)})
+    ).scalar_one()
+    if not locked:
+        return None
+    last = await latest_checkpoint(conn, community_id)
+    queued = (
+        await conn.execute(
+            text("SELECT seq, transaction_id FROM log_queue WHERE community_id = :c ORDER BY seq LIMIT :n"),
+            {"c": community_id, "n": max_batch},
+        )
+    ).all()
+    if not queued and last is not None:
+        return None
+    size = 0 if last is None else last.tree_size
+    frontier = merkle.Frontier(size, await _fetch_nodes(conn, community_id, set(merkle.perfect_nodes(0, size)) if size else set()))
+    # TigerBeetle-style assertion: never extend a tree that disagrees with what was signed.
+    assert last is None or frontier.root() == bytes(last.root_hash), f"log of {community_id}: stored tree != checkpoint"
+
+    ids = [q.transaction_id for q in queued]
+    data = await canonical_bytes(conn, ids)
+    assert len(data) == len(ids), f"queued transactions missing from the ledger: {set(ids) - data.keys()}"
+    leaves: list[tuple[int, uuid.UUID, bytes]] = []
+    nodes: list[tuple[merkle.Node, bytes]] = []
+    for tx_id in ids:
+        leaf = leaf_hash(data[tx_id])
+        leaves.append((frontier.size, tx_id, leaf))
+        nodes.extend(frontier.append(leaf))
+    raw = await driver(conn)
+    if leaves:
+        await raw.execute(
+            "INSERT INTO log_leaves (community_id, idx, transaction_id, leaf_hash) "
+            "SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::bytea[])",
+            community_id, [x[0] for x in leaves], [x[1] for x in leaves], [x[2] for x in leaves],
+        )
+        await raw.execute(
+            "INSERT INTO log_nodes (community_id, level, idx, hash) SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::bytea[])",
+            community_id, [n[0][0] for n in nodes], [n[0][1] for n in nodes], [n[1] for n in nodes],
+        )
+        await raw.execute(
+            "DELETE FROM log_queue WHERE community_id = $1 AND seq = ANY($2::bigint[])", community_id, [q.seq for q in queued]
+        )
+    root = frontier.root()
+    await raw.execute(
+        "INSERT INTO log_checkpoints (community_id, tree_size, root_hash, note, kid) VALUES ($1, $2, $3, $4, $5)",
+        community_id, frontier.size, root, signer.checkpoint(origin(origin_prefix, community_id), frontier.size, root),
+        signer.kid,
+    )
+    return Integrated(community_id, frontier.size, len(leaves))
+
+
+async def communities_to_integrate(conn: AsyncConnection) -> list[uuid.UUID]:
+    rows = await conn.execute(
+        text(
+            "SELECT c.id FROM communities c WHERE EXISTS (SELECT 1 FROM log_queue q WHERE q.community_id = c.id) "
+            "OR NOT EXISTS (SELECT 1 FROM log_checkpoints k WHERE k.community_id = c.id) ORDER BY c.id"
+        )
+    )
+    return [r.id for r in rows]
+
+
+async def integrate_all(engine: Any, signer: Signer, origin_prefix: str, max_batch: int = 10_000) -> list[Integrated]:
+    """One pass over every community with something to integrate (each in its own transaction)."""
+    done: list[Integrated] = []
+    async with engine.connect() as conn:
+        todo = await communities_to_integrate(conn)
+        await conn.rollback()
+        for community_id in todo:
+            while True:
+                async with conn.begin():
+                    result = await integrate(conn, community_id, signer, origin_prefix, max_batch)
+                if result is None:
+                    break
+                done.append(result)
+                if result.added < max_batch:
+                    break
+    return done
+
+
+# --- proofs ------------------------------------------------------------------------------
+
+
+def log_community(principal: Principal | None, community_id: uuid.UUID | None) -> uuid.UUID:
+    if community_id is not None:
+        return community_id
+    if principal is not None:
+        return principal.community_id
+    raise BadRequest("name the log with community_id= (or send an API key of that community)")
+
+
+async def _tree_size(conn: AsyncConnection, community_id: uuid.UUID) -> int:
+    last = await latest_checkpoint(conn, community_id)
+    if last is None:
+        raise NotFound(f"community {community_id} has no log yet")
+    return int(last.tree_size)
+
+
+def _check_size(size: int, tree_size: int, what: str) -> None:
+    if not 0 <= size <= tree_size:
+        raise BadRequest(f"{what} must be from 0 to {tree_size}, the size of the latest checkpoint")
+
+
+async def inclusion_proof(
+    conn: AsyncConnection, community_id: uuid.UUID, *, index: int | None, transaction_id: uuid.UUID | None,
+    size: int | None,
+) -> dict[str, Any]:
+    if (index is None) == (transaction_id is None):
+        raise BadRequest("give either index= or transaction_id=")
+    tree_size = await _tree_size(conn, community_id)
+    size = tree_size if size is None else size
+    _check_size(size, tree_size, "size")
+    where, arg = ("idx = :v", index) if index is not None else ("transaction_id = :v", transaction_id)
+    leaf = (
+        await conn.execute(
+            text(f"SELECT idx, transaction_id, leaf_hash FROM log_leaves WHERE community_id = :c AND {where}"),
+            {"c": community_id, "v": arg},
+        )
+    ).first()
+    if leaf is None:
+        raise NotFound("no such entry in this log (a new transaction is integrated within "
+                       f"{MAXIMUM_MERGE_DELAY_SECONDS} s)")
+    if leaf.idx >= size:
+        raise BadRequest(f"entry {leaf.idx} is not in a tree of size {size}")
+    proof = await _prove(conn, community_id, merkle.inclusion_ranges(leaf.idx, size))
+    return {"index": leaf.idx, "tree_size": size, "leaf_hash": b64(bytes(leaf.leaf_hash)),
+            "transaction_id": str(leaf.transaction_id), "proof": [b64(h) for h in proof]}
+
+
+async def consistency_proof(conn: AsyncConnection, community_id: uuid.UUID, first: int, second: int) -> dict[str, Any]:
+    tree_size = await _tree_size(conn, community_id)
+    _check_size(second, tree_size, "second")
+    if not 1 <= first <= second:
+        raise BadRequest("first must be from 1 to second (every tree extends the empty one)")
+    proof = await _prove(conn, community_id, merkle.consistency_ranges(first, second))
+    return {"first": first, "second": second, "proof": [b64(h) for h in proof]}
+
+
+async def _prove(conn: AsyncConnection, community_id: uuid.UUID, ranges: list[merkle.Range]) -> list[bytes]:
+    hashes = await _fetch_nodes(conn, community_id, merkle.nodes_for(ranges))
+    return [merkle.range_hash(r, hashes) for r in ranges]
+
+
+async def checkpoint_note(conn: AsyncConnection, community_id: uuid.UUID, size: int | None) -> str:
+    if size is None:
+        row = await latest_checkpoint(conn, community_id)
+    else:
+        row = (
+            await conn.execute(
+                text("SELECT * FROM log_checkpoints WHERE community_id = :c AND tree_size = :s"),
+                {"c": community_id, "s": size},
+            )
+        ).first()
+    if row is None:
+        raise NotFound("no checkpoint of that size is kept" if size is not None else f"community {community_id} has no log yet")
+    return str(row.note)
+
+
+async def checkpoints_page(
+    conn: AsyncConnection, community_id: uuid.UUID, after: int | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT tree_size, root_hash, kid, created_at FROM log_checkpoints WHERE community_id = :c "
+                "AND tree_size > :after ORDER BY tree_size LIMIT :n"
+            ),
+            {"c": community_id, "after": -1 if after is None else after, "n": limit + 1},
+        )
+    ).all()
+    items = [
+        {"tree_size": r.tree_size, "root_hash": b64(bytes(r.root_hash)), "kid": r.kid, "created_at": rfc3339(r.created_at)}
+        for r in rows[:limit]
+    ]
+    return items, (str(rows[limit - 1].tree_size) if len(rows) > limit else None)
+
+
+# --- receipts ------------------------------------------------------------------------------
+
+
+async def receipt(
+    conn: AsyncConnection, principal: Principal, tx_id: uuid.UUID, signer: Signer, origin_prefix: str
+) -> dict[str, Any]:
+    view = await ledger.get_transaction(conn, principal, tx_id)  # 404 unless this key may read it
+    tx = canonical_transaction(view)
+    leaf = leaf_hash(jcs(tx))
+    logged = (
+        await conn.execute(
+            text("SELECT idx, leaf_hash FROM log_leaves WHERE transaction_id = :t"), {"t": tx_id}
+        )
+    ).first()
+    log_origin = origin(origin_prefix, principal.community_id)
+    log: dict[str, Any] | None = None
+    if logged is not None:
+        if bytes(logged.leaf_hash) != leaf:
+            # The ledger no longer says what the log recorded: the receipt shows both,
+            # and any verifier will refuse it.
+            logs.log.error("transaction differs from its log leaf", transaction_id=str(tx_id))
+            leaf = bytes(logged.leaf_hash)
+        last = await latest_checkpoint(conn, principal.community_id)
+        if last is not None and last.tree_size > logged.idx:
+            proof = await _prove(conn, principal.community_id, merkle.inclusion_ranges(logged.idx, last.tree_size))
+            log = {"index": logged.idx, "tree_size": last.tree_size, "inclusion_proof": [b64(h) for h in proof],
+                   "checkpoint": last.note}
+    body: dict[str, Any] = {
+        "transaction": tx,
+        "leaf_hash": b64(leaf),
+        "set": signed_entry_timestamp(signer, log_origin, tx, leaf),
+    }
+    if log is not None:
+        body["log"] = log
+    return body
