@@ -79,6 +79,24 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         members = httpx.get(f"http://127.0.0.1:{port1}/v1/members", headers=admin).json()["items"]
         assert len(members) >= 3
 
+        # The integrator of the running service logs the demo transactions within the
+        # merge delay, and their receipts verify offline with the key folder serve made.
+        entries = httpx.get(f"http://127.0.0.1:{port1}/v1/accounts/{community['accounts']['fund']['POINT']}/entries",
+                            headers=admin).json()["items"]
+        receipt_url = f"http://127.0.0.1:{port1}/v1/transactions/{entries[0]['transaction_id']}/receipt"
+        deadline = time.monotonic() + 5
+        receipt = httpx.get(receipt_url, headers=admin).json()
+        while "log" not in receipt and time.monotonic() < deadline:
+            time.sleep(0.2)
+            receipt = httpx.get(receipt_url, headers=admin).json()
+        assert "log" in receipt, receipt
+        (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+        env_offline = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
+        env_offline["TIMEBANK_DATA_DIR"] = str(data_dir)
+        verified = subprocess.run([sys.executable, "-m", "timebank.cli", "verify", str(tmp_path / "receipt.json")],
+                                  env=env_offline, capture_output=True, text=True, timeout=60)
+        assert verified.returncode == 0 and "receipt verified" in verified.stdout, verified.stdout + verified.stderr
+
         # Another command on the same data folder while serve runs.
         env = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
         env["TIMEBANK_DATA_DIR"] = str(data_dir)

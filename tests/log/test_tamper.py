@@ -1,0 +1,101 @@
+"""Changing the ledger behind the service's back is caught by `timebank audit` and by
+`timebank verify` of the affected receipt, both naming the transaction."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from timebank import db
+from timebank.community.models import PartyKind, Role
+from timebank.community.service import create_community, create_party
+from timebank.ledger import service as ledger
+from timebank.ledger.models import Asset, Kind, Layer, Phase
+from timebank.log import keys as signing_keys
+from timebank.log import service as log_service
+from timebank.security import Principal
+
+
+def cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TIMEBANK_DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "timebank.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+async def test_a_changed_entry_fails_audit_and_verification(database_url, settings, tmp_path):
+    name = f"tamper_{uuid.uuid4().hex[:8]}"  # a database of its own: the damage stays here
+    root = make_url(database_url).set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(root.render_as_string(hide_password=False))
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    assert cli("db", "upgrade", url=url).returncode == 0
+
+    signer = signing_keys.load_signer(settings.key_dir)
+    prefix = settings.log_origin
+    engine = db.create_engine(url, settings)
+    try:
+        async with engine.begin() as c:
+            await log_service.register_keys(c, signing_keys.read_keyring(settings.key_dir))
+            created = await create_community(c, "被篡改的社区")
+            cid = uuid.UUID(created["community_id"])
+            member = await create_party(c, cid, PartyKind.MEMBER, "居民")
+            issuance = (await c.exec_driver_sql(
+                f"SELECT id FROM accounts WHERE community_id = '{cid}' AND system_role = 'issuance' AND asset = 'POINT'"
+            )).scalar_one()
+        admin = Principal(uuid.UUID(created["admin_key_id"]), cid, Role.ADMIN, None)
+        txs = []
+        for amount in (30, 40, 50):
+            async with engine.begin() as c:
+                txs.append(await ledger.post(
+                    c, community_id=cid, kind=Kind.ADJUSTMENT, phase=Phase.POSTED, principal_id=admin.key_id,
+                    legs=ledger.legs_of([ledger.Movement(issuance, uuid.UUID(member["accounts"]["POINT"]),
+                                                         Asset.POINT, amount)], Layer.POSTED)))
+        async with engine.begin() as c:
+            assert (await log_service.integrate(c, cid, signer, prefix)).tree_size == 3
+        victim = txs[1]["id"]
+        async with engine.connect() as c:
+            before = await log_service.receipt(c, admin, uuid.UUID(victim), signer, prefix)
+        keys_file = tmp_path / "keys.json"
+        keys_file.write_text((settings.key_dir / "keys.json").read_text())
+        (tmp_path / "before.json").write_text(json.dumps(before))
+        assert cli("verify", str(tmp_path / "before.json"), "--keys", str(keys_file), url=url).returncode == 0
+        assert cli("audit", url=url).returncode == 0
+
+        # A superuser changes one amount, with the guarding triggers off.
+        async with engine.begin() as c:
+            await c.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            await c.exec_driver_sql(
+                f"UPDATE entries SET amount = amount + 1 WHERE transaction_id = '{victim}' AND direction = 'credit'")
+        async with engine.connect() as c:
+            after = await log_service.receipt(c, admin, uuid.UUID(victim), signer, prefix)
+    finally:
+        await engine.dispose()
+
+    audit = cli("audit", url=url)
+    assert audit.returncode == 1 and "AUDIT FAILED" in audit.stdout
+    report = json.loads(cli("audit", "--json", url=url).stdout)
+    merkle = next(c for c in report["checks"] if c["check"].startswith("each log recomputed"))
+    assert not merkle["ok"] and any(d.get("transaction_id") == victim for d in merkle["differences"])
+    assert victim in audit.stdout
+
+    (tmp_path / "after.json").write_text(json.dumps(after))
+    verify = cli("verify", str(tmp_path / "after.json"), "--keys", str(keys_file), url=url)
+    assert verify.returncode == 1, verify.stdout
+    assert f"FAIL transaction {victim}" in verify.stdout and "leaf hash" in verify.stdout
+    # Untouched neighbours still verify: the damage is pinned to one transaction.
+    other = txs[2]["id"]
+    engine = db.create_engine(url, settings)
+    try:
+        async with engine.connect() as c:
+            fine = await log_service.receipt(c, admin, uuid.UUID(other), signer, prefix)
+    finally:
+        await engine.dispose()
+    (tmp_path / "other.json").write_text(json.dumps(fine))
+    assert cli("verify", str(tmp_path / "other.json"), "--keys", str(keys_file), url=url).returncode == 0
