@@ -320,11 +320,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def code_dir(env: dict[str, str]) -> Path:
+    """Where the timebank code under test lives: this checkout, or a --baseline worktree."""
+    return Path(env.get("TIMEBANK_BENCH_CODE", str(REPO)))
+
+
 def run_cli(env: dict[str, str], *args: str) -> str:
     res = subprocess.run(
         [sys.executable, "-m", "timebank.cli", *args],
         env=env,
-        cwd=REPO,
+        cwd=code_dir(env),
         capture_output=True,
         text=True,
         timeout=300,
@@ -925,7 +930,7 @@ class Service:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "timebank.cli", "serve", "--no-demo", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(self.workers)],
-            env=self.env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            env=self.env, cwd=code_dir(self.env), stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
     async def wait_ready(self) -> None:
@@ -998,14 +1003,14 @@ class Service:
 # --- main --------------------------------------------------------------------------------
 
 
-def git_commit() -> str:
+def git_commit(code: Path = REPO) -> str:
     """The commit of the code under test, '+changes' if timebank/ has uncommitted edits."""
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "--short", "HEAD"], cwd=code, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "timebank"], cwd=REPO, capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain", "--", "timebank"], cwd=code, capture_output=True, text=True, timeout=10
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
@@ -1120,6 +1125,14 @@ def print_results(phases: list[Phase], args: argparse.Namespace, facts: dict[str
         for text_, ok, value in checks:
             mark = "[green]met   [/green]" if ok else "[red]missed[/red]"
             out.print(f"  {mark} {text_}: {value}")
+    for kind in ("uniform", "hot"):
+        now = next((p for p in phases if p.name == f"service/{kind}"), None)
+        then = next((p for p in phases if p.name == f"baseline/{kind}"), None)
+        if now and then and then.tps:
+            cost = 1 - now.tps / then.tps
+            mark = "[green]met   [/green]" if cost <= 0.10 else "[red]missed[/red]"
+            out.print(f"  {mark} cost against baseline {facts.get('baseline')} ({kind}) <= 10%: "
+                      f"{now.tps:,.0f}/s vs {then.tps:,.0f}/s = {100 * cost:+.1f}%")
     out.print(
         f"machine: {facts['nproc']} cores, Python {facts['python']}, PostgreSQL {facts['postgres']} "
         f"(fsync={facts['fsync']}, synchronous_commit={facts['synchronous_commit']}, "
@@ -1170,6 +1183,11 @@ def main() -> None:
         "--client", choices=("raw", "aiohttp"), default="raw",
         help="HTTP load generator: a minimal keep-alive client (default, cheapest) or aiohttp",
     )  # fmt: skip
+    parser.add_argument(
+        "--baseline", metavar="GIT_REF",
+        help="also measure the service scenarios with the code at GIT_REF (a git worktree, its own fresh "
+        "database), e.g. the commit before a feature, to show what the feature costs",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     args = parser.parse_args()
@@ -1208,16 +1226,48 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
 
+    phases, facts = run_code(args, scenarios, REPO, "")
+    if args.baseline:
+        parent = Path(tempfile.mkdtemp(prefix="tb-bench-baseline-"))
+        worktree = parent / "code"
+        try:
+            subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.baseline], cwd=REPO,
+                           check=True, capture_output=True, timeout=60)
+            base_phases, base_facts = run_code(args, [s for s in scenarios if s.startswith("service/")], worktree,
+                                               "baseline")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, capture_output=True,
+                           timeout=60)
+            shutil.rmtree(parent, ignore_errors=True)
+        phases += base_phases
+        facts["baseline"] = base_facts["commit"]
+    print_results(phases, args, facts)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"args": {k: str(v) for k, v in vars(args).items()}, "machine": facts,
+                 "results": [p.as_dict() for p in phases]},
+                indent=2,
+            )
+        )  # fmt: skip
+
+
+def run_code(args: argparse.Namespace, scenarios: list[str], code: Path, tag: str) -> tuple[list[Phase], dict[str, Any]]:
+    """Set up a fresh database and service running the code in ``code``; measure ``scenarios``.
+
+    With ``tag`` ("baseline"), scenario names become e.g. baseline/uniform.
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="tb-bench-"))
     env = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
-    env.update(TIMEBANK_DATA_DIR=str(data_dir), TIMEBANK_LOG_LEVEL="WARNING", TIMEBANK_DEMO="0")
+    env.update(TIMEBANK_DATA_DIR=str(data_dir), TIMEBANK_LOG_LEVEL="WARNING", TIMEBANK_DEMO="0",
+               TIMEBANK_BENCH_CODE=str(code), PYTHONPATH=str(code))
     settings = Settings(data_dir=data_dir, log_level="WARNING", demo=False)
     service: Service | None = None
     phases: list[Phase] = []
     try:
         started = time.perf_counter()
-        commit = git_commit()  # the code the service runs is the code at its start
-        console.print(f"data dir {data_dir}; starting the embedded PostgreSQL")
+        commit = git_commit(code)  # the code the service runs is the code at its start
+        console.print(f"{tag or 'current code'} ({commit}): data dir {data_dir}; starting the embedded PostgreSQL")
         url = db.resolve_database_url(settings)  # this process joins (here: starts) the embedded server
         dsn = db.to_asyncpg_dsn(url)
         created = json.loads(run_cli(env, "community", "create", "--name", "bench community"))
@@ -1321,18 +1371,13 @@ def main() -> None:
                 if attempt < args.retries:
                     console.print("  measuring again")
             # the attempt least disturbed by other processes
-            phases.append(min(attempts, key=lambda p: p.cpu.get("other", 0.0) / p.duration))
+            best = min(attempts, key=lambda p: p.cpu.get("other", 0.0) / p.duration)
+            if tag:
+                best.name = f"{tag}/{kind}"
+            phases.append(best)
 
         facts = machine_facts(dsn, args.client, commit)
-        print_results(phases, args, facts)
-        if args.json:
-            args.json.write_text(
-                json.dumps(
-                    {"args": {k: str(v) for k, v in vars(args).items()}, "machine": facts,
-                     "results": [p.as_dict() for p in phases]},
-                    indent=2,
-                )
-            )  # fmt: skip
+        return phases, facts
     finally:
         if service is not None:
             service.stop()
@@ -1341,6 +1386,8 @@ def main() -> None:
             console.print(f"kept {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
 
 
 if __name__ == "__main__":

@@ -109,3 +109,27 @@ def test_jcs_sorts_by_utf16_code_units() -> None:
 def test_leaf_and_node_hashing_are_domain_separated() -> None:
     assert leaf_hash(b"") == hashlib.sha256(b"\x00").digest()
     assert node_hash(b"a" * 32, b"b" * 32) == hashlib.sha256(b"\x01" + b"a" * 32 + b"b" * 32).digest()
+
+
+texts = st.one_of(st.none(), st.text(max_size=40))
+
+
+@given(memo=texts, reason=texts, amount=st.integers(min_value=1, max_value=10**12))
+def test_canonical_transactions_are_jcs_by_construction(memo: str | None, reason: str | None, amount: int) -> None:
+    """The service's fast path (no checks) gives the bytes an independent JCS gives."""
+    from datetime import UTC, datetime
+
+    from timebank.log.service import canonical_json, canonical_of_rows
+
+    row = {"id": "6f0c2a43-7f5e-4c55-9d47-2b1c7e0d9a10", "community_id": "0b9c6a7e-1d2f-4e3a-8b5c-6d7e8f9a0b1c",
+           "kind": "transfer", "phase": "posted", "memo": memo, "reason": reason, "pending_id": None,
+           "reverses_id": None, "timeout_at": None, "created_at": datetime(2026, 11, 22, 8, 52, 15, 123456, UTC)}
+    legs = [{"account_id": "a", "asset": "POINT", "direction": d, "layer": "posted", "amount": amount}
+            for d in ("credit", "debit")]
+    tx = canonical_of_rows(row, legs)
+    try:
+        expected = rfc8785.dumps(tx)
+    except UnicodeEncodeError:
+        return  # lone surrogates cannot come out of PostgreSQL's UTF-8
+    assert canonical_json(tx) == expected == jcs(tx)
+    assert tx["created_at"] == "2026-11-22T08:52:15.123456Z" and [e["direction"] for e in tx["entries"]] == ["debit", "credit"]

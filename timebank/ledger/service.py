@@ -213,7 +213,7 @@ def status_of(phase: str, resolver_phase: str | None) -> str:
 _LAYER_RANK = {"release": 0, "pending": 1, "posted": 2}
 
 
-def _entry_order(entry: dict[str, Any]) -> tuple[Any, ...]:
+def entry_order(entry: dict[str, Any]) -> tuple[Any, ...]:
     """One canonical order for a transaction's entries, however they were written."""
     return (_LAYER_RANK[entry["layer"]], entry["asset"], entry["direction"] != "debit", entry["account_id"],
             entry["amount"])
@@ -239,7 +239,7 @@ def transaction_view(
             }
             for leg in legs
         ),
-        key=_entry_order,
+        key=entry_order,
     )
     view: dict[str, Any] = {
         "id": str(get("id")),

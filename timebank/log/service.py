@@ -21,7 +21,7 @@ from timebank.db import driver
 from timebank.ledger import service as ledger
 from timebank.log import merkle
 from timebank.log.keys import PublicKey, Signer
-from timebank.log.verify import b64, jcs, leaf_hash
+from timebank.log.verify import b64, jcs_known, leaf_hash
 from timebank.problems import BadRequest, NotFound
 from timebank.security import Principal
 
@@ -46,6 +46,12 @@ def canonical_transaction(view: Mapping[str, Any]) -> dict[str, Any]:
     return tx
 
 
+def canonical_json(tx: dict[str, Any]) -> bytes:
+    """JCS bytes of a canonical transaction. Its member names are ASCII and its amounts
+    at most ledger.MAX_AMOUNT (< 2^53), so JCS's checks hold by construction."""
+    return jcs_known(tx)
+
+
 def origin(prefix: str, community_id: uuid.UUID | str) -> str:
     return f"{prefix}/{community_id}"
 
@@ -64,13 +70,14 @@ def signed_entry_timestamp(signer: Signer, log_origin: str, tx: Mapping[str, Any
         "log_origin": log_origin,
         "maximum_merge_delay_seconds": MAXIMUM_MERGE_DELAY_SECONDS,
     }
-    return {"payload": payload, "kid": signer.kid, "signature": b64(signer.sign_json(payload))}
+    return {"payload": payload, "kid": signer.kid, "signature": b64(signer.sign(jcs_known(payload)))}
 
 
 def with_set(signer: Signer, prefix: str, view: dict[str, Any]) -> dict[str, Any]:
     """A created-transaction response with its signed entry timestamp."""
     tx = canonical_transaction(view)
-    return {**view, "set": signed_entry_timestamp(signer, origin(prefix, tx["community_id"]), tx, leaf_hash(jcs(tx)))}
+    return {**view, "set": signed_entry_timestamp(signer, origin(prefix, tx["community_id"]), tx,
+                                                  leaf_hash(canonical_json(tx)))}
 
 
 # --- keys ------------------------------------------------------------------------------
@@ -114,22 +121,42 @@ class Integrated:
     added: int
 
 
-_LEAF_SOURCE = text(
-    "SELECT t.* FROM transactions t WHERE t.id = ANY(:ids)"
-)
-_LEAF_ENTRIES = text(
-    "SELECT e.transaction_id, e.account_id, e.asset, e.direction, e.layer, e.amount "
-    "FROM entries e WHERE e.transaction_id = ANY(:ids)"
-)
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return rfc3339(value) if isinstance(value, datetime) else str(value)
+
+
+def canonical_of_rows(tx: Mapping[str, Any], legs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The canonical transaction straight from its database rows (the integrator's bulk
+    path). Equal to ``canonical_transaction(ledger.transaction_view(...))``: every receipt
+    check compares the two, as does ``timebank audit``."""
+    entries = sorted(
+        ({"account_id": str(e["account_id"]), "asset": e["asset"], "direction": e["direction"], "layer": e["layer"],
+          "amount": e["amount"]} for e in legs),
+        key=ledger.entry_order,
+    )
+    return {
+        "id": str(tx["id"]), "community_id": str(tx["community_id"]), "kind": tx["kind"], "phase": tx["phase"],
+        "memo": tx["memo"], "reason": tx["reason"], "pending_id": _optional_text(tx["pending_id"]),
+        "reverses_id": _optional_text(tx["reverses_id"]), "timeout_at": _optional_text(tx["timeout_at"]),
+        "created_at": rfc3339(tx["created_at"]), "entries": entries,
+    }
 
 
 async def canonical_bytes(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bytes]:
     """JCS bytes of the canonical form of each transaction, read from the ledger."""
-    txs = (await conn.execute(_LEAF_SOURCE, {"ids": list(ids)})).all()
+    raw = await driver(conn)
+    txs = await raw.fetch(
+        "SELECT id, community_id, kind, phase, memo, reason, pending_id, reverses_id, timeout_at, created_at "
+        "FROM transactions WHERE id = ANY($1::uuid[])", list(ids))
     legs: dict[uuid.UUID, list[Any]] = {}
-    for e in (await conn.execute(_LEAF_ENTRIES, {"ids": list(ids)})).all():
-        legs.setdefault(e.transaction_id, []).append(e)
-    return {t.id: jcs(canonical_transaction(ledger.transaction_view(t, legs.get(t.id, [])))) for t in txs}
+    for e in await raw.fetch(
+        "SELECT transaction_id, account_id, asset, direction, layer, amount FROM entries "
+        "WHERE transaction_id = ANY($1::uuid[])", list(ids)
+    ):
+        legs.setdefault(e["transaction_id"], []).append(e)
+    return {t["id"]: canonical_json(canonical_of_rows(t, legs.get(t["id"], ()))) for t in txs}
 
 
 async def _fetch_nodes(conn: AsyncConnection, community_id: uuid.UUID, nodes: set[merkle.Node]) -> dict[merkle.Node, bytes]:
@@ -357,7 +384,7 @@ async def receipt(
 ) -> dict[str, Any]:
     view = await ledger.get_transaction(conn, principal, tx_id)  # 404 unless this key may read it
     tx = canonical_transaction(view)
-    leaf = leaf_hash(jcs(tx))
+    leaf = leaf_hash(canonical_json(tx))
     logged = (
         await conn.execute(
             text("SELECT idx, leaf_hash FROM log_leaves WHERE transaction_id = :t"), {"t": tx_id}

@@ -70,33 +70,58 @@ def jcs(value: Any) -> bytes:
     """RFC 8785 canonical JSON of ``value``.
 
     For strings, JCS escapes exactly what ECMAScript's JSON.stringify escapes, which
-    is what ``json.dumps(..., ensure_ascii=False)`` does; members are sorted by their
-    UTF-16 code units. Floats are refused: receipts carry integers only.
+    is what ``json`` does with ``ensure_ascii=False``. Members are sorted by their
+    UTF-16 code units, which is code point order unless a name holds a character at
+    or above U+E000 (then they are sorted explicitly). Floats are refused: receipts
+    carry integers only.
     """
+    if _plain(value):
+        return _ENCODER.encode(value).encode("utf-8")
     return _jcs(value).encode("utf-8")
 
 
-def _jcs(value: Any) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def jcs_known(value: Any) -> bytes:
+    """``jcs`` without its checks, for values that pass them by construction (member
+    names below U+E000, integers within ±2^53, no floats): the service's own receipts."""
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+def _plain(value: Any) -> bool:
+    """Check that JCS can encode ``value``; True if code point order sorts it right."""
+    if isinstance(value, str) or value is None or value is True or value is False:
+        return True
     if isinstance(value, int):
         if abs(value) > MAX_SAFE_INTEGER:
             raise VerificationError(f"integer {value} is outside the I-JSON range")
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return True
+    if isinstance(value, dict):
+        plain = True
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise VerificationError("object member names must be strings")
+            if k and max(k) >= "\ue000":
+                plain = False
+            plain = _plain(v) and plain
+        return plain
+    if isinstance(value, (list, tuple)):
+        plain = True
+        for v in value:
+            plain = _plain(v) and plain
+        return plain
+    raise VerificationError(f"JCS cannot encode a {type(value).__name__}")
+
+
+def _jcs(value: Any) -> str:
+    """The general case: members sorted by UTF-16 code units."""
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_jcs(v) for v in value) + "]"
     if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise VerificationError("object member names must be strings")
         keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
         return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _jcs(value[k]) for k in keys) + "}"
-    raise VerificationError(f"JCS cannot encode a {type(value).__name__}")
+    return json.dumps(value, ensure_ascii=False)
 
 
 # --- RFC 6962 hashing and proofs -------------------------------------------------------
