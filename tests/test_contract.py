@@ -46,6 +46,20 @@ async def test_responses_match_the_documented_shapes(tenant):
     conforms(r.json(), schemas.Account)
     conforms((await tenant.transfer({**move, "amount": 10**6})).json(), schemas.Problem)
 
+    # The transparency log (public) and receipts.
+    early = conforms((await c.get(f"/v1/transactions/{tx.id}/receipt", headers=tenant.auth())).json(), schemas.Receipt)
+    assert early.log is None
+    await tenant.integrate()
+    receipt = conforms((await c.get(f"/v1/transactions/{tx.id}/receipt", headers=tenant.auth())).json(),
+                       schemas.Receipt)
+    assert receipt.log is not None
+    log = f"community_id={tenant.id}"
+    conforms((await c.get("/v1/log/keys")).json(), schemas.KeySet)
+    conforms((await c.get(f"/v1/log/checkpoints?{log}")).json(), schemas.CheckpointPage)
+    conforms((await c.get(f"/v1/log/proof/inclusion?{log}&transaction_id={tx.id}")).json(), schemas.InclusionProof)
+    conforms((await c.get(f"/v1/log/proof/consistency?{log}&first=1&second={receipt.log.tree_size}")).json(),
+             schemas.ConsistencyProof)
+
 
 async def test_the_schema_documents_bodies_responses_and_problems(client):
     spec = (await client.get("/schema/openapi.json")).json()
@@ -57,3 +71,7 @@ async def test_the_schema_documents_bodies_responses_and_problems(client):
     assert "application/problem+json" in transfer["responses"]["422"]["content"]
     assert any(p["name"] == "Idempotency-Key" for p in transfer["parameters"])
     assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    # the log's public endpoints say so (no security requirement)
+    for path in ("/v1/log/keys", "/v1/log/checkpoint", "/v1/log/proof/inclusion", "/v1/log/proof/consistency"):
+        assert {} in spec["paths"][path]["get"]["security"], path
+    assert "security" not in spec["paths"]["/v1/transactions/{tx_id}/receipt"]["get"]  # the global: a key

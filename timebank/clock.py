@@ -12,4 +12,7 @@ def rfc3339(moment: datetime) -> str:
     """
     if moment.tzinfo is None:
         raise ValueError("a naive datetime has no place in the ledger")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    # isoformat is C code (strftime is not); "+00:00" becomes "Z"
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

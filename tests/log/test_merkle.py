@@ -133,3 +133,17 @@ def test_canonical_transactions_are_jcs_by_construction(memo: str | None, reason
         return  # lone surrogates cannot come out of PostgreSQL's UTF-8
     assert canonical_json(tx) == expected == jcs(tx)
     assert tx["created_at"] == "2026-11-22T08:52:15.123456Z" and [e["direction"] for e in tx["entries"]] == ["debit", "credit"]
+
+
+@given(memo=texts, origin=st.text(min_size=1, max_size=30).filter(lambda s: not any(c.isspace() for c in s)))
+def test_set_payloads_are_jcs(memo: str | None, origin: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from timebank.log.keys import Signer
+    from timebank.log.service import signed_entry_timestamp
+    from timebank.log.verify import verify_set
+
+    signer = Signer(Ed25519PrivateKey.from_private_bytes(bytes(32)))
+    tx = {"id": "t", "community_id": "c", "created_at": "2026-11-22T08:52:15.123456Z", "memo": memo}
+    set_ = signed_entry_timestamp(signer, origin, tx, bytes(32))
+    assert verify_set(set_, {signer.kid: signer.public_key}) == set_["payload"]

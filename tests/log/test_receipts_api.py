@@ -302,6 +302,11 @@ async def test_consistency_between_every_pair_of_kept_checkpoints(tenant, engine
         (runner_dir / "forged.txt").write_text(forged_note)
         (runner_dir / "proof.json").write_text(json.dumps(proof))
         jwks = await published(client)
+        (runner_dir / "latest.txt").write_text(notes[new].text)
+        own = verify_cli(runner_dir, receipt, jwks, "--checkpoint", str(runner_dir / "latest.txt"))
+        assert own.exit_code == 0, own.output
+        other_size = verify_cli(runner_dir, receipt, jwks, "--checkpoint", str(runner_dir / "prev.txt"))
+        assert other_size.exit_code == 1 and f"checkpoint is of size {old}" in other_size.output
         good = verify_cli(runner_dir, receipt, jwks, "--previous-checkpoint", str(runner_dir / "prev.txt"),
                           "--consistency", str(runner_dir / "proof.json"))
         assert good.exit_code == 0 and "consistent with size" in good.output, good.output
@@ -316,8 +321,14 @@ async def test_old_receipts_verify_after_a_key_rotation(tenant, engine, client, 
     a, b = await funded_pair(tenant)
     move = {"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"], "asset": "POINT"}
     before = (await tenant.transfer({**move, "amount": 1})).json()
+    hold = (await tenant.transfer({**move, "amount": 4, "pending": {"timeout_seconds": 600}})).json()
+    idem = {**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())}
+    posted = (await client.post(f"/v1/transactions/{hold['id']}/post", headers=idem)).json()
+    reversal = (await client.post(f"/v1/transactions/{posted['id']}/reverse", json={"reason": "退回"},
+                                  headers={**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())})).json()
     await tenant.integrate()
     old_receipt = await receipt_of(tenant, before["id"])
+    kept_before = [await receipt_of(tenant, t["id"]) for t in (hold, posted, reversal)]
     old_kid = old_receipt["set"]["kid"]
 
     key_dir = tmp_path / "keys"
@@ -337,7 +348,9 @@ async def test_old_receipts_verify_after_a_key_rotation(tenant, engine, client, 
         listed = {k["kid"]: k for k in jwks["keys"]}
         assert listed[old_kid].get("retired_at") and not listed[current.kid].get("retired_at")
         keys = load_jwks(jwks)
-        verify_receipt(old_receipt, keys)  # kept from before the rotation
+        for kept in [old_receipt, *kept_before]:  # a transfer, a hold, its post, a reversal: kept from before
+            verify_receipt(kept, keys)
+            assert kept["set"]["kid"] == old_kid
         new_receipt = await receipt_of(tenant, after["id"])
         assert new_receipt["set"]["kid"] == current.kid
         verify_receipt(new_receipt, keys)

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.log import merkle
-from timebank.log.service import canonical_bytes, origin
+from timebank.log.service import LEAF_HASH, canonical_bytes, origin
 from timebank.log.verify import VerificationError, b64, leaf_hash, verify_checkpoint
 from timebank.settings import get_settings
 
@@ -40,6 +40,12 @@ SQL_CHECKS: dict[str, str] = {
          GROUP BY c.id
         HAVING count(l.idx) <> coalesce(max(l.idx) + 1, 0)
             OR coalesce((SELECT max(tree_size) FROM log_checkpoints k WHERE k.community_id = c.id), 0) > count(l.idx)
+    """,
+    "every stored subtree hash is the hash of its two halves": """
+        SELECT p.community_id, p.level, p.idx FROM log_nodes p
+          LEFT JOIN log_nodes l ON l.community_id = p.community_id AND l.level = p.level - 1 AND l.idx = 2 * p.idx
+          LEFT JOIN log_nodes r ON r.community_id = p.community_id AND r.level = p.level - 1 AND r.idx = 2 * p.idx + 1
+         WHERE p.level > 0 AND (l.hash IS NULL OR r.hash IS NULL OR p.hash <> sha256('\\x01'::bytea || l.hash || r.hash))
     """,
 }
 
@@ -91,8 +97,8 @@ async def _recompute(conn: AsyncConnection, community_id: Any, keys: dict[str, b
     while True:
         leaves = (
             await conn.execute(
-                text("SELECT idx, transaction_id, leaf_hash FROM log_leaves WHERE community_id = :c AND idx > :a "
-                     "ORDER BY idx LIMIT :n"),
+                text(f"SELECT l.idx, l.transaction_id, n.hash AS leaf_hash FROM log_leaves l {LEAF_HASH} "
+                     "WHERE l.community_id = :c AND l.idx > :a ORDER BY l.idx LIMIT :n"),
                 {"c": community_id, "a": after, "n": CHUNK},
             )
         ).all()

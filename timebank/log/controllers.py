@@ -14,6 +14,8 @@ from timebank.schemas import problems
 from timebank.security import PUBLIC, READERS, KEY_PREFIX, Principal, access, lookup_key
 
 NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
+# OpenAPI: no key needed; a key, if sent, names the default community.
+OPTIONAL_KEY: list[dict[str, list[str]]] = [{}, {"apiKey": []}]
 
 
 def signer(request: Request) -> Signer:
@@ -40,7 +42,7 @@ class LogController(Controller):
     path = "/v1/log"
     tags = ["transparency log"]
 
-    @get("/keys", opt=PUBLIC, security=[], responses=problems(), summary="Public signing keys, current and retired (JWK set)")
+    @get("/keys", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(), summary="Public signing keys, current and retired (JWK set)")
     async def keys(self, request: Request) -> Response[schemas.KeySet]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.published_keys(conn))
@@ -48,7 +50,7 @@ class LogController(Controller):
     @get(
         "/checkpoint",
         opt=PUBLIC,
-        security=[],
+        security=OPTIONAL_KEY,
         media_type=NOTE_MEDIA_TYPE,
         responses=problems(400, 404),
         summary="The latest signed checkpoint of a community's log (C2SP tlog-checkpoint)",
@@ -62,7 +64,7 @@ class LogController(Controller):
     @get(
         "/checkpoints",
         opt=PUBLIC,
-        security=[],
+        security=OPTIONAL_KEY,
         responses=problems(400, 404),
         summary="With size=: the kept checkpoint of that size (text/plain); without: the list of kept checkpoints",
     )
@@ -81,7 +83,7 @@ class LogController(Controller):
             items, next_cursor = await service.checkpoints_page(conn, cid, web.int_cursor(cursor), web.page_limit(request, limit))
         return web.json_response({"items": items, "next_cursor": next_cursor})
 
-    @get("/proof/inclusion", opt=PUBLIC, security=[], responses=problems(400, 404), summary="Inclusion proof of an entry in a tree size")
+    @get("/proof/inclusion", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(400, 404), summary="Inclusion proof of an entry in a tree size")
     async def inclusion(
         self,
         request: Request,
@@ -95,7 +97,7 @@ class LogController(Controller):
             body = await service.inclusion_proof(conn, cid, index=index, transaction_id=transaction_id, size=size)
         return web.json_response(body)
 
-    @get("/proof/consistency", opt=PUBLIC, security=[], responses=problems(400, 404), summary="Consistency proof between two tree sizes")
+    @get("/proof/consistency", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(400, 404), summary="Consistency proof between two tree sizes")
     async def consistency(
         self, request: Request, first: int, second: int, community_id: uuid.UUID | None = None
     ) -> Response[schemas.ConsistencyProof]:

@@ -41,12 +41,12 @@ CREATE TABLE log_leaves (
     community_id   uuid NOT NULL,
     idx            bigint NOT NULL CHECK (idx >= 0),
     transaction_id uuid NOT NULL UNIQUE REFERENCES transactions (id),
-    leaf_hash      bytea NOT NULL CHECK (length(leaf_hash) = 32),
     sequenced_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (community_id, idx)
 );
 
--- Hash of the perfect subtree (level, idx): leaves [idx * 2^level, (idx + 1) * 2^level).
+-- Hash of the perfect subtree (level, idx): leaves [idx * 2^level, (idx + 1) * 2^level);
+-- level 0 holds the leaf hashes.
 CREATE TABLE log_nodes (
     community_id uuid NOT NULL,
     level        smallint NOT NULL CHECK (level BETWEEN 0 AND 63),
