@@ -30,7 +30,7 @@ from timebank.log.controllers import LogController, ReceiptController
 from timebank.log.integrator import Integrator
 from timebank.log.keys import load_signer, read_keyring
 from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
-from timebank.security import PUBLIC, ApiKeyAuthMiddleware, KeyCache, authorize
+from timebank.security import PUBLIC, ApiKeyAuthMiddleware, KeyCache
 from timebank.settings import Settings, get_settings
 
 HTTP_SLUGS = {
@@ -110,7 +110,6 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             ReceiptController,
         ],
         lifespan=[lifespan],
-        guards=[authorize],
         middleware=[
             logs.RequestLogMiddleware,
             DefineMiddleware(ApiKeyAuthMiddleware, exclude=["^/schema", "^/health"], exclude_from_auth_key="public", exclude_http_methods=[]),

@@ -1188,6 +1188,10 @@ def main() -> None:
         help="also measure the service scenarios with the code at GIT_REF (a git worktree, its own fresh "
         "database), e.g. the commit before a feature, to show what the feature costs",
     )  # fmt: skip
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="measure every scenario this many times, interleaved with the baseline's; report the median (default 1)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     args = parser.parse_args()
@@ -1199,6 +1203,8 @@ def main() -> None:
         parser.error("--history is 0 to 1,000,000")
     if not 1 <= args.workers <= 64 or not 0 <= args.retries <= 10 or not 0 <= args.quiet_wait <= 3600:
         parser.error("--workers is 1 to 64, --retries 0 to 10, --quiet-wait 0 to 3600")
+    if not 1 <= args.rounds <= 20:
+        parser.error("--rounds is 1 to 20")
     if args.max_transfers < 1:
         parser.error("--max-transfers is at least 1")
     if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 120:
@@ -1226,21 +1232,44 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
 
-    phases, facts = run_code(args, scenarios, REPO, "")
-    if args.baseline:
-        parent = Path(tempfile.mkdtemp(prefix="tb-bench-baseline-"))
-        worktree = parent / "code"
-        try:
-            subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.baseline], cwd=REPO,
+    rigs: list[Rig] = []
+    parent: Path | None = None
+    try:
+        rigs.append(Rig.setup(args, REPO, ""))
+        if args.baseline:
+            parent = Path(tempfile.mkdtemp(prefix="tb-bench-baseline-"))
+            subprocess.run(["git", "worktree", "add", "--detach", str(parent / "code"), args.baseline], cwd=REPO,
                            check=True, capture_output=True, timeout=60)
-            base_phases, base_facts = run_code(args, [s for s in scenarios if s.startswith("service/")], worktree,
-                                               "baseline")
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, capture_output=True,
-                           timeout=60)
+            rigs.append(Rig.setup(args, parent / "code", "baseline"))
+        # Rounds interleave the rigs scenario by scenario, so slow drifts of the machine
+        # (other tenants of a VM, thermal limits) touch them alike; each result is the
+        # round with the median throughput.
+        rounds: dict[str, list[Phase]] = {}
+        for r in range(args.rounds):
+            if args.rounds > 1:
+                console.print(f"[bold]round {r + 1} of {args.rounds}[/bold]")
+            for name in scenarios:
+                for rig in rigs:
+                    if rig.tag and not name.startswith("service/"):
+                        continue  # the limit is the same SQL for both
+                    phase = rig.measure(args, name)
+                    rounds.setdefault(phase.name, []).append(phase)
+        phases = [sorted(runs, key=lambda p: p.tps)[(len(runs) - 1) // 2] for runs in rounds.values()]
+        facts = machine_facts(rigs[0].dsn, args.client, rigs[0].commit)
+        if len(rigs) > 1:
+            facts["baseline"] = rigs[1].commit
+        if args.rounds > 1:
+            facts["rounds"] = {name: [round(p.tps) for p in runs] for name, runs in rounds.items()}
+    finally:
+        for rig in rigs:
+            rig.stop_service()
+        db.stop_embedded()
+        for rig in rigs:
+            rig.remove(args.keep_data)
+        if parent is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(parent / "code")], cwd=REPO,
+                           capture_output=True, timeout=60)
             shutil.rmtree(parent, ignore_errors=True)
-        phases += base_phases
-        facts["baseline"] = base_facts["commit"]
     print_results(phases, args, facts)
     if args.json:
         args.json.write_text(
@@ -1252,142 +1281,152 @@ def main() -> None:
         )  # fmt: skip
 
 
-def run_code(args: argparse.Namespace, scenarios: list[str], code: Path, tag: str) -> tuple[list[Phase], dict[str, Any]]:
-    """Set up a fresh database and service running the code in ``code``; measure ``scenarios``.
+@dataclass
+class Rig:
+    """A fresh database and service running the code in ``code``, ready to measure.
 
-    With ``tag`` ("baseline"), scenario names become e.g. baseline/uniform.
+    With ``tag`` ("baseline"), its scenario names become e.g. baseline/uniform.
     """
-    data_dir = Path(tempfile.mkdtemp(prefix="tb-bench-"))
-    env = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
-    env.update(TIMEBANK_DATA_DIR=str(data_dir), TIMEBANK_LOG_LEVEL="WARNING", TIMEBANK_DEMO="0",
-               TIMEBANK_BENCH_CODE=str(code), PYTHONPATH=str(code))
-    settings = Settings(data_dir=data_dir, log_level="WARNING", demo=False)
-    service: Service | None = None
-    phases: list[Phase] = []
-    try:
-        started = time.perf_counter()
-        commit = git_commit(code)  # the code the service runs is the code at its start
-        console.print(f"{tag or 'current code'} ({commit}): data dir {data_dir}; starting the embedded PostgreSQL")
-        url = db.resolve_database_url(settings)  # this process joins (here: starts) the embedded server
-        dsn = db.to_asyncpg_dsn(url)
-        created = json.loads(run_cli(env, "community", "create", "--name", "bench community"))
-        community_id, admin_key = created["community_id"], created["admin_key"]
-        members, hot = asyncio.run(create_parties(url, settings, community_id, args.members))
 
-        service = Service(env, free_port(), args.workers, data_dir / "serve.log")
+    tag: str
+    code: Path
+    data_dir: Path
+    commit: str
+    service: Service | None = None
+    dsn: str = ""
+    community_id: str = ""
+    key_id: str = ""
+    auth: dict[str, str] = field(default_factory=dict)
+    members: list[Any] = field(default_factory=list)
+    hot: Any = None
+    mode: str = "batch"
+    meter: Any = None
+
+    @classmethod
+    def setup(cls, args: argparse.Namespace, code: Path, tag: str) -> "Rig":
+        data_dir = Path(tempfile.mkdtemp(prefix="tb-bench-"))
+        rig = cls(tag, code, data_dir, git_commit(code))  # the code the service runs is the code at its start
+        env = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
+        env.update(TIMEBANK_DATA_DIR=str(data_dir), TIMEBANK_LOG_LEVEL="WARNING", TIMEBANK_DEMO="0",
+                   TIMEBANK_BENCH_CODE=str(code), PYTHONPATH=str(code))
+        settings = Settings(data_dir=data_dir, log_level="WARNING", demo=False)
+        started = time.perf_counter()
+        console.print(f"{tag or 'current code'} ({rig.commit}): data dir {data_dir}; starting the embedded PostgreSQL")
+        url = db.resolve_database_url(settings)  # this process joins (here: starts) the embedded server
+        rig.dsn = db.to_asyncpg_dsn(url)
+        created = json.loads(run_cli(env, "community", "create", "--name", "bench community"))
+        rig.community_id, admin_key = created["community_id"], created["admin_key"]
+        rig.members, rig.hot = asyncio.run(create_parties(url, settings, rig.community_id, args.members))
+
+        service = rig.service = Service(env, free_port(), args.workers, data_dir / "serve.log")
         service.start()
         console.print(f"service pid {service.proc.pid} on {service.base}, --workers {args.workers}")
         asyncio.run(service.wait_ready())
-        auth = {"Authorization": f"Bearer {admin_key}"}
+        rig.auth = {"Authorization": f"Bearer {admin_key}"}
 
         async def community_info() -> tuple[str, str]:
             import asyncpg
             import httpx
 
             async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as http:
-                r = await http.get(f"{service.base}/v1/community", headers=auth)
+                r = await http.get(f"{service.base}/v1/community", headers=rig.auth)
                 r.raise_for_status()
                 info = r.json()
-            conn = await asyncpg.connect(dsn)
+            conn = await asyncpg.connect(rig.dsn)
             try:
                 key_id = await conn.fetchval(
-                    "SELECT id FROM api_keys WHERE community_id = $1 AND role = 'admin'", uuid.UUID(community_id)
+                    "SELECT id FROM api_keys WHERE community_id = $1 AND role = 'admin'", uuid.UUID(rig.community_id)
                 )
             finally:
                 await conn.close()
             return info["accounts"]["issuance"]["HOUR"], str(key_id)
 
-        issuance, key_id = asyncio.run(community_info())
-        asyncio.run(fund(service.base, auth, issuance, members, hot))
-        mode = asyncio.run(limit_mode(dsn, args.limit_mode))
+        issuance, rig.key_id = asyncio.run(community_info())
+        asyncio.run(fund(service.base, rig.auth, issuance, rig.members, rig.hot))
+        rig.mode = asyncio.run(limit_mode(rig.dsn, args.limit_mode))
         if args.history:
-            asyncio.run(fill_history(dsn, community_id, key_id, members, args.history, mode))
+            asyncio.run(fill_history(rig.dsn, rig.community_id, rig.key_id, rig.members, args.history, rig.mode))
 
         postmaster = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
         assert service.proc is not None
-        meter = CpuMeter(dsn, {"service": service.proc.pid, "postgres": postmaster})
-        window = (args.warmup, args.duration, args.max_transfers)
-        if mode == "batch":
+        rig.meter = CpuMeter(rig.dsn, {"service": service.proc.pid, "postgres": postmaster})
+        if rig.mode == "batch":
             console.print("reference limit: the service's Poster (ledger_post_batch), clients submit concurrently")
         else:
             console.print(f"reference limit: one ledger_post per transfer on {args.limit_connections or args.clients} "
                           "connections")  # fmt: skip
-
-        async def sql(statement: str) -> None:
-            import asyncpg
-
-            conn = await asyncpg.connect(dsn)
-            try:
-                await conn.execute(statement)
-            finally:
-                await conn.close()
-
         # Statistics for the freshly filled tables, as a database in service has them. Plans
         # made while `transactions` was nearly empty scan it whole; they last until autovacuum
         # analyzes again (see the seq-scanned rows column), so measure after history + ANALYZE.
-        asyncio.run(sql("ANALYZE"))
+        asyncio.run(rig.sql("ANALYZE"))
         console.print(f"setup done in {time.perf_counter() - started:.1f}s")
+        return rig
 
-        async def checkpoint() -> None:
-            await sql("CHECKPOINT")
+    async def sql(self, statement: str) -> None:
+        import asyncpg
 
-        for name in scenarios:
-            kind = name.split("/", 1)[1]
-            hot_account = hot if kind == "hot" else None
-            attempts: list[Phase] = []
-            for attempt in range(1 + args.retries):
-                asyncio.run(checkpoint())  # each scenario starts from a clean checkpoint
-                wait_quiet(args.quiet_wait)
-                console.print(f"running {name} with {args.clients} clients for {args.warmup:g}+{args.duration:g}s",
-                              highlight=False)  # fmt: skip
-                if name.startswith("service/"):
-                    def spread() -> None:
-                        if args.workers > 1:
-                            console.print(f"  client connections per service worker: {service.connections_per_worker()}")
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
 
-                    phase = asyncio.run(
-                        http_phase(name, "127.0.0.1", service.port, auth["Authorization"], members, hot_account,
-                                   args.clients, window, meter, args.sample_waits, args.client, spread)
-                    )  # fmt: skip
-                else:
-                    phase = asyncio.run(
-                        sql_phase(name, dsn, community_id, key_id, members, hot_account, args.clients, window,
-                                  meter, args.sample_waits, mode, args.limit_connections)
-                    )  # fmt: skip
-                console.print(
-                    f"  {phase.tps:,.0f} transfers/s, p50 {phase.pct(50):.1f} ms, p99 {phase.pct(99):.1f} ms, "
-                    f"{phase.failed} failed" + (f" ({phase.note})" if phase.note else "")
-                )
-                if phase.waits:
-                    top = ", ".join(f"{k} {v}" for k, v in list(phase.waits.items())[:8])
-                    console.print(f"  busy backends (mean): {top}", highlight=False)
-                attempts.append(phase)
-                other = phase.cpu.get("other", 0.0) / phase.duration
-                if other <= NOISE_CORES:
-                    break
-                console.print(f"[yellow]  other processes used {other:.2f} cores meanwhile[/yellow]")
-                for cpu_s, cmd in meter.others:
-                    console.print(f"    {cpu_s / phase.duration:.2f} cores: {cmd}", highlight=False)
-                if attempt < args.retries:
-                    console.print("  measuring again")
-            # the attempt least disturbed by other processes
-            best = min(attempts, key=lambda p: p.cpu.get("other", 0.0) / p.duration)
-            if tag:
-                best.name = f"{tag}/{kind}"
-            phases.append(best)
+    def measure(self, args: argparse.Namespace, name: str) -> Phase:
+        """One scenario (measured again if other processes were busy); the least disturbed attempt."""
+        service = self.service
+        assert service is not None
+        kind = name.split("/", 1)[1]
+        hot_account = self.hot if kind == "hot" else None
+        window = (args.warmup, args.duration, args.max_transfers)
+        label = f"{self.tag}/{kind}" if self.tag else name
+        attempts: list[Phase] = []
+        for attempt in range(1 + args.retries):
+            asyncio.run(self.sql("CHECKPOINT"))  # each scenario starts from a clean checkpoint
+            wait_quiet(args.quiet_wait)
+            console.print(f"running {label} with {args.clients} clients for {args.warmup:g}+{args.duration:g}s",
+                          highlight=False)  # fmt: skip
+            if name.startswith("service/"):
+                def spread() -> None:
+                    if args.workers > 1:
+                        console.print(f"  client connections per service worker: {service.connections_per_worker()}")
 
-        facts = machine_facts(dsn, args.client, commit)
-        return phases, facts
-    finally:
-        if service is not None:
-            service.stop()
-        db.stop_embedded()
-        if args.keep_data:
-            console.print(f"kept {data_dir}")
+                phase = asyncio.run(
+                    http_phase(name, "127.0.0.1", service.port, self.auth["Authorization"], self.members, hot_account,
+                               args.clients, window, self.meter, args.sample_waits, args.client, spread)
+                )  # fmt: skip
+            else:
+                phase = asyncio.run(
+                    sql_phase(name, self.dsn, self.community_id, self.key_id, self.members, hot_account, args.clients,
+                              window, self.meter, args.sample_waits, self.mode, args.limit_connections)
+                )  # fmt: skip
+            phase.name = label
+            console.print(
+                f"  {phase.tps:,.0f} transfers/s, p50 {phase.pct(50):.1f} ms, p99 {phase.pct(99):.1f} ms, "
+                f"{phase.failed} failed" + (f" ({phase.note})" if phase.note else "")
+            )
+            if phase.waits:
+                top = ", ".join(f"{k} {v}" for k, v in list(phase.waits.items())[:8])
+                console.print(f"  busy backends (mean): {top}", highlight=False)
+            attempts.append(phase)
+            other = phase.cpu.get("other", 0.0) / phase.duration
+            if other <= NOISE_CORES:
+                break
+            console.print(f"[yellow]  other processes used {other:.2f} cores meanwhile[/yellow]")
+            for cpu_s, cmd in self.meter.others:
+                console.print(f"    {cpu_s / phase.duration:.2f} cores: {cmd}", highlight=False)
+            if attempt < args.retries:
+                console.print("  measuring again")
+        return min(attempts, key=lambda p: p.cpu.get("other", 0.0) / p.duration)
+
+    def stop_service(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+
+    def remove(self, keep: bool) -> None:
+        if keep:
+            console.print(f"kept {self.data_dir}")
         else:
-            shutil.rmtree(data_dir, ignore_errors=True)
-
-
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

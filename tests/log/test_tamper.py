@@ -28,14 +28,20 @@ def cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-async def test_a_changed_entry_fails_audit_and_verification(database_url, settings, tmp_path):
-    name = f"tamper_{uuid.uuid4().hex[:8]}"  # a database of its own: the damage stays here
+async def fresh_database(database_url: str) -> str:
+    """A database of its own, migrated: the damage a test does stays there."""
+    name = f"tamper_{uuid.uuid4().hex[:8]}"
     root = make_url(database_url).set(drivername="postgresql", database="postgres")
     conn = await asyncpg.connect(root.render_as_string(hide_password=False))
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
     url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
     assert cli("db", "upgrade", url=url).returncode == 0
+    return url
+
+
+async def test_a_changed_entry_fails_audit_and_verification(database_url, settings, tmp_path):
+    url = await fresh_database(database_url)
 
     signer = signing_keys.load_signer(settings.key_dir)
     prefix = settings.log_origin
@@ -99,3 +105,25 @@ async def test_a_changed_entry_fails_audit_and_verification(database_url, settin
         await engine.dispose()
     (tmp_path / "other.json").write_text(json.dumps(fine))
     assert cli("verify", str(tmp_path / "other.json"), "--keys", str(keys_file), url=url).returncode == 0
+
+
+async def test_references_without_foreign_keys_are_audited(database_url, settings):
+    """Idempotent answers and log leaves point at transactions without a foreign key
+    (transactions are never deleted); the audit checks what a key would have."""
+    url = await fresh_database(database_url)
+    engine = db.create_engine(url, settings)
+    ghost = uuid.uuid4()
+    try:
+        async with engine.begin() as c:
+            cid = (await create_community(c, "幽灵社区"))["community_id"]
+            await c.exec_driver_sql(
+                "INSERT INTO idempotency_keys (community_id, key, request_hash, status_code, transaction_id) "
+                f"VALUES ('{cid}', 'k', '\\x00', 201, '{ghost}')")
+            await c.exec_driver_sql(
+                f"INSERT INTO log_leaves (community_id, idx, transaction_id) VALUES ('{cid}', 0, '{ghost}')")
+    finally:
+        await engine.dispose()
+    report = json.loads(cli("audit", "--json", url=url).stdout)
+    failed = {c["check"]: c["differences"] for c in report["checks"] if not c["ok"]}
+    assert str(ghost) in json.dumps(failed["every idempotent answer names a transaction of its community"])
+    assert str(ghost) in json.dumps(failed["log leaves belong to their community's transactions"])

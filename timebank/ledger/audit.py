@@ -116,6 +116,11 @@ CHECKS: dict[str, str] = {
           FROM orig o FULL JOIN rev v USING (reversal_id, account_id, asset, direction)
          WHERE o.amount IS DISTINCT FROM v.amount
     """,
+    "every idempotent answer names a transaction of its community": """
+        SELECT k.community_id, k.key, k.transaction_id FROM idempotency_keys k
+          LEFT JOIN transactions t ON t.id = k.transaction_id
+         WHERE k.transaction_id IS NOT NULL AND (t.id IS NULL OR t.community_id <> k.community_id)
+    """,
     "no guarded account is beyond its limit": """
         SELECT id AS account_id, debits_posted, debits_pending, credits_posted, credit_limit FROM accounts
          WHERE debits_must_not_exceed_credits AND debits_posted + debits_pending > credits_posted + credit_limit

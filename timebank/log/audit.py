@@ -30,8 +30,8 @@ SQL_CHECKS: dict[str, str] = {
              + (SELECT count(*) FROM log_queue q WHERE q.transaction_id = t.id) <> 1
     """,
     "log leaves belong to their community's transactions": """
-        SELECT l.community_id, l.idx, l.transaction_id FROM log_leaves l JOIN transactions t ON t.id = l.transaction_id
-         WHERE t.community_id <> l.community_id
+        SELECT l.community_id, l.idx, l.transaction_id FROM log_leaves l LEFT JOIN transactions t ON t.id = l.transaction_id
+         WHERE t.id IS NULL OR t.community_id <> l.community_id
     """,
     "log indexes are contiguous and cover every checkpoint": """
         SELECT c.id AS community_id, count(l.idx) AS leaves, max(l.idx) AS last_index,

@@ -40,7 +40,7 @@ CREATE TABLE log_queue (
 CREATE TABLE log_leaves (
     community_id   uuid NOT NULL,
     idx            bigint NOT NULL CHECK (idx >= 0),
-    transaction_id uuid NOT NULL UNIQUE REFERENCES transactions (id),
+    transaction_id uuid NOT NULL UNIQUE,  -- read in the same transaction; never deleted (no FK check per leaf)
     sequenced_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (community_id, idx)
 );
