@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -81,6 +82,10 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # What exists now (the app, its routes, modules) lives as long as the process:
+        # keep the collector from walking it again and again under load.
+        gc.collect()
+        gc.freeze()
         app.state.engine = engine = create_engine(url, settings)
         async with engine.begin() as conn:
             await log_service.register_keys(conn, read_keyring(settings.key_dir))

@@ -23,7 +23,7 @@ from timebank.db import driver
 from timebank.ledger import service as ledger
 from timebank.log import merkle
 from timebank.log.keys import PublicKey, Signer
-from timebank.log.verify import b64, jcs_known, leaf_hash
+from timebank.log.verify import b64, leaf_hash
 
 _encode_str = encode_basestring  # JSON.stringify's string escaping (ensure_ascii=False)
 from timebank.problems import BadRequest, NotFound
@@ -90,15 +90,22 @@ def signed_entry_timestamp(signer: Signer, log_origin: str, tx: Mapping[str, Any
     Ed25519 signatures are deterministic: the same payload and key always give the
     same ``set``, so a replayed request gets the same bytes.
     """
+    leaf_b64 = b64(leaf)
     payload = {
         "community_id": tx["community_id"],
         "integrated_at": tx["created_at"],
-        "leaf_hash": b64(leaf),
+        "leaf_hash": leaf_b64,
         "log_origin": log_origin,
         "maximum_merge_delay_seconds": MAXIMUM_MERGE_DELAY_SECONDS,
         "transaction_id": tx["id"],
     }
-    return {"payload": payload, "kid": signer.kid, "signature": b64(signer.sign(jcs_known(payload)))}
+    # JCS of this one shape, written out (as canonical_json; verify_set checks it with jcs)
+    signed = (
+        f'{{"community_id":{_encode_str(tx["community_id"])},"integrated_at":{_encode_str(tx["created_at"])},'
+        f'"leaf_hash":"{leaf_b64}","log_origin":{_encode_str(log_origin)},'
+        f'"maximum_merge_delay_seconds":{MAXIMUM_MERGE_DELAY_SECONDS},"transaction_id":{_encode_str(tx["id"])}}}'
+    ).encode("utf-8")
+    return {"payload": payload, "kid": signer.kid, "signature": b64(signer.sign(signed))}
 
 
 def with_set(signer: Signer, prefix: str, view: dict[str, Any]) -> dict[str, Any]:

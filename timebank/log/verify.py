@@ -83,12 +83,6 @@ def jcs(value: Any) -> bytes:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
 
-def jcs_known(value: Any) -> bytes:
-    """``jcs`` without its checks, for values that pass them by construction (member
-    names below U+E000, integers within ±2^53, no floats): the service's own receipts."""
-    return _ENCODER.encode(value).encode("utf-8")
-
-
 def _plain(value: Any) -> bool:
     """Check that JCS can encode ``value``; True if code point order sorts it right."""
     if isinstance(value, str) or value is None or value is True or value is False:
