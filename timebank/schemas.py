@@ -132,6 +132,10 @@ class Party(Out):
     display_name: str | None = None
     name: str | None = None
     external_ref: str | None = None
+    # members, on GET /v1/members/{id}: approved service and the star level it gives
+    lifetime_minutes: int | None = None
+    star_level: int | None = None
+    minutes_to_next_level: int | None = None
 
 
 class PartyPage(Out):
@@ -232,6 +236,104 @@ class CheckpointInfo(Out):
 class CheckpointPage(Out):
     items: list[CheckpointInfo]
     next_cursor: str | None
+
+
+class ServiceRecord(Out):
+    id: str
+    member_id: str
+    organisation_id: str
+    activity: str
+    category: str
+    place: str
+    started_at: str
+    ended_at: str
+    minutes: int
+    beneficiary: str | None
+    content: str | None
+    external_ref: str | None
+    status: Literal["submitted", "approved", "rejected", "reversed"]
+    recorded_at: str
+    points: int | None
+    transaction_id: str | None
+    reject_reason: str | None
+    decided_at: str | None
+    duplicate: bool | None = None  # in import and create answers: an existing record with that external_ref
+
+
+class ImportedRecord(ServiceRecord):
+    line: int = 0
+
+
+class ImportRejection(Out):
+    line: int
+    reason: str
+
+
+class ImportResult(Out):
+    accepted: list[ImportedRecord]
+    rejected: list[ImportRejection]
+
+
+class ServiceRecordPage(Out):
+    items: list[ServiceRecord]
+    next_cursor: str | None
+
+
+class Decision(Out):
+    """An approval or an approved correction: the record and the ledger transaction it made."""
+
+    record: ServiceRecord
+    transaction: Transaction
+
+
+class Correction(Out):
+    id: str
+    record_id: str
+    reason: str
+    status: Literal["requested", "approved", "rejected"]
+    requested_by: str
+    requested_at: str
+    decided_by: str | None
+    decided_at: str | None
+    transaction_id: str | None
+
+
+class PolicyCategory(Out):
+    code: str
+    name: str
+
+
+class PolicyRounding(Out):
+    unit_minutes: int
+    mode: Literal["down", "nearest", "up"]
+
+
+class PolicyExpiry(Out):
+    kind: Literal["months_after_credit", "end_of_next_year"]
+    months: int
+
+
+class PolicyBody(Out):
+    points_per_hour: int
+    tier_multipliers: dict[str, str]
+    star_thresholds_hours: list[int]
+    daily_cap_minutes: int
+    rounding: PolicyRounding
+    points_expiry: PolicyExpiry
+    categories: list[PolicyCategory]
+    trusted_organisations: list[str]
+    voucher_minutes: int
+
+
+class PolicyVersion(Out):
+    version: int
+    policy: PolicyBody
+    changed_by: str | None
+    changed_at: str | None
+
+
+class PolicyHistory(Out):
+    items: list[PolicyVersion]
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:

@@ -210,7 +210,7 @@ async def test_public_log_endpoints(tenant, other_tenant):
         f"/v1/log/proof/consistency?community_id={tenant.id}&first=3&second=2",
         f"/v1/log/proof/inclusion?community_id={tenant.id}&index=0&transaction_id={tx['id']}",
         f"/v1/log/proof/inclusion?community_id={tenant.id}&index={size}",
-        f"/v1/log/proof/consistency?community_id=nope&first=1&second=1",
+        "/v1/log/proof/consistency?community_id=nope&first=1&second=1",
     ]
     for url in bad:
         r = await client.get(url)

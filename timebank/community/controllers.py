@@ -14,6 +14,7 @@ from timebank.community.models import PartyKind, Role
 from timebank.ledger.service import balance_view
 from timebank.schemas import problems
 from timebank.security import READERS, access
+from timebank.volunteer.service import standing
 
 
 class MemberIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,9 +76,14 @@ class MemberController(Controller):
     ) -> Response[schemas.PartyPage]:
         return await _list_parties(request, PartyKind.MEMBER, cursor, limit)
 
-    @get("/{member_id:uuid}", opt=access(*READERS), summary="A member")
+    @get("/{member_id:uuid}", opt=access(*READERS), summary="A member, with lifetime service and star level")
     async def get_one(self, request: Request, member_id: uuid.UUID) -> Response[schemas.Party]:
-        return await _get_party(request, PartyKind.MEMBER, member_id)
+        who = web.principal(request)
+        async with web.engine(request).connect() as conn:
+            party, accounts = await service.get_party(conn, who, PartyKind.MEMBER, member_id)
+            view = service.party_view(party, {a: str(acc.id) for a, acc in accounts.items()})
+            view.update(await standing(conn, who.community_id, member_id))
+        return web.json_response(view)
 
     @get("/{member_id:uuid}/balances", opt=access(*READERS), summary="A member's balances per asset")
     async def balances(self, request: Request, member_id: uuid.UUID) -> Response[dict[str, schemas.MemberBalance]]:

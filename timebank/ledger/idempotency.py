@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -63,6 +64,8 @@ _STORED = text(
 )
 
 Action = Callable[[AsyncConnection, Claim], Awaitable[dict[str, Any]]]
+# Renders the answer of a replay from the transaction the first request created.
+Render = Callable[[AsyncConnection, uuid.UUID, uuid.UUID], Awaitable[dict[str, Any]]]
 
 
 async def run_idempotent(
@@ -73,6 +76,7 @@ async def run_idempotent(
     action: Action,
     *,
     instance: str | None = None,
+    render: Render = created_view,
 ) -> tuple[int, dict[str, Any], bool]:
     """Run ``action`` at most once per (community, key). Returns (status, body, replayed)."""
     claim = Claim(check_key(key), fingerprint)
@@ -96,13 +100,15 @@ async def run_idempotent(
             )
             if recorded:
                 return err.status, problem, False
-        return await _replay(conn, principal, claim)
+        return await _replay(conn, principal, claim, render)
 
 
-async def _replay(conn: AsyncConnection, principal: Principal, claim: Claim) -> tuple[int, dict[str, Any], bool]:
+async def _replay(
+    conn: AsyncConnection, principal: Principal, claim: Claim, render: Render
+) -> tuple[int, dict[str, Any], bool]:
     stored = (await conn.execute(_STORED, {"c": principal.community_id, "k": claim.key})).one()
     if bytes(stored.request_hash) != claim.request_hash:
         raise IdempotencyConflict("this Idempotency-Key was already used with a different request; use a new key")
     if stored.transaction_id is not None:
-        return stored.status_code, await created_view(conn, principal.community_id, stored.transaction_id), True
+        return stored.status_code, await render(conn, principal.community_id, stored.transaction_id), True
     return stored.status_code, stored.response, True

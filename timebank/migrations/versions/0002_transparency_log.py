@@ -79,7 +79,10 @@ CREATE TRIGGER log_checkpoints_no_truncate BEFORE TRUNCATE ON log_checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_reject_change();
 
 -- One trigger call per transaction does both: stamp the time and queue it for the
--- log (the identity seq is assigned before BEFORE triggers run).
+-- log (the identity seq is assigned before BEFORE triggers run). In the trigger, not
+-- in ledger_post_batch (where one row per batch would cost less, 35-80 us per
+-- transfer measured): a transaction written by hand with psql enters the public log
+-- too, so even the bank's database administrators cannot add one unseen.
 CREATE OR REPLACE FUNCTION ledger_stamp_transaction() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     NEW.created_at := now();

@@ -1,0 +1,203 @@
+"""HTTP routes of volunteer service: policy, records, import, approval, corrections. HTTP only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
+from litestar.params import Body
+
+from timebank import schemas, web
+from timebank.community.models import Role
+from timebank.ledger.controllers import IDEMPOTENCY_KEY
+from timebank.ledger.idempotency import request_hash, run_idempotent
+from timebank.log.service import with_set
+from timebank.problems import DomainError
+from timebank.schemas import problems
+from timebank.security import READERS, access
+from timebank.volunteer import policy as policies
+from timebank.volunteer import service
+from timebank.volunteer.csv_import import parse_csv
+
+RECORD_READERS = (Role.ADMIN, Role.AUDITOR, Role.RECORDER, Role.RESIDENT)
+
+
+class RecordRejected(DomainError):
+    slug, status, title = "invalid-service-record", 422, "The service record breaks a rule"
+
+
+class RecordBody(msgspec.Struct, forbid_unknown_fields=True):
+    member_id: uuid.UUID
+    activity: str
+    category: str
+    place: str
+    started_at: datetime
+    ended_at: datetime
+    organisation_id: uuid.UUID | None = None
+    beneficiary: str | None = None
+    content: str | None = None
+    external_ref: str | None = None
+
+
+class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PolicyController(Controller):
+    path = "/v1/community/policy"
+    tags = ["community"]
+
+    @get("/", opt=access(*READERS), responses=problems(401), summary="The community's current policy")
+    async def get_policy(self, request: Request) -> Response[schemas.PolicyVersion]:
+        async with web.engine(request).connect() as conn:
+            version, policy, row = await policies.current_policy(conn, web.principal(request).community_id)
+        return web.json_response(policies.policy_view(version, policy, row))
+
+    @put("/", opt=access(Role.ADMIN), responses=problems(400, 401, 403, 413),
+         summary="Replace the policy (a new version; omitted fields take their defaults)")
+    async def put_policy(self, request: Request, data: Annotated[dict[str, Any], Body(title="Policy")]) -> Response[schemas.PolicyVersion]:
+        policy = policies.decode_policy(await request.body())
+        who = web.principal(request)
+        async with web.engine(request).begin() as conn:
+            return web.json_response(await policies.set_policy(conn, who.community_id, policy, who.key_id))
+
+    @get("/versions", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(401, 403),
+         summary="Every version of the policy, oldest first, with who changed it and when")
+    async def versions(self, request: Request) -> Response[schemas.PolicyHistory]:
+        async with web.engine(request).connect() as conn:
+            items = await policies.policy_history(conn, web.principal(request).community_id)
+        return web.json_response({"items": items})
+
+
+async def _decide(request: Request, record_id: uuid.UUID, key: str | None, decide: Any) -> Response[Any]:
+    """An approval or a correction: idempotent, answered with the record and its transaction."""
+    who = web.principal(request)
+
+    async def action(conn: Any, claim: Any) -> dict[str, Any]:
+        return await decide(conn, who, record_id, claim)
+
+    status, body, replayed = await run_idempotent(
+        web.engine(request), who, key, request_hash(who, "POST", request.url.path, None), action,
+        instance=request.url.path, render=service.decision_view)
+    if status == 201:  # the ledger transaction carries its signed entry timestamp
+        body = {**body, "transaction": with_set(request.app.state.signer, web.settings(request).log_origin,
+                                                body["transaction"])}
+    return web.idempotent_response(status, body, replayed)
+
+
+class ServiceRecordController(Controller):
+    path = "/v1/service-records"
+    tags = ["service records"]
+
+    @post("/", opt=access(Role.ADMIN, Role.RECORDER), status_code=201, responses=problems(400, 401, 403, 413, 422),
+          summary="Record a volunteer's service (status submitted); a known external_ref returns its record")
+    async def create(self, request: Request, data: RecordBody) -> Response[schemas.ServiceRecord]:
+        data = await web.strict_body(request, RecordBody)
+        item = service.RecordIn(**msgspec.structs.asdict(data))
+        async with web.engine(request).begin() as conn:
+            out = await service.record_many(conn, web.principal(request), [item], now=_now())
+        if out.rejected:
+            raise RecordRejected(out.rejected[0]["reason"])
+        view = {k: v for k, v in out.accepted[0].items() if k != "line"}
+        return web.json_response(view, 200 if view["duplicate"] else 201)
+
+    @post("/import", opt=access(Role.ADMIN, Role.RECORDER), status_code=200, responses=problems(400, 401, 403, 413),
+          summary="Import records from CSV (UTF-8, header row; Chinese or English column names)",
+          description="The body is the CSV file itself (Content-Type: text/csv). Each row is checked like "
+          "POST /v1/service-records; rows without external_ref get one derived from their content, so the "
+          "same file imported again creates nothing twice. Column names: see docs/api.md.")
+    async def import_csv(
+        self, request: Request, organisation_id: uuid.UUID | None = None
+    ) -> Response[schemas.ImportResult]:
+        who = web.principal(request)
+        async with web.engine(request).begin() as conn:
+            tz = await service.community_zone(conn, who.community_id)
+            rows, unreadable = parse_csv(await request.body(), tz)
+            for row in rows:
+                row.organisation_id = row.organisation_id or organisation_id
+            out = await service.record_many(conn, who, rows, now=_now(), derive_refs=True)
+        rejected = sorted(out.rejected + unreadable, key=lambda r: r["line"])
+        return web.json_response({"accepted": out.accepted, "rejected": rejected})
+
+    @get("/", opt=access(*RECORD_READERS), responses=problems(400, 401, 403),
+         summary="Service records, newest first (residents: their own; recorders: their organisation's)")
+    async def list_(
+        self, request: Request, member_id: uuid.UUID | None = None, organisation_id: uuid.UUID | None = None,
+        status: str | None = None, category: str | None = None, since: datetime | None = None,
+        until: datetime | None = None, cursor: str | None = None, limit: int | None = None,
+    ) -> Response[schemas.ServiceRecordPage]:
+        n = web.page_limit(request, limit)
+        async with web.engine(request).connect() as conn:
+            items, nxt = await service.records_page(
+                conn, web.principal(request), member_id=member_id, organisation_id=organisation_id, status=status,
+                category=category, since=since, until=until, cursor=cursor, limit=n)
+        return web.json_response({"items": items, "next_cursor": nxt})
+
+    @get("/{record_id:uuid}", opt=access(*RECORD_READERS), responses=problems(401, 404), summary="A service record")
+    async def get_one(self, request: Request, record_id: uuid.UUID) -> Response[schemas.ServiceRecord]:
+        async with web.engine(request).connect() as conn:
+            return web.json_response(service.record_view(await service.get_record(conn, web.principal(request), record_id)))
+
+    @post("/{record_id:uuid}/approve", opt=access(Role.ADMIN), status_code=201,
+          responses=problems(400, 401, 403, 404, 409, 422),
+          summary="Approve: one transaction credits the volunteer's HOUR minutes and POINT points")
+    async def approve(
+        self, request: Request, record_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
+    ) -> Response[schemas.Decision]:
+        return await _decide(request, record_id, idempotency_key, service.approve)
+
+    @post("/{record_id:uuid}/reject", opt=access(Role.ADMIN), status_code=200, responses=problems(400, 401, 403, 404, 409),
+          summary="Reject a submitted record, with a reason")
+    async def reject(self, request: Request, record_id: uuid.UUID, data: ReasonBody) -> Response[schemas.ServiceRecord]:
+        data = await web.strict_body(request, ReasonBody)
+        async with web.engine(request).begin() as conn:
+            return web.json_response(await service.reject(conn, web.principal(request), record_id, data.reason))
+
+    @post("/{record_id:uuid}/reversal", opt=access(Role.ADMIN), status_code=201, responses=problems(400, 401, 403, 404, 409),
+          summary="Ask for the correction of an approved record (another admin decides)")
+    async def request_reversal(self, request: Request, record_id: uuid.UUID, data: ReasonBody) -> Response[schemas.Correction]:
+        data = await web.strict_body(request, ReasonBody)
+        async with web.engine(request).begin() as conn:
+            view = await service.request_reversal(conn, web.principal(request), record_id, data.reason)
+        return web.json_response(view, 201)
+
+    @post("/{record_id:uuid}/reversal/approve", opt=access(Role.ADMIN), status_code=201,
+          responses=problems(400, 401, 403, 404, 409, 422),
+          summary="Second admin: approve the correction (a reversal transaction referencing the credit)")
+    async def approve_reversal(
+        self, request: Request, record_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
+    ) -> Response[schemas.Decision]:
+        return await _decide(request, record_id, idempotency_key, service.approve_reversal)
+
+    @post("/{record_id:uuid}/reversal/reject", opt=access(Role.ADMIN), status_code=200,
+          responses=problems(401, 403, 404), summary="Second admin: turn the correction down")
+    async def reject_reversal(self, request: Request, record_id: uuid.UUID) -> Response[schemas.Correction]:
+        async with web.engine(request).begin() as conn:
+            return web.json_response(await service.reject_reversal(conn, web.principal(request), record_id))
+
+
+class MemberRecordsController(Controller):
+    path = "/v1/members"
+    tags = ["members"]
+
+    @get("/{member_id:uuid}/service-records", opt=access(*RECORD_READERS), responses=problems(400, 401, 403, 404),
+         summary="A member's service history, newest first")
+    async def history(
+        self, request: Request, member_id: uuid.UUID, status: str | None = None, category: str | None = None,
+        since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Response[schemas.ServiceRecordPage]:
+        who = web.principal(request)
+        n = web.page_limit(request, limit)
+        async with web.engine(request).connect() as conn:
+            await service.member_exists(conn, who, member_id)
+            items, nxt = await service.records_page(conn, who, member_id=member_id, status=status, category=category,
+                                                    since=since, until=until, cursor=cursor, limit=n)
+        return web.json_response({"items": items, "next_cursor": nxt})

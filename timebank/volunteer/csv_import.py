@@ -1,0 +1,100 @@
+"""Service records from a spreadsheet: CSV, UTF-8 with or without BOM, a header row,
+Chinese or English column names. Parsing only; the rules are ``service.record_many``'s."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from timebank.problems import BadRequest
+from timebank.volunteer.service import RecordIn
+
+# Accepted header names per field (compared after trimming, case-insensitively).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "member_id": ("member_id", "成员id", "志愿者id"),
+    "member_ref": ("member_ref", "member_external_ref", "志愿者编号", "志愿者证号", "居民编号"),
+    "organisation_id": ("organisation_id", "organization_id", "组织id", "志愿服务组织id"),
+    "activity": ("activity", "活动名称", "服务项目"),
+    "category": ("category", "服务类别", "类别"),
+    "place": ("place", "服务地点", "地点"),
+    "started_at": ("started_at", "开始时间"),
+    "ended_at": ("ended_at", "结束时间"),
+    "beneficiary": ("beneficiary", "服务对象"),
+    "content": ("content", "服务内容"),
+    "external_ref": ("external_ref", "记录编号", "外部编号"),
+}
+REQUIRED = ("activity", "category", "place", "started_at", "ended_at")
+LOCAL_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y-%m-%dT%H:%M",
+                 "%Y-%m-%dT%H:%M:%S")
+_ALIASES = {alias: name for name, aliases in COLUMNS.items() for alias in aliases}
+
+
+def parse_time(value: str, tz: ZoneInfo) -> datetime:
+    """RFC 3339 with an offset, or a local time of the community (e.g. 2026-11-01 09:30)."""
+    value = value.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+        for fmt in LOCAL_FORMATS:
+            try:
+                moment = datetime.strptime(value, fmt)
+                break
+            except ValueError:
+                continue
+        if moment is None:
+            raise ValueError(f"{value!r} is not a time (use 2026-11-01 09:30 or RFC 3339)") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+
+
+def parse_csv(data: bytes, tz: ZoneInfo) -> tuple[list[RecordIn], list[dict[str, Any]]]:
+    """(rows to record, rows that could not even be read, with their line and reason)."""
+    try:
+        body = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRequest("the file is not UTF-8 text (save the spreadsheet as CSV UTF-8)") from None
+    reader = csv.reader(io.StringIO(body, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BadRequest("the file is empty; the first row names the columns") from None
+    fields = [_ALIASES.get(h.strip().lower()) for h in header]
+    missing = [f for f in REQUIRED if f not in fields]
+    if "member_id" not in fields and "member_ref" not in fields:
+        missing.append("member_id or member_ref")
+    if missing:
+        raise BadRequest(f"columns missing: {', '.join(missing)} (see docs/api.md for accepted names)")
+    rows: list[RecordIn] = []
+    unreadable: list[dict[str, Any]] = []
+    for cells in reader:
+        line = reader.line_num
+        if not any(c.strip() for c in cells):
+            continue  # blank lines in spreadsheets are common and mean nothing
+        if len(cells) > len(fields):
+            unreadable.append({"line": line, "reason": f"{len(cells)} cells, the header has {len(fields)}"})
+            continue
+        row = {f: c.strip() for f, c in zip(fields, cells, strict=False) if f is not None}
+        try:
+            rows.append(
+                RecordIn(
+                    activity=row.get("activity", ""),
+                    category=row.get("category", ""),
+                    place=row.get("place", ""),
+                    started_at=parse_time(row.get("started_at", ""), tz),
+                    ended_at=parse_time(row.get("ended_at", ""), tz),
+                    member_id=uuid.UUID(row["member_id"]) if row.get("member_id") else None,
+                    member_ref=row.get("member_ref") or None,
+                    organisation_id=uuid.UUID(row["organisation_id"]) if row.get("organisation_id") else None,
+                    beneficiary=row.get("beneficiary") or None,
+                    content=row.get("content") or None,
+                    external_ref=row.get("external_ref") or None,
+                    line=line,
+                )
+            )
+        except ValueError as exc:
+            unreadable.append({"line": line, "reason": str(exc) if "time" in str(exc) else f"not an id: {exc}"})
+    return rows, unreadable
