@@ -30,7 +30,12 @@ from timebank.log import service as log_service
 from timebank.log.controllers import LogController, ReceiptController
 from timebank.log.integrator import Integrator
 from timebank.log.keys import load_signer, read_keyring
-from timebank.volunteer.controllers import MemberRecordsController, PolicyController, ServiceRecordController
+from timebank.volunteer.controllers import (
+    CertificateController,
+    MemberRecordsController,
+    PolicyController,
+    ServiceRecordController,
+)
 from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
 from timebank.security import PUBLIC, ApiKeyAuthMiddleware, KeyCache
 from timebank.settings import Settings, get_settings
@@ -117,6 +122,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             PolicyController,
             ServiceRecordController,
             MemberRecordsController,
+            CertificateController,
         ],
         lifespan=[lifespan],
         middleware=[

@@ -321,7 +321,8 @@ def _read_json(path: str, what: str) -> Any:
               help="Consistency proof JSON (GET /v1/log/proof/consistency) between the two.")
 def verify(receipt: str, keys_file: str | None, checkpoint: str | None, previous_checkpoint: str | None,
            consistency: str | None) -> None:
-    """Verify a receipt offline: signature, leaf hash, inclusion, checkpoint signature, consistency.
+    """Verify a receipt (or a certificate of service) offline: signature, leaf hash, inclusion,
+    checkpoint signature, consistency.
 
     Needs no database and no network. Exit status 0 only if every check passed.
     """
@@ -333,10 +334,19 @@ def verify(receipt: str, keys_file: str | None, checkpoint: str | None, previous
         from timebank.log.keys import KEYRING
 
         keys_file = str(get_settings().key_dir / KEYRING)
+    document = _read_json(receipt, "receipt")
     try:
         keyset = v.load_jwks(_read_json(keys_file, "key set"))
+        if isinstance(document, dict) and "certificate" in document:  # a certificate of service
+            cert = v.verify_certificate(document, keyset)
+            click.echo(f"ok   certificate {cert.get('number')} signed by {document['kid']}")
+            click.echo(f"     {cert.get('volunteer', {}).get('name')}: {cert.get('total_hours')} h of approved "
+                       f"service {cert.get('period', {}).get('from')} to {cert.get('period', {}).get('to')}, "
+                       f"issued by {cert.get('issuer')} at {cert.get('issued_at')}")
+            click.echo("certificate verified")
+            return
         report = v.verify_receipt(
-            _read_json(receipt, "receipt"),
+            document,
             keyset,
             checkpoint=None if checkpoint is None else open(checkpoint, encoding="utf-8").read(),
             previous_checkpoint=None if previous_checkpoint is None else open(previous_checkpoint, encoding="utf-8").read(),

@@ -7,7 +7,7 @@ so the documentation cannot drift from what the API sends.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
@@ -334,6 +334,14 @@ class PolicyVersion(Out):
 
 class PolicyHistory(Out):
     items: list[PolicyVersion]
+
+
+class SignedCertificate(Out):
+    """A certificate of service; signature: Ed25519 (kid) over the JCS bytes of certificate."""
+
+    certificate: dict[str, Any]
+    kid: str
+    signature: str
 
 
 def problems(*statuses: int) -> dict[int, ResponseSpec]:

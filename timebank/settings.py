@@ -41,7 +41,7 @@ class Settings:
     db_pool_size: int = 16
     db_max_overflow: int = 0
     # Largest accepted request body, in bytes (CSV imports are the biggest bodies).
-    max_body_bytes: int = 1_000_000
+    max_body_bytes: int = 8_000_000
     # Page size bounds for list endpoints.
     page_default: int = 50
     page_max: int = 500
@@ -67,6 +67,9 @@ class Settings:
     # process must run it). It runs every log_interval_ms, at most 2000 (the merge delay).
     log_integrator: bool = True
     log_interval_ms: int = 1000
+    # The address residents reach the service at, for links printed on certificates
+    # (QR codes); unset: the address of the request.
+    public_url: str | None = None
 
     @property
     def key_dir(self) -> Path:
@@ -82,7 +85,7 @@ class Settings:
             database_url=os.environ.get("TIMEBANK_DATABASE_URL") or None,
             db_pool_size=_int("TIMEBANK_DB_POOL_SIZE", 16),
             db_max_overflow=_int("TIMEBANK_DB_MAX_OVERFLOW", 0),
-            max_body_bytes=_int("TIMEBANK_MAX_BODY_BYTES", 1_000_000),
+            max_body_bytes=_int("TIMEBANK_MAX_BODY_BYTES", 8_000_000),
             page_default=_int("TIMEBANK_PAGE_DEFAULT", 50),
             page_max=_int("TIMEBANK_PAGE_MAX", 500),
             hold_max_timeout_seconds=_int("TIMEBANK_HOLD_MAX_TIMEOUT_SECONDS", 7 * 24 * 3600),
@@ -96,6 +99,7 @@ class Settings:
             log_origin=os.environ.get("TIMEBANK_LOG_ORIGIN") or "timebank.local/log",
             log_integrator=_bool("TIMEBANK_LOG_INTEGRATOR", True),
             log_interval_ms=_int("TIMEBANK_LOG_INTERVAL_MS", 1000),
+            public_url=os.environ.get("TIMEBANK_PUBLIC_URL") or None,
         ).checked()
 
     def checked(self) -> "Settings":

@@ -336,6 +336,21 @@ def verify_set(set_: Any, keys: dict[str, bytes]) -> dict[str, Any]:
     return payload
 
 
+def verify_certificate(signed: Any, keys: dict[str, bytes]) -> dict[str, Any]:
+    """A certificate of service (志愿服务证明): Ed25519 by a published key over JCS(certificate)."""
+    if not isinstance(signed, dict) or not isinstance(signed.get("certificate"), dict):
+        raise VerificationError("not a signed certificate: no certificate object")
+    cert: dict[str, Any] = signed["certificate"]
+    key = keys.get(str(signed.get("kid")))
+    if key is None:
+        raise VerificationError(f"certificate {cert.get('number')}: signed by key {signed.get('kid')!r}, "
+                                "which is not in the key set")
+    if not _ed25519_verify(key, unb64(signed.get("signature"), "signature"), jcs(cert)):
+        raise VerificationError(f"certificate {cert.get('number')}: the signature does not match its content "
+                                "(it was changed after it was issued)")
+    return cert
+
+
 @dataclass
 class Report:
     """What a verification checked, in order (each line a passed check)."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
-from litestar.params import Body
+from litestar.params import Body, Parameter
 
 from timebank import schemas, web
 from timebank.community.models import Role
@@ -17,7 +17,8 @@ from timebank.ledger.idempotency import request_hash, run_idempotent
 from timebank.log.service import with_set
 from timebank.problems import DomainError
 from timebank.schemas import problems
-from timebank.security import READERS, access
+from timebank.security import PUBLIC, READERS, access
+from timebank.volunteer import certificates
 from timebank.volunteer import policy as policies
 from timebank.volunteer import service
 from timebank.volunteer.csv_import import parse_csv
@@ -183,6 +184,17 @@ class ServiceRecordController(Controller):
             return web.json_response(await service.reject_reversal(conn, web.principal(request), record_id))
 
 
+class CertificateController(Controller):
+    path = "/v1/certificates"
+    tags = ["service records"]
+
+    @get("/{number:str}", opt=PUBLIC, security=[{}], responses=problems(404),
+         summary="Check a certificate of service by its number (public: the QR code on the PDF points here)")
+    async def check(self, request: Request, number: str) -> Response[schemas.SignedCertificate]:
+        async with web.engine(request).connect() as conn:
+            return web.json_response(await certificates.by_number(conn, number[:40]))
+
+
 class MemberRecordsController(Controller):
     path = "/v1/members"
     tags = ["members"]
@@ -201,3 +213,19 @@ class MemberRecordsController(Controller):
             items, nxt = await service.records_page(conn, who, member_id=member_id, status=status, category=category,
                                                     since=since, until=until, cursor=cursor, limit=n)
         return web.json_response({"items": items, "next_cursor": nxt})
+
+    @get("/{member_id:uuid}/certificate", opt=access(Role.ADMIN, Role.RESIDENT), responses=problems(400, 401, 403, 404),
+         summary="Issue a numbered, signed certificate of approved service over a period (JSON, or PDF with format=pdf)")
+    async def certificate(
+        self, request: Request, member_id: uuid.UUID, from_: Annotated[date, Parameter(query="from")],
+        to: date, format: Literal["json", "pdf"] = "json",
+    ) -> Response[Any]:
+        who = web.principal(request)
+        public_url = web.settings(request).public_url or str(request.base_url)
+        async with web.engine(request).begin() as conn:
+            signed = await certificates.issue(conn, who, member_id, from_, to, request.app.state.signer, public_url)
+        if format == "pdf":
+            number = signed["certificate"]["number"]
+            return Response(certificates.render_pdf(signed), media_type="application/pdf",
+                            headers={"Content-Disposition": f'inline; filename="{number}.pdf"'})
+        return web.json_response(signed)

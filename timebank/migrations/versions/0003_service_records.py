@@ -8,6 +8,7 @@
 * ``service_reversals``: the four-eyes correction of an approved record; the database
   refuses a decision by the key that asked for it.
 * ``points_lots``: the points credited by one approval, with their expiry time.
+* ``certificates``: every certificate of service issued (志愿服务证明), as signed.
 
 Revision ID: 0003
 Revises: 0002
@@ -133,10 +134,29 @@ CREATE INDEX points_lots_account ON points_lots (account_id, expires_at);
 CREATE INDEX points_lots_expiry ON points_lots (community_id, expires_at);
 CREATE TRIGGER points_lots_no_delete BEFORE DELETE ON points_lots
     FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
+
+-- 志愿服务证明: every certificate issued, as signed; verifiable by its number.
+CREATE TABLE certificates (
+    number        text PRIMARY KEY,
+    community_id  uuid NOT NULL,
+    member_id     uuid NOT NULL,
+    period_from   date NOT NULL,
+    period_to     date NOT NULL,
+    content_hash  bytea NOT NULL,
+    document      jsonb NOT NULL,
+    kid           text NOT NULL,
+    signature     text NOT NULL,
+    issued_by     uuid,
+    issued_at     timestamptz NOT NULL DEFAULT now(),
+    CHECK (period_to >= period_from),
+    UNIQUE (member_id, content_hash)
+);
+CREATE TRIGGER certificates_append_only BEFORE UPDATE OR DELETE ON certificates
+    FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
 """
 
 DROP = r"""
-DROP TABLE IF EXISTS points_lots, service_reversals, service_records, community_policies;
+DROP TABLE IF EXISTS certificates, points_lots, service_reversals, service_records, community_policies;
 DROP FUNCTION IF EXISTS service_record_guard;
 """
 
