@@ -339,3 +339,19 @@ async def test_csv_import_reports_each_row_and_imports_nothing_twice(tenant):
         body = problem(await t.client.post("/v1/service-records/import", content=bad, headers=headers), 400,
                        "invalid-request")
         assert words in body["detail"]
+
+
+async def test_records_of_a_trusted_organisation_are_approved_as_they_are_recorded(vol):
+    t = vol.t
+    policy = (await t.client.get("/v1/community/policy", headers=t.auth())).json()["policy"]
+    policy["trusted_organisations"] = [vol.org["id"]]
+    assert (await t.client.put("/v1/community/policy", json=policy, headers=t.auth())).status_code == 200
+    r = await vol.record(1, 3)
+    assert r.status_code == 201 and r.json()["status"] == "approved" and r.json()["points"] == 20
+    assert r.json()["transaction_id"]
+    balances = (await t.client.get(f"/v1/members/{vol.member['id']}/balances", headers=t.auth())).json()
+    assert balances["HOUR"]["posted"] == 120 and balances["POINT"]["posted"] == 20
+    # An untrusted organisation's records still wait for an admin.
+    other = await t.party("organisations", "新来的队")
+    r = await vol.record(4, 5, key=t.admin_key, organisation_id=other["id"])
+    assert r.json()["status"] == "submitted"
