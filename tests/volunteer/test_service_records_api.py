@@ -175,8 +175,14 @@ async def test_an_approval_replays_with_its_idempotency_key(vol):
     again = await vol.approve(rec["id"], idem=idem)
     assert first.status_code == again.status_code == 201
     assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()
-    problem(await vol.t.client.post(f"/v1/service-records/{rec['id']}/approve", headers=vol.t.auth()), 400,
-            "idempotency-key-required")
+    # Without a key, a retry by the same admin replays too; another admin hears it is decided.
+    other = (await vol.record(3, 4)).json()
+    url = f"/v1/service-records/{other['id']}/approve"
+    first = await vol.t.client.post(url, headers=vol.t.auth())
+    again = await vol.t.client.post(url, headers=vol.t.auth())
+    assert first.status_code == again.status_code == 201 and again.json() == first.json()
+    second_admin = await vol.t.key("admin")
+    problem(await vol.t.client.post(url, headers=vol.t.auth(second_admin)), 409, "record-already-resolved")
 
 
 async def test_rejection(vol):

@@ -12,7 +12,6 @@ from litestar.params import Body, Parameter
 
 from timebank import schemas, web
 from timebank.community.models import Role
-from timebank.ledger.controllers import IDEMPOTENCY_KEY
 from timebank.ledger.idempotency import request_hash, run_idempotent
 from timebank.log.service import with_set
 from timebank.problems import DomainError
@@ -24,6 +23,12 @@ from timebank.volunteer import service
 from timebank.volunteer.csv_import import parse_csv
 
 RECORD_READERS = (Role.ADMIN, Role.AUDITOR, Role.RECORDER, Role.RESIDENT)
+IDEMPOTENCY_KEY = Parameter(
+    header="Idempotency-Key",
+    required=False,
+    description="Optional: a record is decided once. Without it, a retry by the same API key answers the "
+    "first answer again.",
+)
 
 
 class RecordRejected(DomainError):
@@ -78,8 +83,14 @@ class PolicyController(Controller):
 
 
 async def _decide(request: Request, record_id: uuid.UUID, key: str | None, decide: Any) -> Response[Any]:
-    """An approval or a correction: idempotent, answered with the record and its transaction."""
+    """An approval or a correction: idempotent, answered with the record and its transaction.
+
+    A record is decided once anyway, so the Idempotency-Key header is optional here:
+    without one, the key is the route and the deciding API key, and a retry by the
+    same admin answers the first answer again.
+    """
     who = web.principal(request)
+    key = key or f"{request.url.path}#{who.key_id}"
 
     async def action(conn: Any, claim: Any) -> dict[str, Any]:
         return await decide(conn, who, record_id, claim)
