@@ -4,6 +4,7 @@ over HTTP in-process, and a fresh community per test so tests never share state.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import uuid
@@ -40,6 +41,22 @@ def settings() -> Iterator[Settings]:
 def database_url(settings: Settings) -> str:
     url = db.resolve_database_url(settings)
     db.upgrade(url)
+    return url
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def fresh_database_url(database_url: str) -> str:
+    """A migrated database of its own (on the same server), for tests that damage data."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = f"scratch_{uuid.uuid4().hex[:8]}"
+    root = make_url(database_url).set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(root.render_as_string(hide_password=False))
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    await asyncio.to_thread(db.upgrade, url)  # Alembic runs its own event loop
     return url
 
 

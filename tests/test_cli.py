@@ -6,10 +6,7 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 
-import asyncpg
-from sqlalchemy.engine import make_url
 
 from timebank import db
 from timebank.community.service import create_community
@@ -45,15 +42,9 @@ async def test_audit_is_clean_on_a_busy_ledger(database_url, tenant):
     assert as_json["ok"] is True and all(c["ok"] for c in as_json["checks"])
 
 
-async def test_audit_fails_loudly_on_any_difference(database_url, settings):
-    # A database of its own, so the corruption does not leak into other tests.
-    name = f"audit_{uuid.uuid4().hex[:8]}"
-    root = make_url(database_url).set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(root.render_as_string(hide_password=False))
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    upgrade = run_cli("db", "upgrade", url=url)
+async def test_audit_fails_loudly_on_any_difference(fresh_database_url, settings):
+    url = fresh_database_url  # a database of its own, so the corruption does not leak into other tests
+    upgrade = run_cli("db", "upgrade", url=url)  # already at head: the command says so and changes nothing
     assert upgrade.returncode == 0, upgrade.stderr
 
     engine = db.create_engine(url, settings)

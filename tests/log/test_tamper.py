@@ -9,9 +9,6 @@ import subprocess
 import sys
 import uuid
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
 from timebank import db
 from timebank.community.models import PartyKind, Role
 from timebank.community.service import create_community, create_party
@@ -28,20 +25,8 @@ def cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-async def fresh_database(database_url: str) -> str:
-    """A database of its own, migrated: the damage a test does stays there."""
-    name = f"tamper_{uuid.uuid4().hex[:8]}"
-    root = make_url(database_url).set(drivername="postgresql", database="postgres")
-    conn = await asyncpg.connect(root.render_as_string(hide_password=False))
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    assert cli("db", "upgrade", url=url).returncode == 0
-    return url
-
-
-async def test_a_changed_entry_fails_audit_and_verification(database_url, settings, tmp_path):
-    url = await fresh_database(database_url)
+async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, settings, tmp_path):
+    url = fresh_database_url
 
     signer = signing_keys.load_signer(settings.key_dir)
     prefix = settings.log_origin
@@ -107,10 +92,10 @@ async def test_a_changed_entry_fails_audit_and_verification(database_url, settin
     assert cli("verify", str(tmp_path / "other.json"), "--keys", str(keys_file), url=url).returncode == 0
 
 
-async def test_references_without_foreign_keys_are_audited(database_url, settings):
+async def test_references_without_foreign_keys_are_audited(fresh_database_url, settings):
     """Idempotent answers and log leaves point at transactions without a foreign key
     (transactions are never deleted); the audit checks what a key would have."""
-    url = await fresh_database(database_url)
+    url = fresh_database_url
     engine = db.create_engine(url, settings)
     ghost = uuid.uuid4()
     try:
