@@ -7,6 +7,7 @@ else the embedded server in ``TIMEBANK_DATA_DIR`` (shared with a running ``serve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -66,6 +67,9 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
     # atexit hooks run and the embedded server stops with its last user.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     os.environ["TIMEBANK_DATABASE_URL"] = url  # workers read settings from the environment
+    if settings.log_integrator:
+        _start_integrator_process()
+        os.environ["TIMEBANK_LOG_INTEGRATOR"] = "0"  # it integrates; the HTTP workers only answer
     get_settings.cache_clear()
     uvicorn.run(
         "timebank.app:create_app_from_env",
@@ -78,6 +82,32 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
         timeout_graceful_shutdown=20,
         limit_concurrency=1000,
     )
+
+
+def _start_integrator_process() -> None:
+    """The log integrator of this serve, in a process of its own at a lower CPU priority.
+
+    Integration is batch work with two seconds of slack (the merge delay); run inside
+    the HTTP workers, each pass held their requests up. Niced, the kernel gives the
+    requests the CPU first. It stops with serve (and on its own if serve is killed).
+    """
+    import atexit
+    import subprocess
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "timebank.cli", "log", "integrate", "--parent", str(os.getpid())],
+        preexec_fn=lambda: os.nice(10),  # noqa: PLW1509 - no threads exist yet in this process
+    )
+
+    def stop() -> None:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    atexit.register(stop)
 
 
 def _ensure_signing_key(settings: Any) -> None:
@@ -254,6 +284,56 @@ def import_records(file: str, community_id: Any, organisation_id: Any, chunk: in
     except DomainError as err:
         raise click.ClickException(err.detail or err.title) from None
     _emit(summary)
+
+
+@main.group("log")
+def log_group() -> None:
+    """The transparency log."""
+
+
+@log_group.command("integrate")
+@click.option("--once", is_flag=True, help="One pass over every community, then exit (prints what it did).")
+@click.option("--parent", type=int, hidden=True, help="Exit when this process is gone (serve's integrator).")
+def log_integrate(once: bool, parent: int | None) -> None:
+    """Append queued transactions to the communities' logs and sign checkpoints.
+
+    Runs every TIMEBANK_LOG_INTERVAL_MS until stopped; several may run at once (each
+    community is integrated by one at a time). `serve` starts one of these itself.
+    """
+    from timebank.log import service as log_service
+    from timebank.log.integrator import Integrator
+    from timebank.log.keys import load_signer, read_keyring
+
+    settings = get_settings()
+    url = _database()
+    signer = load_signer(settings.key_dir)
+
+    async def run() -> Any:
+        engine = db.create_engine(url, settings.with_(db_pool_size=2))
+        try:
+            async with engine.begin() as conn:
+                await log_service.register_keys(conn, read_keyring(settings.key_dir))
+            if once:
+                return await log_service.integrate_all(engine, signer, settings.log_origin)
+            integrator = Integrator(engine, signer, settings.log_origin, settings.log_interval_ms / 1000)
+            integrator.start()
+            stopping = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stopping.set)
+            while not stopping.is_set():
+                if parent is not None and os.getppid() != parent:
+                    break  # serve is gone
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), 1.0)
+            await integrator.stop()
+            return None
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    if once:
+        _emit([{"community_id": str(d.community_id), "tree_size": d.tree_size, "added": d.added} for d in done])
 
 
 @main.group()

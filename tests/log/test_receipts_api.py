@@ -404,3 +404,16 @@ def test_keys_commands(tmp_path):
     listed = json.loads(run("list").stdout)
     assert [k["status"] for k in listed] == ["retired", "current"]
     assert "PRIVATE" not in made.stdout + made.stderr + run("list").stdout
+
+
+async def test_log_integrate_command(tenant, database_url, settings):
+    a, b = await funded_pair(tenant)
+    tx = (await tenant.transfer({"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"],
+                                 "asset": "POINT", "amount": 3})).json()
+    env = {**os.environ, "TIMEBANK_DATABASE_URL": database_url, "TIMEBANK_SIGNING_KEY_DIR": str(settings.key_dir)}
+    done = subprocess.run([sys.executable, "-m", "timebank.cli", "log", "integrate", "--once"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    mine = [d for d in json.loads(done.stdout) if d["community_id"] == tenant.id]
+    assert mine and mine[0]["tree_size"] >= 2
+    assert "log" in await receipt_of(tenant, tx["id"])
