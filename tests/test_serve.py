@@ -78,6 +78,11 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         assert fund["posted"] > 0
         members = httpx.get(f"http://127.0.0.1:{port1}/v1/members", headers=admin).json()["items"]
         assert len(members) >= 3
+        # Demo service: 李秀英 has 5 h approved (and a record waiting for approval).
+        li = httpx.get(f"http://127.0.0.1:{port1}/v1/members/{keys['member_ids'][0]}", headers=admin).json()
+        assert li["display_name"] == "李秀英" and li["lifetime_minutes"] == 300 and li["star_level"] == 0
+        waiting = httpx.get(f"http://127.0.0.1:{port1}/v1/service-records?status=submitted", headers=admin).json()
+        assert len(waiting["items"]) == 1
 
         # The integrator of the running service logs the demo transactions within the
         # merge delay, and their receipts verify offline with the key folder serve made.

@@ -1,8 +1,10 @@
-"""Demo data for an empty database: 华锦社区 with an organisation, a merchant, members and funds."""
+"""Demo data for an empty database: 华锦社区 with an organisation, a merchant, members,
+funds and a few service records (four approved, one waiting for approval)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -14,9 +16,15 @@ from timebank.db import MIGRATION_LOCK_KEY
 from timebank.ledger import service as ledger
 from timebank.ledger.models import Asset, Kind
 from timebank.security import Principal
+from timebank.volunteer import service as volunteer
+from timebank.volunteer.service import RecordIn
 
 DEMO_NAME = "华锦社区"
 MEMBERS = [("李秀英", 600, 120), ("王建国", 300, 60), ("张伟", 90, 30), ("陈静", 0, 0)]
+# (member, days ago, hours, activity, category)
+SERVICE = [(0, 20, 2, "陪独居老人聊天", "volunteer_service"), (0, 13, 3, "社区义诊引导", "culture_health"),
+           (1, 12, 1.5, "邻里修水管", "neighbour_aid"), (2, 6, 2, "日间照料送餐", "day_care"),
+           (0, 2, 2, "法律咨询值班", "legal_aid")]
 
 
 async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
@@ -52,6 +60,18 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
             kind=Kind.ADJUSTMENT,
             memo="演示数据：社区基金",
         )
+        # A few weeks of recorded service: approved (credits hours and points), one waiting.
+        now = datetime.now(UTC)
+        items = [
+            RecordIn(activity=activity, category=category, place="华锦社区日间照料中心",
+                     started_at=now - timedelta(days=days, hours=3), ended_at=now - timedelta(days=days, hours=3 - hours),
+                     member_id=uuid.UUID(members[n]["id"]), organisation_id=uuid.UUID(org["id"]),
+                     external_ref=f"demo-{i}")
+            for i, (n, days, hours, activity, category) in enumerate(SERVICE)
+        ]
+        out = await volunteer.record_many(conn, admin, items, now=now)
+        for record in out.accepted[:-1]:
+            await volunteer.approve(conn, admin, uuid.UUID(record["id"]), claim=None)
         resident = await community.issue_key(conn, admin, "resident", uuid.UUID(members[0]["id"]), "demo resident")
         return {
             "community_id": created["community_id"],

@@ -467,12 +467,14 @@ async def _approve_locked(
 
 
 async def approve(
-    conn: AsyncConnection, principal: Principal, record_id: uuid.UUID, claim: ledger.Claim
+    conn: AsyncConnection, principal: Principal, record_id: uuid.UUID, claim: ledger.Claim | None
 ) -> dict[str, Any]:
-    """Approve a submitted record: ONE transaction credits its HOUR minutes and POINT points."""
+    """Approve a submitted record: ONE transaction credits its HOUR minutes and POINT points.
+
+    In the caller's database transaction (begun by the first statement if none is).
+    """
     if not principal.is_admin:
         raise Forbidden("only admins approve service records")
-    await conn.begin()
     rec = await _lock_record(conn, principal, record_id)  # concurrent approvals queue here; one wins
     version, policy, _ = await current_policy(conn, principal.community_id)
     tx = await _approve_locked(conn, principal, rec, policy, version, await community_zone(conn, principal.community_id),
@@ -566,7 +568,6 @@ async def approve_reversal(
     """The second admin's approval: a reversal transaction referencing the credit."""
     if not principal.is_admin:
         raise Forbidden("only admins decide corrections")
-    await conn.begin()
     rec, rev = await _lock_open_reversal(conn, principal, record_id)
     tx = await ledger.reverse(conn, principal, rec.transaction_id, rev.reason, claim=claim)
     tx_id = uuid.UUID(tx["id"])
