@@ -77,7 +77,8 @@ async def test_policy_is_versioned_and_only_admins_change_it(vol):
     r = await t.client.put("/v1/community/policy", json={"daily_cap_minutes": 480}, headers=t.auth())
     assert r.json()["version"] == 2 and r.json()["policy"]["points_per_hour"] == 10  # omitted: the default
     for bad in ({"points_per_hour": -1}, {"star_thresholds_hours": [5, 3, 600, 1000, 1500]},
-                {"tier_multipliers": {"0": "x"}}, {"points_per_hour": "10"}, {"nonsense": 1}):
+                {"tier_multipliers": {"0": "x"}}, {"points_per_hour": "10"}, {"nonsense": 1},
+                {"trusted_organisations": [str(uuid.uuid4())]}):
         problem(await t.client.put("/v1/community/policy", json=bad, headers=t.auth()), 400, "invalid-request")
     history = (await t.client.get("/v1/community/policy/versions", headers=t.auth())).json()["items"]
     assert [v["version"] for v in history] == [1, 2] and all(v["changed_by"] and v["changed_at"] for v in history)

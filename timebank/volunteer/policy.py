@@ -159,6 +159,13 @@ def policy_view(version: int, policy: Policy, row: Any) -> dict[str, Any]:
 async def set_policy(conn: AsyncConnection, community_id: uuid.UUID, policy: Policy, key_id: uuid.UUID) -> dict[str, Any]:
     """Store a new version (the versions stay; a concurrent change gets the next number or fails)."""
     policy.check()
+    if policy.trusted_organisations:
+        known = {r.id for r in await conn.execute(
+            text("SELECT id FROM parties WHERE community_id = :c AND kind = 'organisation' AND id = ANY(:ids)"),
+            {"c": community_id, "ids": list(policy.trusted_organisations)})}
+        unknown = [str(o) for o in policy.trusted_organisations if o not in known]
+        if unknown:
+            raise BadRequest(f"trusted_organisations: {', '.join(unknown)} is not an organisation of this community")
     await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('timebank.policy:' || :c, 0))"),
                        {"c": str(community_id)})
     version, _, _ = await current_policy(conn, community_id)
