@@ -5,7 +5,10 @@ over HTTP in-process, and a fresh community per test so tests never share state.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -42,6 +45,18 @@ def database_url(settings: Settings) -> str:
     url = db.resolve_database_url(settings)
     db.upgrade(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> Any:
+    """Run `timebank ARGS...` in a process of its own against a database URL."""
+
+    def run(*args: str, url: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "timebank.cli", *args],
+                              env={**os.environ, "TIMEBANK_DATABASE_URL": url, **env},
+                              capture_output=True, text=True, timeout=120)
+
+    return run
 
 
 @pytest_asyncio.fixture(loop_scope="session")

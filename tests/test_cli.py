@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 
 from timebank import db
 from timebank.community.service import create_community
 
 
-def run_cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TIMEBANK_DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "timebank.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
 
 
-async def test_community_create_prints_id_and_admin_key(database_url, client):
+async def test_community_create_prints_id_and_admin_key(database_url, client, run_cli):
     result = run_cli("community", "create", "--name", "华锦社区", url=database_url)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
@@ -29,7 +22,7 @@ async def test_community_create_prints_id_and_admin_key(database_url, client):
     assert bad.returncode != 0 and "name" in bad.stderr
 
 
-async def test_audit_is_clean_on_a_busy_ledger(database_url, tenant):
+async def test_audit_is_clean_on_a_busy_ledger(database_url, tenant, run_cli):
     a = await tenant.member()
     b = await tenant.member()
     await tenant.fund(a["accounts"]["POINT"], "POINT", 50)
@@ -42,7 +35,7 @@ async def test_audit_is_clean_on_a_busy_ledger(database_url, tenant):
     assert as_json["ok"] is True and all(c["ok"] for c in as_json["checks"])
 
 
-async def test_audit_fails_loudly_on_any_difference(fresh_database_url, settings):
+async def test_audit_fails_loudly_on_any_difference(fresh_database_url, settings, run_cli):
     url = fresh_database_url  # a database of its own, so the corruption does not leak into other tests
     upgrade = run_cli("db", "upgrade", url=url)  # already at head: the command says so and changes nothing
     assert upgrade.returncode == 0, upgrade.stderr

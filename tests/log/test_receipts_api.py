@@ -406,13 +406,11 @@ def test_keys_commands(tmp_path):
     assert "PRIVATE" not in made.stdout + made.stderr + run("list").stdout
 
 
-async def test_log_integrate_command(tenant, database_url, settings):
+async def test_log_integrate_command(tenant, database_url, settings, run_cli):
     a, b = await funded_pair(tenant)
     tx = (await tenant.transfer({"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"],
                                  "asset": "POINT", "amount": 3})).json()
-    env = {**os.environ, "TIMEBANK_DATABASE_URL": database_url, "TIMEBANK_SIGNING_KEY_DIR": str(settings.key_dir)}
-    done = subprocess.run([sys.executable, "-m", "timebank.cli", "log", "integrate", "--once"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = run_cli("log", "integrate", "--once", url=database_url, TIMEBANK_SIGNING_KEY_DIR=str(settings.key_dir))
     assert done.returncode == 0, done.stderr
     mine = [d for d in json.loads(done.stdout) if d["community_id"] == tenant.id]
     assert mine and mine[0]["tree_size"] >= 2

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 from timebank import db
@@ -19,13 +16,9 @@ from timebank.log import service as log_service
 from timebank.security import Principal
 
 
-def cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TIMEBANK_DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "timebank.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
 
 
-async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, settings, tmp_path):
+async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, settings, tmp_path, run_cli):
     url = fresh_database_url
 
     signer = signing_keys.load_signer(settings.key_dir)
@@ -56,8 +49,8 @@ async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, 
         keys_file = tmp_path / "keys.json"
         keys_file.write_text((settings.key_dir / "keys.json").read_text())
         (tmp_path / "before.json").write_text(json.dumps(before))
-        assert cli("verify", str(tmp_path / "before.json"), "--keys", str(keys_file), url=url).returncode == 0
-        assert cli("audit", url=url).returncode == 0
+        assert run_cli("verify", str(tmp_path / "before.json"), "--keys", str(keys_file), url=url).returncode == 0
+        assert run_cli("audit", url=url).returncode == 0
 
         # A superuser changes one amount, with the guarding triggers off.
         async with engine.begin() as c:
@@ -69,15 +62,15 @@ async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, 
     finally:
         await engine.dispose()
 
-    audit = cli("audit", url=url)
+    audit = run_cli("audit", url=url)
     assert audit.returncode == 1 and "AUDIT FAILED" in audit.stdout
-    report = json.loads(cli("audit", "--json", url=url).stdout)
+    report = json.loads(run_cli("audit", "--json", url=url).stdout)
     merkle = next(c for c in report["checks"] if c["check"].startswith("each log recomputed"))
     assert not merkle["ok"] and any(d.get("transaction_id") == victim for d in merkle["differences"])
     assert victim in audit.stdout
 
     (tmp_path / "after.json").write_text(json.dumps(after))
-    verify = cli("verify", str(tmp_path / "after.json"), "--keys", str(keys_file), url=url)
+    verify = run_cli("verify", str(tmp_path / "after.json"), "--keys", str(keys_file), url=url)
     assert verify.returncode == 1, verify.stdout
     assert f"FAIL transaction {victim}" in verify.stdout and "leaf hash" in verify.stdout
     # Untouched neighbours still verify: the damage is pinned to one transaction.
@@ -89,10 +82,10 @@ async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, 
     finally:
         await engine.dispose()
     (tmp_path / "other.json").write_text(json.dumps(fine))
-    assert cli("verify", str(tmp_path / "other.json"), "--keys", str(keys_file), url=url).returncode == 0
+    assert run_cli("verify", str(tmp_path / "other.json"), "--keys", str(keys_file), url=url).returncode == 0
 
 
-async def test_references_without_foreign_keys_are_audited(fresh_database_url, settings):
+async def test_references_without_foreign_keys_are_audited(fresh_database_url, settings, run_cli):
     """Idempotent answers and log leaves point at transactions without a foreign key
     (transactions are never deleted); the audit checks what a key would have."""
     url = fresh_database_url
@@ -108,7 +101,7 @@ async def test_references_without_foreign_keys_are_audited(fresh_database_url, s
                 f"INSERT INTO log_leaves (community_id, idx, transaction_id) VALUES ('{cid}', 0, '{ghost}')")
     finally:
         await engine.dispose()
-    report = json.loads(cli("audit", "--json", url=url).stdout)
+    report = json.loads(run_cli("audit", "--json", url=url).stdout)
     failed = {c["check"]: c["differences"] for c in report["checks"] if not c["ok"]}
     assert str(ghost) in json.dumps(failed["every idempotent answer names a transaction of its community"])
     assert str(ghost) in json.dumps(failed["log leaves belong to their community's transactions"])

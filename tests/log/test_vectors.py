@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,28 +29,25 @@ def _proof(values: list[str] | None) -> list[str] | None:
     return values  # base64 strings; the verifier decodes strictly and checks lengths
 
 
-@pytest.mark.parametrize(("name", "case"), _cases("inclusion"), ids=lambda v: v if isinstance(v, str) else "")
-def test_inclusion_vector(name: str, case: dict) -> None:
-    def run() -> None:
-        verify_inclusion(case["leafIdx"], case["treeSize"], _b(case["leafHash"]), _proof(case["proof"]), _b(case["root"]))
-
+def _expect(case: dict, check: Callable[[], None]) -> None:
+    """Accept a happy case, reject a wantErr case."""
     if case["wantErr"]:
         with pytest.raises(VerificationError):
-            run()
+            check()
     else:
-        run()
+        check()
+
+
+@pytest.mark.parametrize(("name", "case"), _cases("inclusion"), ids=lambda v: v if isinstance(v, str) else "")
+def test_inclusion_vector(name: str, case: dict) -> None:
+    _expect(case, lambda: verify_inclusion(case["leafIdx"], case["treeSize"], _b(case["leafHash"]),
+                                           _proof(case["proof"]), _b(case["root"])))
 
 
 @pytest.mark.parametrize(("name", "case"), _cases("consistency"), ids=lambda v: v if isinstance(v, str) else "")
 def test_consistency_vector(name: str, case: dict) -> None:
-    def run() -> None:
-        verify_consistency(case["size1"], case["size2"], _proof(case["proof"]), _b(case["root1"]), _b(case["root2"]))
-
-    if case["wantErr"]:
-        with pytest.raises(VerificationError):
-            run()
-    else:
-        run()
+    _expect(case, lambda: verify_consistency(case["size1"], case["size2"], _proof(case["proof"]), _b(case["root1"]),
+                                             _b(case["root2"])))
 
 
 def test_both_outcomes_are_represented() -> None:

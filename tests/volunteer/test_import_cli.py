@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 
-def run_cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TIMEBANK_DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "timebank.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
 
 
-async def test_import_records_from_the_command_line(database_url, tenant, tmp_path):
+async def test_import_records_from_the_command_line(database_url, tenant, tmp_path, run_cli):
     t = tenant
     org = await t.party("organisations", "命令行志愿队")
     member = (await t.client.post("/v1/members", json={"display_name": "赵大爷", "external_ref": "C-1"},

@@ -495,12 +495,17 @@ async def decision_view(conn: AsyncConnection, community_id: uuid.UUID, tx_id: u
     return {"record": record_view(rec), "transaction": await ledger.created_view(conn, community_id, tx_id)}
 
 
+def _reason(value: str | None, what: str) -> str:
+    value = (value or "").strip()
+    if not 1 <= len(value) <= 500:
+        raise BadRequest(f"{what} needs a reason of 1 to 500 characters")
+    return value
+
+
 async def reject(conn: AsyncConnection, principal: Principal, record_id: uuid.UUID, reason: str) -> dict[str, Any]:
     if not principal.is_admin:
         raise Forbidden("only admins reject service records")
-    reason = (reason or "").strip()
-    if not 1 <= len(reason) <= 500:
-        raise BadRequest("a rejection needs a reason of 1 to 500 characters")
+    reason = _reason(reason, "a rejection")
     rec = await _lock_record(conn, principal, record_id)
     if rec.status != "submitted":
         raise RecordAlreadyResolved(f"service record {rec.id} is already {rec.status}")
@@ -530,9 +535,7 @@ def reversal_view(row: Any) -> dict[str, Any]:
 async def request_reversal(conn: AsyncConnection, principal: Principal, record_id: uuid.UUID, reason: str) -> dict[str, Any]:
     if not principal.is_admin:
         raise Forbidden("only admins ask for corrections")
-    reason = (reason or "").strip()
-    if not 1 <= len(reason) <= 500:
-        raise BadRequest("a correction needs a reason of 1 to 500 characters")
+    reason = _reason(reason, "a correction")
     rec = await _lock_record(conn, principal, record_id)
     if rec.status != "approved":
         raise Conflict(f"only an approved record is corrected; this one is {rec.status}")
