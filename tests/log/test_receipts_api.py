@@ -378,6 +378,10 @@ def test_signing_key_files_are_checked(tmp_path):
     (key_dir / f"{made.kid}.pem").chmod(0o600)
     signer = signing_keys.load_signer(key_dir)
     assert made.kid not in repr(signer._key) and "PRIVATE" not in repr(signer)
+    # libsodium signs, OpenSSL (cryptography) verifies: Ed25519 is deterministic, same bytes
+    for message in (b"", b"receipt", bytes(range(256)) * 9):
+        assert signer.sign(message) == signer._key.sign(message)
+        signer._key.public_key().verify(signer.sign(message), message)
     # keys.json is a JWK set whose kids are RFC 7638 thumbprints
     assert list(load_jwks(json.loads((key_dir / "keys.json").read_text()))) == [made.kid]
     # a checkpoint note by this key has the C2SP shape

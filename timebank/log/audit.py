@@ -107,7 +107,7 @@ async def _recompute(conn: AsyncConnection, community_id: Any, keys: dict[str, b
         data = await canonical_bytes(conn, [leaf.transaction_id for leaf in leaves])
         for leaf in leaves:
             stored = bytes(leaf.leaf_hash)
-            tx_bytes = data.get(leaf.transaction_id)
+            tx_bytes = data.get(str(leaf.transaction_id))
             if tx_bytes is None or leaf_hash(tx_bytes) != stored:
                 problems.append({"community_id": str(community_id), "index": leaf.idx,
                                  "transaction_id": str(leaf.transaction_id),
