@@ -28,6 +28,13 @@ from timebank.ledger.controllers import AccountController, TransactionController
 from timebank.ledger.posting import close_poster
 from timebank.log import service as log_service
 from timebank.log.controllers import LogController, ReceiptController
+from timebank.points.controllers import MemberPointsController
+from timebank.redemption.controllers import (
+    MemberRedemptionController,
+    RedemptionController,
+    RewardController,
+    StatementController,
+)
 from timebank.log.integrator import Integrator
 from timebank.log.keys import load_signer, read_keyring
 from timebank.volunteer.controllers import (
@@ -123,6 +130,11 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             ServiceRecordController,
             MemberRecordsController,
             CertificateController,
+            RewardController,
+            RedemptionController,
+            MemberRedemptionController,
+            StatementController,
+            MemberPointsController,
         ],
         lifespan=[lifespan],
         middleware=[

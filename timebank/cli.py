@@ -183,15 +183,14 @@ def community_create(name: str, timezone: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit(as_json: bool) -> None:
     """Recompute every balance and every log root from the entries; exit 1 on any difference."""
-    from timebank.ledger.audit import run_audit
-    from timebank.log.audit import log_checks
+    from timebank.ledger.audit import domain_checks, run_audit
 
     url = _database()
 
     async def run() -> Any:
         engine = db.create_engine(url, get_settings())
         try:
-            return await run_audit(engine, log_checks)
+            return await run_audit(engine, *domain_checks())
         finally:
             await engine.dispose()
 

@@ -1,5 +1,6 @@
 """Demo data for an empty database: 华锦社区 with an organisation, a merchant, members,
-funds and a few service records (four approved, one waiting for approval)."""
+funds, a few service records (four approved, one waiting for approval) and three
+rewards of the merchant."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from timebank.community.models import PartyKind, Role
 from timebank.db import MIGRATION_LOCK_KEY
 from timebank.ledger import service as ledger
 from timebank.ledger.models import Asset, Kind
+from timebank.redemption import service as rewards
 from timebank.security import Principal
 from timebank.volunteer import service as volunteer
 from timebank.volunteer.service import RecordIn
@@ -72,6 +74,12 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
         out = await volunteer.record_many(conn, admin, items, now=now)
         for record in out.accepted[:-1]:
             await volunteer.approve(conn, admin, uuid.UUID(record["id"]), claim=None)
+        # The merchant's love-exchange shelf (爱心兑换): better prices from three stars up.
+        for title, price, stock, extra in (("十斤大米", 100, 20, {"star_prices": {"3": 80}}),
+                                           ("食用油一桶", 60, None, {"limit": rewards.LimitIn(1, "month")}),
+                                           ("理发一次", 30, None, {})):
+            await rewards.create_reward(conn, admin, rewards.RewardIn(
+                merchant_id=uuid.UUID(shop["id"]), title=title, price_points=price, stock=stock, **extra))
         resident = await community.issue_key(conn, admin, "resident", uuid.UUID(members[0]["id"]), "demo resident")
         return {
             "community_id": created["community_id"],

@@ -47,6 +47,16 @@ def transaction_response(request: Request, result: tuple[int, dict[str, Any], bo
     return idempotent_response(status, body, replayed)
 
 
+def signed_transaction_response(request: Request, result: tuple[int, dict[str, Any], bool]) -> Response[Any]:
+    """The answer to a domain step that made a ledger transaction (an approval, a
+    redemption...): its ``transaction`` member gets its signed entry timestamp."""
+    status, body, replayed = result
+    if status == 201:
+        body = {**body, "transaction": with_set(request.app.state.signer, settings(request).log_origin,
+                                                body["transaction"])}
+    return idempotent_response(status, body, replayed)
+
+
 def page_limit(request: Request, limit: int | None) -> int:
     cfg = settings(request)
     if limit is None:

@@ -9,20 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from support import problem
 
 DAY = datetime(2026, 11, 2, tzinfo=UTC)  # a past Monday: 08:00 in Asia/Shanghai is 00:00 UTC
 
 
 def at(hours: float, day: datetime = DAY) -> str:
     return (day + timedelta(hours=hours)).isoformat()
-
-
-def problem(r: Any, status: int, slug: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    body = r.json()
-    assert body["type"].endswith("/" + slug), body
-    return body
 
 
 class Volunteering:

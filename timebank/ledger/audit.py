@@ -152,6 +152,24 @@ class AuditReport:
 ExtraChecks = Callable[[AsyncConnection], Awaitable[dict[str, list[dict[str, Any]]]]]
 
 
+async def run_checks(conn: AsyncConnection, checks: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Run checks written as SQL that returns the wrong rows: {name: rows, as text}."""
+    out = {}
+    for name, sql in checks.items():
+        rows = (await conn.execute(text(sql))).mappings().all()
+        out[name] = [{k: str(v) for k, v in row.items()} for row in rows]
+    return out
+
+
+def domain_checks() -> tuple[ExtraChecks, ...]:
+    """Every domain's checks beyond the ledger's own: what `timebank audit` runs."""
+    from timebank.log.audit import log_checks
+    from timebank.points.audit import points_checks
+    from timebank.redemption.audit import redemption_checks
+
+    return (log_checks, points_checks, redemption_checks)
+
+
 async def run_audit(engine: AsyncEngine, *extra: ExtraChecks) -> AuditReport:
     report = AuditReport()
     # One REPEATABLE READ snapshot, so the checks see one consistent ledger while it is busy.
@@ -160,9 +178,7 @@ async def run_audit(engine: AsyncEngine, *extra: ExtraChecks) -> AuditReport:
         async with conn.begin():
             for table in ("communities", "accounts", "transactions", "entries"):
                 report.counts[table] = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
-            for name, sql in CHECKS.items():
-                rows = (await conn.execute(text(sql))).mappings().all()
-                report.results[name] = [{k: str(v) for k, v in row.items()} for row in rows]
+            report.results.update(await run_checks(conn, CHECKS))
             for checks in extra:
                 report.results.update(await checks(conn))
     return report

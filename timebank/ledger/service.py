@@ -504,6 +504,9 @@ async def resolve_hold(
             raise Forbidden("only an admin or the owner of the held account may resolve this hold")
     if hold.phase != Phase.PENDING:
         raise NotAHold(f"transaction {hold_id} is not a pending hold")
+    if hold.kind == Kind.REDEMPTION and not system:
+        # its voucher, stock and limit move with it: /v1/redemptions/{id}/confirm or /cancel
+        raise NotAHold(f"transaction {hold_id} is a redemption's hold: confirm or cancel the redemption instead")
     legs = [Leg(e.account_id, Asset(e.asset), Direction(e.direction), Layer.RELEASE, e.amount) for e in entries]
     if action is Phase.POST:
         legs += [Leg(e.account_id, Asset(e.asset), Direction(e.direction), Layer.POSTED, e.amount) for e in entries]

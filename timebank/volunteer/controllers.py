@@ -13,7 +13,6 @@ from litestar.params import Body, Parameter
 from timebank import schemas, web
 from timebank.community.models import Role
 from timebank.ledger.idempotency import request_hash, run_idempotent
-from timebank.log.service import with_set
 from timebank.problems import DomainError
 from timebank.schemas import problems
 from timebank.security import PUBLIC, READERS, access
@@ -95,13 +94,9 @@ async def _decide(request: Request, record_id: uuid.UUID, key: str | None, decid
     async def action(conn: Any, claim: Any) -> dict[str, Any]:
         return await decide(conn, who, record_id, claim)
 
-    status, body, replayed = await run_idempotent(
+    return web.signed_transaction_response(request, await run_idempotent(
         web.engine(request), who, key, request_hash(who, "POST", request.url.path, None), action,
-        instance=request.url.path, render=service.decision_view)
-    if status == 201:  # the ledger transaction carries its signed entry timestamp
-        body = {**body, "transaction": with_set(request.app.state.signer, web.settings(request).log_origin,
-                                                body["transaction"])}
-    return web.idempotent_response(status, body, replayed)
+        instance=request.url.path, render=service.decision_view))
 
 
 class ServiceRecordController(Controller):

@@ -60,8 +60,8 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True):
     categories: list[Category] = msgspec.field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     # Organisations whose records are approved as they are recorded.
     trusted_organisations: list[uuid.UUID] = msgspec.field(default_factory=list)
-    # How long a redemption voucher (code and QR) stays valid.
-    voucher_minutes: int = 15
+    # How long a redemption voucher (code and QR, and the points hold) stays valid.
+    voucher_seconds: int = 15 * 60
 
     def check(self) -> "Policy":
         """Refuse a policy that cannot be applied (a clear 400 naming the field)."""
@@ -90,8 +90,8 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True):
             1 <= len(c.code) <= 50 and 1 <= len(c.name) <= 50 for c in self.categories
         ):
             raise BadRequest("categories: 1 to 50, each with a unique code and a name of 1 to 50 characters")
-        if not 1 <= self.voucher_minutes <= 24 * 60:
-            raise BadRequest("voucher_minutes is from 1 to 1440")
+        if not 1 <= self.voucher_seconds <= 24 * 3600:
+            raise BadRequest("voucher_seconds is from 1 to 86400")
         return self
 
     def multiplier(self, star_level: int) -> Decimal:

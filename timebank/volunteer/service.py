@@ -8,7 +8,6 @@ locks on the volunteers so that overlap and daily-cap checks cannot race.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import uuid
 from collections import defaultdict
@@ -278,7 +277,7 @@ async def record_many(
         for r in fresh:
             if r.organisation_id in trusted:  # the policy trusts this organisation's records
                 await _approve_locked(conn, principal, await _lock_record(conn, principal, r.new_id), policy, version,
-                                      tz, claim=None, system=True)  # type: ignore[arg-type]
+                                      claim=None, system=True)  # type: ignore[arg-type]
 
     out = Outcome()
     new_ids = [r.new_id for r in fresh]
@@ -410,17 +409,6 @@ async def _lock_record(conn: AsyncConnection, principal: Principal, record_id: u
     return rec
 
 
-def lot_expiry(credited_at: datetime, tz: ZoneInfo, policy: Policy) -> datetime:
-    """Local midnight at which a lot credited at ``credited_at`` expires."""
-    local = credited_at.astimezone(tz).date()
-    if policy.points_expiry.kind == "end_of_next_year":
-        return datetime.combine(date(local.year + 2, 1, 1), time(0), tz)
-    months = local.month - 1 + policy.points_expiry.months
-    year, month = local.year + months // 12, months % 12 + 1
-    day = min(local.day, calendar.monthrange(year, month)[1])
-    return datetime.combine(date(year, month, day), time(0), tz)
-
-
 async def _accounts(conn: AsyncConnection, community_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
     rows = (
         await conn.execute(
@@ -433,7 +421,7 @@ async def _accounts(conn: AsyncConnection, community_id: uuid.UUID, member_id: u
 
 
 async def _approve_locked(
-    conn: AsyncConnection, principal: Principal, rec: Any, policy: Policy, version: int, tz: ZoneInfo,
+    conn: AsyncConnection, principal: Principal, rec: Any, policy: Policy, version: int,
     *, claim: ledger.Claim | None, system: bool = False,
 ) -> dict[str, Any]:
     if rec.status != "submitted":
@@ -456,13 +444,9 @@ async def _approve_locked(
         {"by": principal.key_id, "v": version, "p": points, "t": tx_id, "id": rec.id},
     )
     if points:
-        credited = datetime.fromisoformat(tx["created_at"])
-        await conn.execute(
-            text("INSERT INTO points_lots (community_id, member_id, account_id, transaction_id, record_id, points, "
-                 "credited_at, expires_at) VALUES (:c, :m, :a, :t, :r, :p, :at, :exp)"),
-            {"c": principal.community_id, "m": rec.member_id, "a": acc[("member", "POINT")], "t": tx_id,
-             "r": rec.id, "p": points, "at": credited, "exp": lot_expiry(credited, tz, policy)},
-        )
+        # The credit made its points lot (points_follow_entry, migration 0004); name its record.
+        await conn.execute(text("UPDATE points_lots SET record_id = :r WHERE transaction_id = :t AND account_id = :a"),
+                           {"r": rec.id, "t": tx_id, "a": acc[("member", "POINT")]})
     return tx
 
 
@@ -477,8 +461,7 @@ async def approve(
         raise Forbidden("only admins approve service records")
     rec = await _lock_record(conn, principal, record_id)  # concurrent approvals queue here; one wins
     version, policy, _ = await current_policy(conn, principal.community_id)
-    tx = await _approve_locked(conn, principal, rec, policy, version, await community_zone(conn, principal.community_id),
-                               claim=claim)
+    tx = await _approve_locked(conn, principal, rec, policy, version, claim=claim)
     return await decision_view(conn, principal.community_id, uuid.UUID(tx["id"]))
 
 
@@ -578,7 +561,6 @@ async def approve_reversal(
         text("UPDATE service_reversals SET status = 'approved', decided_by = :by, decided_at = now(), "
              "transaction_id = :t WHERE id = :id"), {"by": principal.key_id, "t": tx_id, "id": rev.id})
     await conn.execute(text("UPDATE service_records SET status = 'reversed' WHERE id = :id"), {"id": rec.id})
-    await conn.execute(text("UPDATE points_lots SET reversed_at = now() WHERE record_id = :id"), {"id": rec.id})
     return await decision_view(conn, principal.community_id, tx_id)
 
 
