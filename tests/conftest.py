@@ -33,7 +33,7 @@ from timebank.settings import Settings
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
     data_dir = Path(tempfile.mkdtemp(prefix="timebank-test-"))
-    settings = Settings(data_dir=data_dir, key_cache_seconds=0, log_level="WARNING", log_json=True)
+    settings = Settings(data_dir=data_dir, key_cache_seconds=0, log_level="WARNING", log_json=True, scheduler=False)
     keys.generate(settings.key_dir)
     yield settings
     db.stop_embedded()

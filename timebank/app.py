@@ -27,7 +27,11 @@ from timebank.health import HealthController
 from timebank.ledger.controllers import AccountController, TransactionController
 from timebank.ledger.posting import close_poster
 from timebank.log import service as log_service
+from timebank.jobs.controllers import JobController
+from timebank.jobs.definitions import job_context
+from timebank.jobs.scheduler import Scheduler
 from timebank.log.controllers import LogController, ReceiptController
+from timebank.notifications.controllers import NotificationController
 from timebank.points.controllers import MemberPointsController
 from timebank.redemption.controllers import (
     MemberRedemptionController,
@@ -106,9 +110,15 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         if settings.log_integrator:
             integrator = Integrator(engine, signer, settings.log_origin, settings.log_interval_ms / 1000)
             integrator.start()
+        scheduler = None
+        if settings.scheduler:
+            scheduler = Scheduler(job_context(engine, signer, settings))
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             if integrator is not None:
                 await integrator.stop()
             await close_poster(engine)
@@ -135,6 +145,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             MemberRedemptionController,
             StatementController,
             MemberPointsController,
+            JobController,
+            NotificationController,
         ],
         lifespan=[lifespan],
         middleware=[

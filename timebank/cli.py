@@ -67,9 +67,10 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
     # atexit hooks run and the embedded server stops with its last user.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     os.environ["TIMEBANK_DATABASE_URL"] = url  # workers read settings from the environment
-    if settings.log_integrator:
-        _start_integrator_process()
-        os.environ["TIMEBANK_LOG_INTEGRATOR"] = "0"  # it integrates; the HTTP workers only answer
+    if settings.log_integrator or settings.scheduler:
+        _start_worker_process()
+        # it integrates and runs the jobs; the HTTP workers only answer
+        os.environ["TIMEBANK_LOG_INTEGRATOR"] = os.environ["TIMEBANK_SCHEDULER"] = "0"
     get_settings.cache_clear()
     uvicorn.run(
         "timebank.app:create_app_from_env",
@@ -84,18 +85,20 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
     )
 
 
-def _start_integrator_process() -> None:
-    """The log integrator of this serve, in a process of its own at a lower CPU priority.
+def _start_worker_process() -> None:
+    """The log integrator and scheduled jobs of this serve (`timebank worker`), in a
+    process of its own at a lower CPU priority.
 
-    Integration is batch work with two seconds of slack (the merge delay); run inside
-    the HTTP workers, each pass held their requests up. Niced, the kernel gives the
-    requests the CPU first. It stops with serve (and on its own if serve is killed).
+    Integration is batch work with two seconds of slack (the merge delay), jobs have
+    minutes; run inside the HTTP workers, each pass held their requests up. Niced,
+    the kernel gives the requests the CPU first. It stops with serve (and on its own
+    if serve is killed).
     """
     import atexit
     import subprocess
 
     child = subprocess.Popen(
-        [sys.executable, "-m", "timebank.cli", "log", "integrate", "--parent", str(os.getpid())],
+        [sys.executable, "-m", "timebank.cli", "worker", "--parent", str(os.getpid())],
         preexec_fn=lambda: os.nice(10),  # noqa: PLW1509 - no threads exist yet in this process
     )
 
@@ -316,15 +319,7 @@ def log_integrate(once: bool, parent: int | None) -> None:
                 return await log_service.integrate_all(engine, signer, settings.log_origin)
             integrator = Integrator(engine, signer, settings.log_origin, settings.log_interval_ms / 1000)
             integrator.start()
-            stopping = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stopping.set)
-            while not stopping.is_set():
-                if parent is not None and os.getppid() != parent:
-                    break  # serve is gone
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), 1.0)
+            await _until_stopped(parent)
             await integrator.stop()
             return None
         finally:
@@ -333,6 +328,101 @@ def log_integrate(once: bool, parent: int | None) -> None:
     done = asyncio.run(run())
     if once:
         _emit([{"community_id": str(d.community_id), "tree_size": d.tree_size, "added": d.added} for d in done])
+
+
+async def _until_stopped(parent: int | None) -> None:
+    """Until SIGTERM or SIGINT, or until the parent process (serve) is gone."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    while not stopping.is_set():
+        if parent is not None and os.getppid() != parent:
+            break  # serve is gone
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), 1.0)
+
+
+@main.command()
+@click.option("--parent", type=int, hidden=True, help="Exit when this process is gone (serve's worker).")
+def worker(parent: int | None) -> None:
+    """Run the scheduled jobs and the log integrator, without HTTP.
+
+    TIMEBANK_SCHEDULER=0 or TIMEBANK_LOG_INTEGRATOR=0 leave either out. Several
+    workers (and replicas) may run at once: each job runs once per period. SIGTERM
+    stops looking for work and waits for the runs under way. `serve` starts one.
+    """
+    from timebank import logs
+    from timebank.jobs.definitions import job_context
+    from timebank.jobs.scheduler import CONNECTIONS_NEEDED, Scheduler
+    from timebank.log import service as log_service
+    from timebank.log.integrator import Integrator
+    from timebank.log.keys import load_signer, read_keyring
+
+    settings = get_settings()
+    logs.configure(settings)
+    url = _database()
+    signer = load_signer(settings.key_dir)
+
+    async def run() -> None:
+        engine = db.create_engine(url, settings.with_(db_pool_size=CONNECTIONS_NEEDED + 2))  # + the integrator
+        try:
+            async with engine.begin() as conn:
+                await log_service.register_keys(conn, read_keyring(settings.key_dir))
+            integrator = scheduler = None
+            if settings.log_integrator:
+                integrator = Integrator(engine, signer, settings.log_origin, settings.log_interval_ms / 1000)
+                integrator.start()
+            if settings.scheduler:
+                scheduler = Scheduler(job_context(engine, signer, settings))
+                scheduler.start()
+            logs.log.info("worker started", scheduler=settings.scheduler, integrator=settings.log_integrator)
+            await _until_stopped(parent)
+            if scheduler is not None:
+                await scheduler.stop()
+            if integrator is not None:
+                await integrator.stop()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@main.group()
+def jobs() -> None:
+    """Scheduled jobs (the worker runs them; these commands run one now)."""
+
+
+@jobs.command("run")
+@click.argument("name")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Run as at the start of this day (each community's own time zone).")
+def jobs_run(name: str, as_of: Any) -> None:
+    """Run job NAME now, for every scope it has, once per its period; print the outcomes."""
+    from timebank.clock import SYSTEM_CLOCK, AsOf
+    from timebank.jobs.definitions import JOBS, job_context, run_job
+    from timebank.log.keys import load_signer
+
+    from timebank import logs
+
+    if name not in JOBS:
+        raise click.BadParameter(f"one of {', '.join(JOBS)}", param_hint="NAME")
+    settings = get_settings()
+    logs.configure(settings)  # on stderr: stdout is the outcomes' JSON
+    url = _database()
+    clock = SYSTEM_CLOCK if as_of is None else AsOf(as_of.date())
+
+    async def run() -> Any:
+        engine = db.create_engine(url, settings.with_(db_pool_size=4))
+        try:
+            return await run_job(job_context(engine, load_signer(settings.key_dir), settings, clock), name)
+        finally:
+            await engine.dispose()
+
+    outcomes = asyncio.run(run())
+    _emit([{"job": o.job, "scope": o.scope, "period": o.period, "status": o.status, "counts": o.counts}
+           for o in outcomes])
+    sys.exit(1 if any(o.status == "failed" or o.counts.get("ok") is False for o in outcomes) else 0)
 
 
 @main.group()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, tzinfo
 
 
 def rfc3339(moment: datetime) -> str:
@@ -16,3 +16,27 @@ def rfc3339(moment: datetime) -> str:
         moment = moment.astimezone(UTC)
     # isoformat is C code (strftime is not); "+00:00" becomes "Z"
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+class Clock:
+    """Where job logic takes "now" from: the system's time, or an injected one.
+
+    ``now(tz)`` is the current instant (aware, in ``tz`` or UTC); tests and
+    ``timebank jobs run --as-of DATE`` use ``AsOf`` to run a day's jobs at once.
+    """
+
+    def now(self, tz: tzinfo | None = None) -> datetime:
+        return datetime.now(tz or UTC)
+
+
+class AsOf(Clock):
+    """The start of one calendar day, in each community's own time zone."""
+
+    def __init__(self, day: date) -> None:
+        self.day = day
+
+    def now(self, tz: tzinfo | None = None) -> datetime:
+        return datetime.combine(self.day, time(0), tz or UTC)
+
+
+SYSTEM_CLOCK = Clock()

@@ -1,4 +1,4 @@
-"""Liveness (no database) and readiness (the database answers)."""
+"""Liveness (no database) and readiness (the database answers; the last nightly audit's result)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, get
 from sqlalchemy import text
 
 from timebank import web
+from timebank.jobs.service import last_audit
 from timebank.security import PUBLIC
 
 
@@ -24,6 +25,9 @@ class HealthController(Controller):
         try:
             async with web.engine(request).connect() as conn:
                 await conn.execute(text("SELECT 1"))
+                audit = await last_audit(conn)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return Response({"status": "unavailable", "checks": {"database": type(exc).__name__}}, status_code=503)
-        return Response({"status": "ok", "checks": {"database": "ok"}})
+        # A failed nightly audit is shown (and logged as an error by the job), but does
+        # not take the service out of rotation: people must still see what it says.
+        return Response({"status": "ok", "checks": {"database": "ok", "audit": audit}})

@@ -459,6 +459,40 @@ class Statement(Out):
     to: str
 
 
+class JobRun(Out):
+    job: str
+    scope: str
+    period: str
+    status: Literal["running", "done", "failed"]
+    attempts: int
+    worker: str
+    started_at: str
+    finished_at: str | None
+    counts: dict[str, Any]
+    error: str | None
+
+
+class JobRunList(Out):
+    items: list[JobRun]
+
+
+class Notification(Out):
+    """payload: {"type": "points_expiring", "lot_id", "points", "days", "expires_at", ...}, as the webhook gets it."""
+
+    id: str
+    kind: Literal["points_expiring"]
+    member_id: str
+    payload: dict[str, Any]
+    created_at: str
+    delivered_at: str | None
+    attempts: int
+
+
+class NotificationPage(Out):
+    items: list[Notification]
+    next_cursor: str | None
+
+
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
     return {
         s: ResponseSpec(Problem, description="application/problem+json", media_type=PROBLEM_MEDIA_TYPE,

@@ -6,7 +6,9 @@ Nothing else in the package reads ``os.environ``.
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +29,20 @@ def _bool(name: str, default: bool) -> bool:
     if raw is None or raw == "":
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _webhooks(raw: str) -> dict[str, dict[str, str]]:
+    try:
+        hooks = json.loads(raw)
+        assert isinstance(hooks, dict)
+        for community_id, hook in hooks.items():
+            uuid.UUID(community_id)
+            assert set(hook) == {"url", "secret"} and hook["url"].startswith(("http://", "https://"))
+            assert len(hook["secret"]) >= 16
+    except (ValueError, AssertionError, AttributeError, TypeError):
+        raise SystemExit('TIMEBANK_WEBHOOKS must be JSON: {"<community id>": {"url": "https://...", '
+                         '"secret": "<at least 16 characters>"}}') from None
+    return hooks
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,11 @@ class Settings:
     # The address residents reach the service at, for links printed on certificates
     # (QR codes); unset: the address of the request.
     public_url: str | None = None
+    # Run the scheduled jobs in this process (off for API-only replicas; with several
+    # processes on, each job still runs once per period).
+    scheduler: bool = True
+    # A webhook per community for notifications: {"<community id>": {"url", "secret"}}.
+    webhooks: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def key_dir(self) -> Path:
@@ -100,6 +121,8 @@ class Settings:
             log_integrator=_bool("TIMEBANK_LOG_INTEGRATOR", True),
             log_interval_ms=_int("TIMEBANK_LOG_INTERVAL_MS", 1000),
             public_url=os.environ.get("TIMEBANK_PUBLIC_URL") or None,
+            scheduler=_bool("TIMEBANK_SCHEDULER", True),
+            webhooks=_webhooks(os.environ.get("TIMEBANK_WEBHOOKS") or "{}"),
         ).checked()
 
     def checked(self) -> "Settings":

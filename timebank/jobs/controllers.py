@@ -1,0 +1,24 @@
+"""HTTP route of the scheduled jobs' runs. HTTP only."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get
+
+from timebank import schemas, web
+from timebank.community.models import Role
+from timebank.jobs import service
+from timebank.schemas import problems
+from timebank.security import access
+
+
+class JobController(Controller):
+    path = "/v1/jobs"
+    tags = ["operations"]
+
+    @get("/", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(400, 401, 403),
+         summary="The last runs of the scheduled jobs (this community's and the global ones), newest first")
+    async def runs(self, request: Request, job: str | None = None, limit: int | None = None) -> Response[schemas.JobRunList]:
+        n = web.page_limit(request, limit)
+        async with web.engine(request).connect() as conn:
+            items = await service.recent_runs(conn, web.principal(request).community_id, job, n)
+        return web.json_response({"items": items})

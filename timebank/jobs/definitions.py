@@ -1,0 +1,166 @@
+"""The scheduled jobs: what each does, for which scope, and what its period is.
+
+Daily jobs run per community, their period the community's local date (so a lot
+expiring at local midnight in Asia/Shanghai expires in that day's run, wherever the
+server's clock is). Minute jobs run for everything at once, their period the UTC
+minute. "Now" comes from one injectable clock (``timebank.clock``); the ledger still
+stamps transactions with the database's time and refuses to expire a hold before its
+database timeout, whatever the clock says.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from timebank import logs
+from timebank.clock import SYSTEM_CLOCK, Clock
+from timebank.jobs.runner import Outcome, run_once
+from timebank.ledger import service as ledger
+from timebank.log.keys import Signer
+from timebank.notifications.service import remind_expiring
+from timebank.notifications.webhooks import Webhook, deliver_due
+from timebank.points.expiry import expire_points
+from timebank.redemption.service import expire_due
+from timebank.settings import Settings
+
+# The nightly audit's day starts at 19:00 UTC, 03:00 in China Standard Time.
+AUDIT_DAY_STARTS = timedelta(hours=19)
+
+
+@dataclass
+class Context:
+    """What the jobs need: the database, the clock, the signer, the webhooks."""
+
+    engine: AsyncEngine
+    signer: Signer
+    log_origin: str
+    clock: Clock = SYSTEM_CLOCK
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
+    http: httpx.AsyncClient | None = None
+
+
+def job_context(engine: AsyncEngine, signer: Signer, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Context:
+    return Context(engine, signer, settings.log_origin, clock,
+                   {c: Webhook(h["url"], h["secret"]) for c, h in settings.webhooks.items()})
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    per_community: bool
+    period: Callable[[datetime], str]  # the period "now" falls in (local time for per-community jobs)
+    work: Callable[[Context, uuid.UUID | None, datetime], Awaitable[dict[str, Any]]]
+    every_seconds: int  # how often the scheduler looks whether it is due
+
+
+def _day(now: datetime) -> str:
+    return now.date().isoformat()
+
+
+def _minute(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _audit_day(now: datetime) -> str:
+    return (now.astimezone(UTC) - AUDIT_DAY_STARTS).date().isoformat()
+
+
+async def _expiry(ctx: Context, community_id: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+    assert community_id is not None
+    return await expire_points(ctx.engine, community_id, now)
+
+
+async def _reminders(ctx: Context, community_id: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+    assert community_id is not None
+    return await remind_expiring(ctx.engine, community_id, now)
+
+
+async def _hold_timeouts(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+    """Void every hold past its timeout: redemptions first (their stock and limits come
+    back with them), then any other hold."""
+    counts = {"redemptions": 0, "holds": 0}
+    async with ctx.engine.connect() as conn:
+        communities = [r.community_id for r in await conn.execute(text(
+            "SELECT DISTINCT community_id FROM transactions t WHERE t.phase = 'pending' AND t.timeout_at <= now() "
+            "AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.pending_id = t.id)"))]
+        await conn.rollback()
+        for community_id in communities:
+            async with conn.begin():
+                counts["redemptions"] += await expire_due(conn, community_id)
+            async with conn.begin():
+                counts["holds"] += await ledger.expire_holds(conn, community_id)
+    return counts
+
+
+async def _checkpoints(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+    from timebank.log.service import integrate_all
+
+    done = await integrate_all(ctx.engine, ctx.signer, ctx.log_origin)
+    return {"communities": len(done), "leaves": sum(d.added for d in done)}
+
+
+async def _audit(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+    from timebank.ledger.audit import domain_checks, run_audit
+
+    report = await run_audit(ctx.engine, *domain_checks())
+    failed = {name: len(rows) for name, rows in report.results.items() if rows}
+    if failed:
+        logs.log.error("AUDIT FAILED", failed_checks=failed)
+    return {"ok": report.ok, "failed_checks": failed, **{f"rows.{k}": v for k, v in report.counts.items()}}
+
+
+async def _webhooks(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+    counts = {"delivered": 0, "failed": 0}
+    if not ctx.webhooks:
+        return counts
+    client = ctx.http or httpx.AsyncClient()
+    try:
+        for community_id, hook in ctx.webhooks.items():
+            got = await deliver_due(ctx.engine, uuid.UUID(community_id), hook, now, client)
+            counts = {k: counts[k] + got[k] for k in counts}
+    finally:
+        if ctx.http is None:
+            await client.aclose()
+    return counts
+
+
+JOBS: dict[str, Job] = {job.name: job for job in (
+    Job("points-expiry", True, _day, _expiry, 300),
+    Job("expiry-reminders", True, _day, _reminders, 300),
+    Job("hold-timeouts", False, _minute, _hold_timeouts, 60),
+    Job("webhook-deliveries", False, _minute, _webhooks, 60),
+    Job("log-checkpoints", False, _minute, _checkpoints, 60),
+    Job("audit", False, _audit_day, _audit, 600),
+)}
+
+
+async def communities(engine: AsyncEngine) -> list[tuple[uuid.UUID, ZoneInfo]]:
+    async with engine.connect() as conn:
+        return [(r.id, ZoneInfo(r.timezone))
+                for r in await conn.execute(text("SELECT id, timezone FROM communities ORDER BY id"))]
+
+
+async def run_job(ctx: Context, name: str) -> list[Outcome]:
+    """Run one job now for every scope it has (each once per its period)."""
+    job = JOBS[name]
+    if not job.per_community:
+        now = ctx.clock.now(UTC)
+        return [await run_once(ctx.engine, job.name, "all", job.period(now), lambda: job.work(ctx, None, now))]
+    outcomes = []
+    for community_id, tz in await communities(ctx.engine):
+        now = ctx.clock.now(tz)
+
+        async def work(c: uuid.UUID = community_id, n: datetime = now) -> dict[str, Any]:
+            return await job.work(ctx, c, n)
+
+        outcomes.append(await run_once(ctx.engine, job.name, str(community_id), job.period(now), work))
+    return outcomes

@@ -1,0 +1,30 @@
+"""HTTP route of a member's notifications. HTTP only."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, Request, Response, get
+
+from timebank import schemas, web
+from timebank.community.models import Role
+from timebank.notifications import service
+from timebank.schemas import problems
+from timebank.security import access
+
+
+class NotificationController(Controller):
+    path = "/v1/members"
+    tags = ["rewards"]
+
+    @get("/{member_id:uuid}/notifications", opt=access(Role.ADMIN, Role.AUDITOR, Role.RESIDENT),
+         responses=problems(400, 401, 403, 404),
+         summary="A member's notifications (points about to expire), newest first, with their delivery state")
+    async def notifications(
+        self, request: Request, member_id: uuid.UUID, cursor: str | None = None, limit: int | None = None,
+    ) -> Response[schemas.NotificationPage]:
+        n = web.page_limit(request, limit)
+        async with web.engine(request).connect() as conn:
+            items, nxt = await service.member_notifications(conn, web.principal(request), member_id,
+                                                            web.uuid_cursor(cursor), n)
+        return web.json_response({"items": items, "next_cursor": nxt})
