@@ -1,8 +1,14 @@
-"""Helpers shared by the API tests (tests/ is on sys.path: pytest puts conftest.py's folder there)."""
+"""Helpers shared by the tests (tests/ is on sys.path: pytest puts conftest.py's folder there)."""
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import time
 from typing import Any
+
+import httpx
 
 
 def problem(r: Any, status: int, slug: str) -> dict[str, Any]:
@@ -12,3 +18,33 @@ def problem(r: Any, status: int, slug: str) -> dict[str, Any]:
     body = r.json()
     assert body["type"].endswith("/" + slug), body
     return body
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, proc: subprocess.Popen[str], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited early: {proc.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("serve did not become ready")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err

@@ -31,6 +31,7 @@ from timebank.jobs.controllers import JobController
 from timebank.jobs.definitions import job_context
 from timebank.jobs.scheduler import Scheduler
 from timebank.log.controllers import LogController, ReceiptController
+from timebank.metrics import PROMETHEUS, MetricsController
 from timebank.notifications.controllers import NotificationController
 from timebank.points.controllers import MemberPointsController
 from timebank.redemption.controllers import (
@@ -147,9 +148,11 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             MemberPointsController,
             JobController,
             NotificationController,
+            MetricsController,
         ],
         lifespan=[lifespan],
         middleware=[
+            PROMETHEUS.middleware,
             logs.RequestLogMiddleware,
             DefineMiddleware(ApiKeyAuthMiddleware, exclude=["^/schema", "^/health"], exclude_from_auth_key="public", exclude_http_methods=[]),
         ],

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -67,6 +68,14 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
     # atexit hooks run and the embedded server stops with its last user.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     os.environ["TIMEBANK_DATABASE_URL"] = url  # workers read settings from the environment
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # the workers' counters, summed at /metrics (a fresh folder for each serve)
+        import atexit
+        import shutil
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir = tempfile.mkdtemp(prefix="timebank-metrics-")
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
     if settings.log_integrator or settings.scheduler:
         _start_worker_process()
         # it integrates and runs the jobs; the HTTP workers only answer
@@ -149,6 +158,51 @@ def db_upgrade(revision: str) -> None:
     """Apply the Alembic migrations (safe to run from several replicas at once)."""
     db.upgrade(_database(), revision)
     click.echo(f"database at {revision}", err=True)
+
+
+def _server_major(url: str) -> int:
+    async def ask() -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(db.libpq_url(url))
+        try:
+            return int(await conn.fetchval("SHOW server_version_num")) // 10000
+        finally:
+            await conn.close()
+
+    return asyncio.run(ask())
+
+
+@db_group.command("dump")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def db_dump(file: Path) -> None:
+    """Back up the database into FILE (pg_dump custom format; consistent while in use)."""
+    import subprocess
+
+    url = _database()
+    program = db.pg_tool("pg_dump", _server_major(url))
+    done = subprocess.run([program, "--format=custom", "--file", str(file), db.libpq_url(url)])
+    if done.returncode:
+        raise click.ClickException("pg_dump failed")
+    click.echo(f"dumped to {file} ({file.stat().st_size:,} bytes)", err=True)
+
+
+@db_group.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def db_restore(file: Path) -> None:
+    """Restore a `db dump` FILE into the (new, empty) database, then audit it yourself.
+
+    The data goes in before the triggers are made, so the ledger's guards do not fire
+    on the restore; `timebank audit` afterwards recomputes everything from it.
+    """
+    import subprocess
+
+    url = _database()
+    program = db.pg_tool("pg_restore", _server_major(url))
+    done = subprocess.run([program, "--no-owner", "--exit-on-error", "--dbname", db.libpq_url(url), str(file)])
+    if done.returncode:
+        raise click.ClickException("pg_restore failed (is the database empty?)")
+    click.echo(f"restored {file}; now run `timebank audit`", err=True)
 
 
 @main.group()

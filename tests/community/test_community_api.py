@@ -220,8 +220,8 @@ async def test_every_route_has_an_access_rule(client):
                 continue  # Litestar's automatic OPTIONS handlers: closed by the same guard, see below
             opt = handler.opt
             assert opt.get("public") or opt.get("roles"), f"{route.path} {handler} has no access rule"
-            if opt.get("public"):  # health, the log's hashes, keys and proofs, certificate checks: nothing else
-                assert route.path.startswith(("/health", "/v1/log/", "/v1/certificates/")), route.path
+            if opt.get("public"):  # health, metrics, the log's hashes, keys and proofs, certificate checks: nothing else
+                assert route.path.startswith(("/health", "/metrics", "/v1/log/", "/v1/certificates/")), route.path
                 assert handler.http_methods == {"GET"}, route.path
     r = await client.options("/v1/members")
     assert r.status_code == 401

@@ -19,10 +19,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import msgspec
 import pytest
 from sqlalchemy import text
 
-from timebank import db
+from timebank import db, schemas
 from timebank.app import create_app
 from timebank.clock import AsOf, Clock
 from timebank.jobs.definitions import Context, run_job
@@ -256,6 +257,18 @@ async def test_reminders_once_and_a_signed_webhook_retried_until_acknowledged(sc
                                    {"c": cid})).all()
     assert sorted((str(r.lot_id), r.threshold_days) for r in rows) == sorted(
         (str(x.id), d) for x in await lots_of(scratch, cid) for d in (30, 7))
+    # the member reads them (newest first); another member may not
+    admin = {"Authorization": f"Bearer {seeded['admin_key']}"}
+    async with await api(scratch, settings) as c:
+        members = (await c.get("/v1/members", headers=admin)).json()["items"]
+        key = (await c.post("/v1/api-keys", json={"role": "resident", "subject_id": members[0]["id"]},
+                            headers=admin)).json()["key"]
+        mine = await c.get(f"/v1/members/{members[0]['id']}/notifications", headers={"Authorization": f"Bearer {key}"})
+        assert mine.status_code == 200, mine.text
+        page = msgspec.convert(mine.json(), schemas.NotificationPage, strict=True)
+        assert [n.payload["days"] for n in page.items] == [7, 30] and page.items[0].delivered_at is None
+        assert (await c.get(f"/v1/members/{members[1]['id']}/notifications",
+                            headers={"Authorization": f"Bearer {key}"})).status_code == 404
     # the webhook: down at first, then acknowledging; signed; never twice after a 2xx
     got: list[httpx.Request] = []
     answers = iter([500, 503] + [200] * 10)
@@ -352,6 +365,7 @@ async def test_a_failed_nightly_audit_shows_in_readiness_and_the_jobs_api(scratc
         assert r.json()["checks"]["audit"]["failed_checks"]
         runs = await c.get("/v1/jobs?job=audit", headers=admin)
         assert runs.status_code == 200 and [x["counts"]["ok"] for x in runs.json()["items"]] == [False, True]
+        msgspec.convert(runs.json(), schemas.JobRunList, strict=True)
         assert (await c.get("/v1/jobs?job=nonsense", headers=admin)).status_code == 400
         resident = (await c.post("/v1/api-keys", json={"role": "resident", "subject_id": (
             await c.get("/v1/members", headers=admin)).json()["items"][0]["id"]}, headers=admin)).json()["key"]

@@ -22,6 +22,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.db import to_asyncpg_dsn
+from timebank.metrics import count_posted
 from timebank.settings import get_settings
 
 BATCH_SQL = "SELECT n, code, detail, created_at, seq, timeout_at FROM ledger_post_batch($1::ledger_request[])"
@@ -32,6 +33,7 @@ Request = tuple[Any, ...]  # a ledger_request row, see migration 0001
 async def post_batch(conn: asyncpg.Connection, requests: Sequence[Request]) -> list[asyncpg.Record]:
     rows = await conn.fetch(BATCH_SQL, list(requests))
     assert [r["n"] for r in rows] == list(range(1, len(requests) + 1)), "ledger_post_batch answered out of order"
+    count_posted(requests, rows)
     return rows
 
 
