@@ -620,5 +620,5 @@ def statement_csv(body: dict[str, Any]) -> str:
     writer.writerow(CSV_COLUMNS)
     for item in body["items"]:
         writer.writerow([item[c] for c in CSV_COLUMNS])
-    writer.writerow(["total", "", "", "", "", body["totals"]["points"], body["totals"]["redemptions"]])
+    writer.writerow(["total", f"{body['totals']['redemptions']} redemptions", "", "", "", body["totals"]["points"], ""])
     return out.getvalue()
