@@ -319,7 +319,13 @@ async def test_a_merchant_redeems_with_the_residents_token(shop, tenant, engine)
     assert "already used" in body["detail"]
     problem(await shop.redeem(reward, member, resident, member_token=token), 400, "invalid-request")
     problem(await shop.redeem(reward, member, tenant.admin_key), 403, "forbidden")
-    assert (await shop.points(member))["balance"] == 30
+    # one token, two rewards at once: one redemption, one clear refusal
+    fresh = (await c.post(f"/v1/members/{member['id']}/redemption-token", headers=tenant.auth(resident))).json()["token"]
+    second_reward = await shop.reward(price_points=5)
+    both = await asyncio.gather(shop.redeem(reward, member, shop.merchant_key, member_token=fresh),
+                                shop.redeem(second_reward, member, shop.merchant_key, member_token=fresh))
+    assert sorted(r.status_code for r in both) == [201, 400], [r.text for r in both]
+    assert (await shop.points(member))["available"] in (20, 25)
     await assert_audit_clean(engine)
 
 

@@ -14,11 +14,16 @@ from timebank.problems import BadRequest
 
 
 def run_view(row: Any) -> dict[str, Any]:
+    """A run as a community's admin sees it. A global run's counts and error would tell
+    about other communities: only its outcome, its time and the audit's verdict show."""
+    own = row.scope != "all"
+    counts = dict(row.counts) if own else {k: v for k, v in row.counts.items() if k in ("ok", "seconds")}
+    error = row.error if own or row.error is None else "failed: see the service's logs"
     return {
         "job": row.job, "scope": row.scope, "period": row.period, "status": row.status, "attempts": row.attempts,
         "worker": row.worker, "started_at": rfc3339(row.started_at),
         "finished_at": None if row.finished_at is None else rfc3339(row.finished_at),
-        "counts": dict(row.counts), "error": row.error,
+        "counts": counts, "error": error,
     }
 
 

@@ -394,6 +394,8 @@ async def redeem(
                      "exp": datetime.fromisoformat(hold["timeout_at"]), "nonce": nonce, "by": principal.key_id})
             break
         except IntegrityError as exc:
+            if "redemptions_token_nonce_key" in str(exc.orig):  # the same token, used concurrently
+                raise BadRequest("member_token was already used; ask the resident for a new one") from None
             if "redemptions_open_code" not in str(exc.orig):
                 raise
     else:
