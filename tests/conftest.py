@@ -33,7 +33,10 @@ from timebank.settings import Settings
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
     data_dir = Path(tempfile.mkdtemp(prefix="timebank-test-"))
-    settings = Settings(data_dir=data_dir, key_cache_seconds=0, log_level="WARNING", log_json=True, scheduler=False)
+    # timebank.test is the test client's host; the suite's many deliberate bad keys
+    # (all from one address) must not trip the failed-authentication limit.
+    settings = Settings(data_dir=data_dir, key_cache_seconds=0, log_level="WARNING", log_json=True, scheduler=False,
+                        extra_allowed_hosts=("timebank.test",), auth_failure_limit=100_000)
     keys.generate(settings.key_dir)
     yield settings
     db.stop_embedded()

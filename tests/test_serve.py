@@ -74,12 +74,12 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         # serve's worker runs the scheduled jobs: each job's first period, once
         deadline = time.monotonic() + 20
         jobs: set[str] = set()
-        while time.monotonic() < deadline and len(jobs) < 6:
+        while time.monotonic() < deadline and len(jobs) < 7:
             runs = httpx.get(f"http://127.0.0.1:{port1}/v1/jobs", headers=admin).json()["items"]
             jobs = {r["job"] for r in runs if r["status"] == "done"}
             time.sleep(0.3)
         assert jobs == {"points-expiry", "expiry-reminders", "hold-timeouts", "webhook-deliveries", "log-checkpoints",
-                        "audit"}, runs
+                        "audit", "idempotency-retention"}, runs
         assert [r["counts"]["ok"] for r in runs if r["job"] == "audit"] == [True]
         rewards = httpx.get(f"http://127.0.0.1:{port1}/v1/rewards", headers=admin).json()["items"]
         assert sorted(r["title"] for r in rewards) == sorted(["十斤大米", "食用油一桶", "理发一次"])

@@ -11,10 +11,9 @@ from litestar import Litestar, Request, Response, Router
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from timebank import __version__, logs
+from timebank import __version__, edge, logs, schemas, outage
 from timebank.community.controllers import (
     ApiKeyController,
     CommunityController,
@@ -49,7 +48,8 @@ from timebank.volunteer.controllers import (
     ServiceRecordController,
 )
 from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
-from timebank.security import PUBLIC, ApiKeyAuthMiddleware, KeyCache
+from timebank.reference import OfflineSwaggerPlugin
+from timebank.security import PUBLIC, ApiKeyAuthMiddleware, AuthFailures, KeyCache
 from timebank.settings import Settings, get_settings
 
 HTTP_SLUGS = {
@@ -79,12 +79,16 @@ def http_error_handler(request: Request, exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
     detail = exc.detail if exc.detail and exc.detail != title else None
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return _problem(status, problem_body(slug, title, status, detail, request.url.path, **extra), headers)
+    headers = dict(exc.headers or {})  # Allow on a 405, Retry-After on a 429
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return _problem(status, problem_body(slug, title, status, detail, request.url.path, **extra), headers or None)
 
 
 def unexpected_error_handler(request: Request, exc: Exception) -> Response[Any]:
-    logs.log.error("unhandled error", route=request.scope.get("path_template"), error=type(exc).__name__, exc_info=exc)
+    # The traceback goes to the server's log under the request id; the answer says nothing of it.
+    logs.log.error("unhandled error", request_id=edge.request_id(request.scope),
+                   route=request.scope.get("path_template"), error=type(exc).__name__, exc_info=exc)
     return _problem(500, problem_body("internal-error", "Something went wrong on our side", 500, None, request.url.path))
 
 
@@ -153,14 +157,18 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         lifespan=[lifespan],
         middleware=[
             PROMETHEUS.middleware,
-            logs.RequestLogMiddleware,
+            logs.RequestLogMiddleware(),
+            edge.EdgeMiddleware(),
             DefineMiddleware(ApiKeyAuthMiddleware, exclude=["^/schema", "^/health"], exclude_from_auth_key="public", exclude_http_methods=[]),
         ],
         exception_handlers={
             DomainError: domain_error_handler,
             HTTPException: http_error_handler,
             Exception: unexpected_error_handler,
+            **outage.EXCEPTION_HANDLERS,  # database unreachable: 503 + Retry-After, logged once
         },
+        before_send=[edge.response_headers],
+        plugins=[schemas.StrictStructs()],  # first: it must see the structs before Litestar's own plugin
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="timebank",
@@ -169,7 +177,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             "ledger. Errors are application/problem+json; see docs/api.md.",
             # The schema and its UIs are public (they describe the API, reveal no data).
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC),
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[OfflineSwaggerPlugin()],
             components=Components(
                 security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer", description="tbk_... API key")}
             ),
@@ -180,6 +188,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
+    app.state.auth_failures = AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     app.state.signer = signer
     return app
 

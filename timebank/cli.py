@@ -44,9 +44,14 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
     """Run the HTTP service (embedded PostgreSQL unless TIMEBANK_DATABASE_URL is set)."""
     import uvicorn
 
+    from timebank import logs
+
     settings = get_settings()
+    logs.configure(settings)
     _ensure_signing_key(settings)
     url = db.resolve_database_url(settings)
+    # The embedded server is started again if its postmaster dies (until serve exits).
+    db.supervise_embedded(settings)
     db.upgrade(url)
     demo = None if (no_demo or not settings.demo) else asyncio.run(_seed_demo(url))
     base = f"http://{host}:{port}"
@@ -60,6 +65,11 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
     where = "TIMEBANK_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
     click.echo(f"timebank on {base}  (database: {where})", err=True)
     click.echo(f"  API docs:  {base}/schema   health: {base}/health/ready", err=True)
+    if host not in settings.allowed_hosts and "*" not in settings.allowed_hosts:
+        # Reached by another address (an intranet IP), the service refuses hosts it was
+        # not told about: say so before the first resident meets a 400.
+        click.echo(f"  note: requests are answered for the hosts {', '.join(sorted(settings.allowed_hosts))}; "
+                   "set TIMEBANK_PUBLIC_URL or TIMEBANK_ALLOWED_HOSTS for the address people use", err=True)
     if demo is not None:
         click.echo(f"  demo community 华锦社区 {demo['community_id']}", err=True)
         click.echo(f"  demo admin key:    {demo['admin_key']}", err=True)

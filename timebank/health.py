@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get
 from sqlalchemy import text
 
-from timebank import web
+from timebank import schemas, web
 from timebank.jobs.service import last_audit
 from timebank.security import PUBLIC
 
@@ -16,11 +16,11 @@ class HealthController(Controller):
     path = "/health"
     tags = ["health"]
 
-    @get("/live", opt=PUBLIC, summary="The process is up (does not touch the database)")
+    @get("/live", opt=PUBLIC, security=[{}], summary="The process is up (does not touch the database)")
     async def live(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", opt=PUBLIC, summary="The service can reach its database")
+    @get("/ready", opt=PUBLIC, security=[{}], responses=schemas.READY_RESPONSES, summary="The service can reach its database")
     async def ready(self, request: Request) -> Response[Any]:
         try:
             async with web.engine(request).connect() as conn:

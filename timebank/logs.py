@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import uuid
 from typing import Any
 
 import structlog
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
 
+from timebank.edge import request_id
 from timebank.settings import Settings
 
 
@@ -26,41 +28,49 @@ def configure(settings: Settings) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # exc_info=... becomes the traceback in the line (the server's log only:
+            # a 500's body says nothing of it).
+            structlog.processors.dict_tracebacks if as_json else structlog.processors.format_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is at the time of writing (loggers are cached on first use)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 log = structlog.get_logger("timebank")
 
 
-class RequestLogMiddleware:
-    """Pure ASGI middleware (cheap on the hot path): request id in, one log line out."""
+class RequestLogMiddleware(ASGIMiddleware):
+    """One log line per HTTP request, under the request id that ``edge.response_headers``
+    sends back."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    scopes = (ScopeType.HTTP,)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Any, receive: Any, send: Any, next_app: Any) -> None:
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        rid = request_id(scope)
         status = 500
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_noting_status(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await next_app(scope, receive, send_noting_status)
         except Exception as exc:
             # Errors raised by inner middleware (e.g. a missing key) become responses
             # further out; log the status they will get.
@@ -71,7 +81,7 @@ class RequestLogMiddleware:
             route = scope.get("path_template") or scope.get("path", "")
             log.info(
                 "request",
-                request_id=request_id,
+                request_id=rid,
                 method=scope.get("method"),
                 route=route,
                 role=getattr(getattr(user, "role", None), "value", None),
@@ -79,11 +89,3 @@ class RequestLogMiddleware:
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
             )
 
-
-def _incoming_request_id(scope: dict[str, Any]) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            if 0 < len(candidate) <= 64 and candidate.replace("-", "").isalnum():
-                return candidate
-    return None

@@ -12,15 +12,26 @@
 
 Several service processes (``serve --workers N``) share counters through
 prometheus_client's multiprocess mode: ``serve`` sets ``PROMETHEUS_MULTIPROC_DIR``.
+
+Access: the route is outside the API-key middleware (Prometheus holds no API key),
+so the controller's own guard decides, for whatever path reaches it (``/metrics``,
+``/metrics/``): with ``TIMEBANK_METRICS_TOKEN`` set, only ``Authorization: Bearer
+<token>`` (Prometheus' ``authorization`` scrape setting) gets the metrics, anything
+else a 401; without a token the route answers 404, as if it did not exist.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -97,11 +108,27 @@ async def _database_gauges(conn: Any) -> list[GaugeMetricFamily]:
     return [size, age, lag, last, took, runs, audit]
 
 
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def require_metrics_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The metrics token, compared in constant time (of equal-length digests), or no metrics."""
+    expected = connection.app.state.settings.metrics_token
+    if not expected:  # metrics are off: the same 404 as a path that does not exist
+        raise NotFoundException()
+    scheme, _sep, given = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(_digest(given.strip()), _digest(expected)):
+        raise NotAuthorizedException("send the metrics token as 'Authorization: Bearer <TIMEBANK_METRICS_TOKEN>'")
+
+
 class MetricsController(Controller):
     path = "/metrics"
     tags = ["operations"]
+    # Public to the API-key middleware (Prometheus has no API key); this guard is the rule.
+    guards = [require_metrics_token]
 
-    @get("/", opt=PUBLIC, include_in_schema=False, summary="Prometheus metrics (restrict it at the proxy)")
+    @get("/", opt=PUBLIC, include_in_schema=False, summary="Prometheus metrics (Bearer TIMEBANK_METRICS_TOKEN)")
     async def metrics(self, request: Request) -> Response[bytes]:
         registry: Any = REGISTRY
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:

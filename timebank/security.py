@@ -3,7 +3,9 @@
 * A key is 32 random bytes shown once; only its SHA-256 is stored (a key has 256
   bits of entropy, so a slow hash buys nothing).
 * Authentication middleware turns ``Authorization: Bearer <key>`` into a
-  ``Principal``; routes opt out only with ``opt={"public": True}``.
+  ``Principal``; routes opt out only with ``opt={"public": True}``. A key of the
+  wrong shape is refused without a lookup, and a client address that keeps sending
+  keys that are not valid is refused (429) without one too (``AuthFailures``).
 * Authorisation is deny by default: ``authorize``, run by the authentication
   middleware on every non-public route, lets a request through only if the route
   names the roles it admits (``opt=access(...)``) and the key has one.
@@ -14,6 +16,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import secrets
 import time
 import uuid
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from sqlalchemy import text
@@ -31,6 +35,7 @@ from timebank.community.models import Role
 from timebank.problems import Forbidden
 
 KEY_PREFIX = "tbk_"
+KEY_SHAPE = re.compile(r"tbk_[A-Za-z0-9_-]{43}")  # what new_api_key makes: 32 random bytes, base64url
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,42 @@ class KeyCache:
                 self._items.pop(h, None)
 
 
+class AuthFailures:
+    """Failed authentications per client address, in fixed windows, bounded in memory.
+
+    Per process: with N service processes an address gets at most N × limit tries per
+    window, which still makes guessing a 256-bit key hopeless; the limit is there so
+    that a flood costs neither database lookups nor log volume.
+    """
+
+    def __init__(self, limit: int, window_seconds: float, max_clients: int = 100_000) -> None:
+        self.limit = limit
+        self.window = window_seconds
+        self.max_clients = max_clients
+        self._clients: dict[str, tuple[float, int]] = {}
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None if it may now."""
+        seen = self._clients.get(client)
+        if seen is None:
+            return None
+        started, failures = seen
+        left = started + self.window - time.monotonic()
+        if left <= 0:
+            del self._clients[client]
+            return None
+        return math.ceil(left) if failures >= self.limit else None
+
+    def fail(self, client: str) -> None:
+        now = time.monotonic()
+        started, failures = self._clients.get(client, (now, 0))
+        if started + self.window <= now:
+            started, failures = now, 0
+        if client not in self._clients and len(self._clients) >= self.max_clients:
+            self._clients.clear()  # bounded: forgetting everyone is safe, only less strict
+        self._clients[client] = (started, failures + 1)
+
+
 async def lookup_key(engine: AsyncEngine, cache: KeyCache, key: str) -> Principal | None:
     key_hash = hash_key(key)
     hit, principal = cache.get(key_hash)
@@ -128,13 +169,22 @@ async def lookup_key(engine: AsyncEngine, cache: KeyCache, key: str) -> Principa
 class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key.startswith(KEY_PREFIX) or len(key) > 100:
+        if not header:
             raise NotAuthorizedException("send an API key as 'Authorization: Bearer tbk_...'")
         state = connection.app.state
+        client = connection.client.host if connection.client else "unknown"
+        wait = state.auth_failures.retry_after(client)
+        if wait is not None:
+            raise TooManyRequestsException("too many requests with keys that are not valid; try again later",
+                                           headers={"Retry-After": str(wait)})
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not KEY_SHAPE.fullmatch(key):
+            state.auth_failures.fail(client)
+            raise NotAuthorizedException("send an API key as 'Authorization: Bearer tbk_...'")
         principal = await lookup_key(state.engine, state.key_cache, key)
         if principal is None:
+            state.auth_failures.fail(client)
             raise NotAuthorizedException("unknown or revoked API key")
         # Authorisation here rather than in a guard: Litestar copies the handler for
         # every guard call, which cost 2% of a transfer's CPU.

@@ -10,8 +10,9 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def _int(name: str, default: int) -> int:
@@ -58,6 +59,9 @@ class Settings:
     db_max_overflow: int = 0
     # Largest accepted request body, in bytes (CSV imports are the biggest bodies).
     max_body_bytes: int = 8_000_000
+    # One CSV import of service records: at most this many records and bytes (413 beyond).
+    import_max_rows: int = 20_000
+    import_max_bytes: int = 6_000_000
     # Page size bounds for list endpoints.
     page_default: int = 50
     page_max: int = 500
@@ -84,17 +88,36 @@ class Settings:
     log_integrator: bool = True
     log_interval_ms: int = 1000
     # The address residents reach the service at, for links printed on certificates
-    # (QR codes); unset: the address of the request.
+    # (QR codes); unset: the address of the request, whose host must be allowed.
     public_url: str | None = None
+    # Hosts the service answers for (the Host header); others get 400. Always the
+    # loopback names and the public URL's host; "*" allows any (behind a proxy that
+    # checks it). /health and /metrics answer any host (probes reach them by address).
+    extra_allowed_hosts: tuple[str, ...] = ()
+    # Failed authentications (a key that is not valid) per client address and window;
+    # past it the address gets 429 without a database lookup until the window passes.
+    auth_failure_limit: int = 20
+    auth_failure_window_seconds: int = 60
     # Run the scheduled jobs in this process (off for API-only replicas; with several
     # processes on, each job still runs once per period).
     scheduler: bool = True
     # A webhook per community for notifications: {"<community id>": {"url", "secret"}}.
     webhooks: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The bearer token Prometheus sends to GET /metrics; unset, /metrics answers 404.
+    metrics_token: str | None = None
+    # Days an Idempotency-Key's answer is kept; the idempotency-retention job removes older ones.
+    idempotency_retention_days: int = 30
 
     @property
     def key_dir(self) -> Path:
         return self.signing_key_dir or self.data_dir / "keys"
+
+    @cached_property  # read on every request
+    def allowed_hosts(self) -> frozenset[str]:
+        hosts = {"localhost", "127.0.0.1", "::1", *(h.lower() for h in self.extra_allowed_hosts)}
+        if self.public_url:
+            hosts.add((urlsplit(self.public_url).hostname or "").lower())
+        return frozenset(hosts - {""})
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -107,6 +130,8 @@ class Settings:
             db_pool_size=_int("TIMEBANK_DB_POOL_SIZE", 16),
             db_max_overflow=_int("TIMEBANK_DB_MAX_OVERFLOW", 0),
             max_body_bytes=_int("TIMEBANK_MAX_BODY_BYTES", 8_000_000),
+            import_max_rows=_int("TIMEBANK_IMPORT_MAX_ROWS", 20_000),
+            import_max_bytes=_int("TIMEBANK_IMPORT_MAX_BYTES", 6_000_000),
             page_default=_int("TIMEBANK_PAGE_DEFAULT", 50),
             page_max=_int("TIMEBANK_PAGE_MAX", 500),
             hold_max_timeout_seconds=_int("TIMEBANK_HOLD_MAX_TIMEOUT_SECONDS", 7 * 24 * 3600),
@@ -121,8 +146,14 @@ class Settings:
             log_integrator=_bool("TIMEBANK_LOG_INTEGRATOR", True),
             log_interval_ms=_int("TIMEBANK_LOG_INTERVAL_MS", 1000),
             public_url=os.environ.get("TIMEBANK_PUBLIC_URL") or None,
+            extra_allowed_hosts=tuple(h.strip() for h in (os.environ.get("TIMEBANK_ALLOWED_HOSTS") or "").split(",")
+                                      if h.strip()),
+            auth_failure_limit=_int("TIMEBANK_AUTH_FAILURE_LIMIT", 20),
+            auth_failure_window_seconds=_int("TIMEBANK_AUTH_FAILURE_WINDOW_SECONDS", 60),
             scheduler=_bool("TIMEBANK_SCHEDULER", True),
             webhooks=_webhooks(os.environ.get("TIMEBANK_WEBHOOKS") or "{}"),
+            metrics_token=(os.environ.get("TIMEBANK_METRICS_TOKEN") or "").strip() or None,
+            idempotency_retention_days=_int("TIMEBANK_IDEMPOTENCY_RETENTION_DAYS", 30),
         ).checked()
 
     def checked(self) -> "Settings":
@@ -130,6 +161,18 @@ class Settings:
             raise SystemExit("TIMEBANK_LOG_INTERVAL_MS must be from 50 to 2000 (the log's maximum merge delay)")
         if not self.log_origin or any(c.isspace() or c == "+" for c in self.log_origin):
             raise SystemExit("TIMEBANK_LOG_ORIGIN must be non-empty, without spaces or '+' (C2SP note key names)")
+        if self.metrics_token is not None and (len(self.metrics_token) < 16 or not self.metrics_token.isprintable()):
+            raise SystemExit("TIMEBANK_METRICS_TOKEN must be at least 16 printable characters (e.g. a random hex string)")
+        if self.idempotency_retention_days < 1:
+            raise SystemExit("TIMEBANK_IDEMPOTENCY_RETENTION_DAYS must be at least 1")
+        if self.public_url and not (self.public_url.startswith(("http://", "https://"))
+                                    and urlsplit(self.public_url).hostname):
+            raise SystemExit("TIMEBANK_PUBLIC_URL must be an http(s) URL, e.g. https://timebank.example.org")
+        if not 1 <= self.import_max_bytes <= self.max_body_bytes or self.import_max_rows < 1:
+            raise SystemExit("TIMEBANK_IMPORT_MAX_ROWS must be at least 1 and TIMEBANK_IMPORT_MAX_BYTES from 1 to "
+                             "TIMEBANK_MAX_BODY_BYTES")
+        if self.auth_failure_limit < 1 or self.auth_failure_window_seconds < 1:
+            raise SystemExit("TIMEBANK_AUTH_FAILURE_LIMIT and TIMEBANK_AUTH_FAILURE_WINDOW_SECONDS must be at least 1")
         return self
 
     def with_(self, **changes: object) -> "Settings":

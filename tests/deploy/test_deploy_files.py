@@ -121,9 +121,11 @@ def test_systemd_units_run_real_commands(unit):
     assert shlex.split(service["ExecStartPre"])[1:] == ["db", "upgrade"]
 
 
-async def test_alert_rules_name_metrics_the_service_exports(client, tenant):
+async def test_alert_rules_name_metrics_the_service_exports(client, tenant, monkeypatch):
+    token = "deploy-test-metrics-token-0123456789"
+    monkeypatch.setattr(client.app.state, "settings", client.app.state.settings.with_(metrics_token=token))
     await tenant.fund((await tenant.member("甲"))["accounts"]["HOUR"], "HOUR", 5)
-    scraped = (await client.get("/metrics")).text
+    scraped = (await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})).text
     exported = set(re.findall(r"^# TYPE (\w+) ", scraped, re.M))
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
     for rule in rules["groups"][0]["rules"]:
@@ -131,3 +133,30 @@ async def test_alert_rules_name_metrics_the_service_exports(client, tenant):
             assert metric in exported, (rule["alert"], metric)
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert config["rule_files"] == ["alerts.yml"]
+
+
+def test_every_deployment_gives_prometheus_and_the_service_the_metrics_token():
+    """/metrics answers only the metrics token: every scrape job sends one, every API
+    replica is given one."""
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        auth = job["authorization"]
+        assert auth.get("type", "Bearer") == "Bearer" and auth["credentials_file"].startswith("/"), job["job_name"]
+        assert "credentials" not in auth  # a secret in a file, not in the config
+    # compose: setup.sh makes the token, for the service (timebank.env) and Prometheus (metrics_token)
+    example = (DEPLOY / "compose" / "timebank.env.example").read_text()
+    assert re.search(r"^TIMEBANK_METRICS_TOKEN=SET-BY-SETUP-SH$", example, re.M)
+    setup = (DEPLOY / "compose" / "setup.sh").read_text()
+    assert "> metrics_token" in setup and "s/SET-BY-SETUP-SH/$(cat metrics_token)/" in setup
+    nginx = (DEPLOY / "compose" / "nginx.conf").read_text()
+    metrics = re.search(r"location ~ \^/metrics\(/\|\$\) \{(.*?)\}", nginx, re.S)
+    assert metrics and "deny all;" in metrics.group(1)
+    # Kubernetes: the API replicas read it from the Secret that holds it
+    docs = k8s_documents()
+    secret = next(d for _, d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "timebank")
+    api = next(d for _, d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "timebank-api")
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    ref = next(e for e in container["env"] if e["name"] == "TIMEBANK_METRICS_TOKEN")["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == "timebank" and ref["key"] in secret["stringData"]
+    # systemd: the settings file names it
+    assert "TIMEBANK_METRICS_TOKEN" in (DEPLOY / "systemd" / "timebank.service").read_text()

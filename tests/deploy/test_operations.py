@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,7 @@ async def test_a_replica_killed_mid_load_loses_nothing_acknowledged(fresh_databa
 async def test_sigterm_finishes_requests_in_flight(fresh_database_url, settings, tmp_path):
     """A large CSV import is under way when serve gets SIGTERM: it is answered and committed;
     new connections are refused; a worker stopped the same way leaves no job lock behind."""
+    ROWS = 20_000  # noqa: N806
     env = env_for(fresh_database_url, settings, tmp_path)
     created = cli(["community", "create", "--name", "停机社区"], env)
     admin = {"Authorization": f"Bearer {json.loads(created.stdout)['admin_key']}"}
@@ -222,18 +224,18 @@ async def test_sigterm_finishes_requests_in_flight(fresh_database_url, settings,
                                     headers=admin)
                 assert r.status_code == 201
             rows = ["志愿者编号,活动名称,服务类别,服务地点,开始时间,结束时间,记录编号"]
-            for i in range(6000):
-                day = 1 + (i // 300) % 28
-                rows.append(f"M{i % 300},助老,志愿服务,社区,2026-10-{day:02d} 09:00,2026-10-{day:02d} 10:00,R{i}")
+            for i in range(ROWS):  # the largest import allowed, so it is still running at the signal
+                day = (date(2026, 1, 1) + timedelta(days=i // 300)).isoformat()
+                rows.append(f"M{i % 300},助老,志愿服务,社区,{day} 09:00,{day} 10:00,R{i}")
             body = ("\n".join(rows) + "\n").encode()
             importing = asyncio.create_task(http.post(
                 base + f"/v1/service-records/import?organisation_id={org['id']}", content=body,
                 headers={**admin, "Content-Type": "text/csv"}))
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.2)
             assert not importing.done(), "the import finished before the signal: make it larger"
             proc.send_signal(signal.SIGTERM)
             answer = await importing
-            assert answer.status_code == 200 and len(answer.json()["accepted"]) == 6000, answer.text[:300]
+            assert answer.status_code == 200 and len(answer.json()["accepted"]) == ROWS, answer.text[:300]
         assert proc.wait(30) == 0
         with pytest.raises(httpx.HTTPError):
             httpx.get(base + "/health/live", timeout=2)
@@ -253,7 +255,7 @@ async def test_sigterm_finishes_requests_in_flight(fresh_database_url, settings,
                 "(SELECT oid FROM pg_database WHERE datname = current_database())"))).scalar_one()
     finally:
         await engine.dispose()
-    assert records == 6000 and locks == 0
+    assert records == ROWS and locks == 0
 
 
 async def test_restore_drill(fresh_database_url, settings, tmp_path):

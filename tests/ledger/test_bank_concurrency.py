@@ -64,7 +64,7 @@ async def bank_client(settings: Settings, database_url: str) -> AsyncIterator[ht
     app = create_app(settings, database_url)
     async with app.lifespan():
         transport = httpx.ASGITransport(app=InFlight(app))
-        async with httpx.AsyncClient(transport=transport, base_url="http://bank.test", timeout=120) as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://timebank.test", timeout=120) as c:
             yield c
 
 

@@ -367,6 +367,10 @@ class LedgerMachine(RuleBasedStateMachine):
             for account_id, direction, _, _ in legs:
                 if direction == "debit" and self._party(account_id) != RESIDENT:
                     return Expect(403, "forbidden")
+                # value reaches the community's system accounts only by their own flows
+                # (the fund only as a donation, which this machine does not make)
+                if direction == "credit" and self._party(account_id) is None:
+                    return Expect(403, "forbidden")
         overdrawn = self._overdrawn(legs)
         if overdrawn:
             return Expect(422, "insufficient-funds", overdrawn)

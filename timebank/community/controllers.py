@@ -18,26 +18,26 @@ from timebank.volunteer.service import standing
 
 
 class MemberIn(msgspec.Struct, forbid_unknown_fields=True):
-    display_name: str
-    external_ref: str | None = None
+    display_name: schemas.Name
+    external_ref: schemas.ExternalRef | None = None
 
 
 class NamedPartyIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    external_ref: str | None = None
+    name: schemas.Name
+    external_ref: schemas.ExternalRef | None = None
 
 
 class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True):
-    role: str
+    role: Role
     subject_id: uuid.UUID | None = None
-    label: str | None = None
+    label: schemas.Label | None = None
 
 
 class CommunityController(Controller):
     path = "/v1/community"
     tags = ["community"]
 
-    @get("/", opt=access(*READERS), responses=problems(401), summary="The key's community and its system accounts")
+    @get("/", opt=access(*READERS), responses=problems(), summary="The key's community and its system accounts")
     async def get_community(self, request: Request) -> Response[schemas.Community]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.community_view(conn, web.principal(request).community_id))
@@ -66,17 +66,18 @@ class MemberController(Controller):
     path = "/v1/members"
     tags = ["members"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, responses=problems(400, 401, 403, 409, 413), summary="Register a member (opens HOUR and POINT accounts)")
+    @post("/", opt=access(Role.ADMIN), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX, responses=problems(409, 413), summary="Register a member (opens HOUR and POINT accounts)")
     async def create(self, request: Request, data: MemberIn) -> Response[schemas.Party]:
         return await _create_party(request, PartyKind.MEMBER, data.display_name, data.external_ref)
 
-    @get("/", opt=access(Role.ADMIN, Role.AUDITOR), summary="List members")
+    @get("/", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(), summary="List members")
     async def list_(
-        self, request: Request, cursor: str | None = None, limit: int | None = None
+        self, request: Request, cursor: schemas.UuidCursor = None, limit: schemas.PageLimit = None
     ) -> Response[schemas.PartyPage]:
         return await _list_parties(request, PartyKind.MEMBER, cursor, limit)
 
-    @get("/{member_id:uuid}", opt=access(*READERS), summary="A member, with lifetime service and star level")
+    @get("/{member_id:uuid}", opt=access(*READERS), responses=problems(404),
+         summary="A member, with lifetime service and star level")
     async def get_one(self, request: Request, member_id: uuid.UUID) -> Response[schemas.Party]:
         who = web.principal(request)
         async with web.engine(request).connect() as conn:
@@ -85,7 +86,8 @@ class MemberController(Controller):
             view.update(await standing(conn, who.community_id, member_id))
         return web.json_response(view)
 
-    @get("/{member_id:uuid}/balances", opt=access(*READERS), summary="A member's balances per asset")
+    @get("/{member_id:uuid}/balances", opt=access(*READERS), responses=problems(404),
+         summary="A member's balances per asset")
     async def balances(self, request: Request, member_id: uuid.UUID) -> Response[dict[str, schemas.MemberBalance]]:
         async with web.engine(request).connect() as conn:
             _, accounts = await service.get_party(conn, web.principal(request), PartyKind.MEMBER, member_id)
@@ -98,17 +100,17 @@ class OrganisationController(Controller):
     path = "/v1/organisations"
     tags = ["organisations"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, responses=problems(400, 401, 403, 409, 413), summary="Register a volunteer organisation")
+    @post("/", opt=access(Role.ADMIN), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX, responses=problems(409, 413), summary="Register a volunteer organisation")
     async def create(self, request: Request, data: NamedPartyIn) -> Response[schemas.Party]:
         return await _create_party(request, PartyKind.ORGANISATION, data.name, data.external_ref)
 
-    @get("/", opt=access(Role.ADMIN, Role.AUDITOR), summary="List organisations")
+    @get("/", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(), summary="List organisations")
     async def list_(
-        self, request: Request, cursor: str | None = None, limit: int | None = None
+        self, request: Request, cursor: schemas.UuidCursor = None, limit: schemas.PageLimit = None
     ) -> Response[schemas.PartyPage]:
         return await _list_parties(request, PartyKind.ORGANISATION, cursor, limit)
 
-    @get("/{party_id:uuid}", opt=access(*READERS), summary="An organisation")
+    @get("/{party_id:uuid}", opt=access(*READERS), responses=problems(404), summary="An organisation")
     async def get_one(self, request: Request, party_id: uuid.UUID) -> Response[schemas.Party]:
         return await _get_party(request, PartyKind.ORGANISATION, party_id)
 
@@ -117,17 +119,17 @@ class MerchantController(Controller):
     path = "/v1/merchants"
     tags = ["merchants"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, responses=problems(400, 401, 403, 409, 413), summary="Register a partner merchant")
+    @post("/", opt=access(Role.ADMIN), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX, responses=problems(409, 413), summary="Register a partner merchant")
     async def create(self, request: Request, data: NamedPartyIn) -> Response[schemas.Party]:
         return await _create_party(request, PartyKind.MERCHANT, data.name, data.external_ref)
 
-    @get("/", opt=access(*READERS), summary="List partner merchants")
+    @get("/", opt=access(*READERS), responses=problems(), summary="List partner merchants")
     async def list_(
-        self, request: Request, cursor: str | None = None, limit: int | None = None
+        self, request: Request, cursor: schemas.UuidCursor = None, limit: schemas.PageLimit = None
     ) -> Response[schemas.PartyPage]:
         return await _list_parties(request, PartyKind.MERCHANT, cursor, limit)
 
-    @get("/{party_id:uuid}", opt=access(*READERS), summary="A merchant")
+    @get("/{party_id:uuid}", opt=access(*READERS), responses=problems(404), summary="A merchant")
     async def get_one(self, request: Request, party_id: uuid.UUID) -> Response[schemas.Party]:
         return await _get_party(request, PartyKind.MERCHANT, party_id)
 
@@ -140,7 +142,8 @@ class ApiKeyController(Controller):
         "/",
         opt=access(Role.ADMIN),
         status_code=201,
-        responses=problems(400, 401, 403, 404),
+        request_max_body_size=schemas.JSON_BODY_MAX,
+        responses=problems(404, 413),
         summary="Issue an API key (the key is shown only here)",
     )
     async def create(self, request: Request, data: ApiKeyIn) -> Response[schemas.ApiKeyCreated]:
@@ -151,6 +154,7 @@ class ApiKeyController(Controller):
     @get(
         "/",
         opt=access(Role.ADMIN, Role.AUDITOR),
+        responses=problems(),
         summary="List the community's API keys (never the keys themselves)",
     )
     async def list_(self, request: Request) -> Response[schemas.ApiKeyList]:
@@ -161,7 +165,7 @@ class ApiKeyController(Controller):
         "/{key_id:uuid}",
         opt=access(Role.ADMIN),
         status_code=204,
-        responses=problems(401, 403, 404, 409),
+        responses=problems(404, 409),
         summary="Revoke an API key",
     )
     async def revoke(self, request: Request, key_id: uuid.UUID) -> None:

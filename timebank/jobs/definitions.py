@@ -3,9 +3,10 @@
 Daily jobs run per community, their period the community's local date (so a lot
 expiring at local midnight in Asia/Shanghai expires in that day's run, wherever the
 server's clock is). Minute jobs run for everything at once, their period the UTC
-minute. "Now" comes from one injectable clock (``timebank.clock``); the ledger still
-stamps transactions with the database's time and refuses to expire a hold before its
-database timeout, whatever the clock says.
+minute; the idempotency retention runs for everything once per UTC day. "Now" comes
+from one injectable clock (``timebank.clock``); the ledger still stamps transactions
+with the database's time and refuses to expire a hold before its database timeout,
+whatever the clock says.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from timebank import logs
 from timebank.clock import SYSTEM_CLOCK, Clock
 from timebank.jobs.runner import Outcome, run_once
 from timebank.ledger import service as ledger
+from timebank.ledger.idempotency import remove_expired
 from timebank.log.keys import Signer
 from timebank.notifications.service import remind_expiring
 from timebank.notifications.webhooks import Webhook, deliver_due
@@ -46,11 +48,13 @@ class Context:
     clock: Clock = SYSTEM_CLOCK
     webhooks: dict[str, Webhook] = field(default_factory=dict)
     http: httpx.AsyncClient | None = None
+    idempotency_retention_days: int = 30
 
 
 def job_context(engine: AsyncEngine, signer: Signer, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Context:
     return Context(engine, signer, settings.log_origin, clock,
-                   {c: Webhook(h["url"], h["secret"]) for c, h in settings.webhooks.items()})
+                   {c: Webhook(h["url"], h["secret"]) for c, h in settings.webhooks.items()},
+                   idempotency_retention_days=settings.idempotency_retention_days)
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,11 @@ async def _webhooks(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[st
     return counts
 
 
+async def _idempotency_retention(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+    """Remove Idempotency-Key answers past their retention (a replay after it is a new request)."""
+    return await remove_expired(ctx.engine, now, ctx.idempotency_retention_days)
+
+
 JOBS: dict[str, Job] = {job.name: job for job in (
     Job("points-expiry", True, _day, _expiry, 300),
     Job("expiry-reminders", True, _day, _reminders, 300),
@@ -140,6 +149,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("webhook-deliveries", False, _minute, _webhooks, 60),
     Job("log-checkpoints", False, _minute, _checkpoints, 60),
     Job("audit", False, _audit_day, _audit, 600),
+    Job("idempotency-retention", False, _day, _idempotency_retention, 3600),
 )}
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from timebank import logs
+from timebank import logs, outage
 from timebank.jobs.definitions import JOBS, Context, run_job
 
 
@@ -44,7 +44,8 @@ class Scheduler:
             async with self._slots:
                 await run_job(self.ctx, name)
         except Exception as exc:  # noqa: BLE001 - a broken tick must not stop the others
-            logs.log.error("job tick failed", job=name, exc_info=exc)
+            if not outage.report(exc):  # a database outage is logged once, not every tick
+                logs.log.error("job tick failed", job=name, exc_info=exc)
         finally:
             self._running.discard(task)  # type: ignore[arg-type]
 

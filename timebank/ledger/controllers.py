@@ -21,6 +21,7 @@ from timebank.security import READERS, access
 IDEMPOTENCY_KEY = Parameter(
     header="Idempotency-Key",
     required=False,
+    **schemas.IDEMPOTENCY_KEY_LIMITS,
     description="Required. A unique key per intended write (e.g. a UUID); a retry with the same key "
     "and body returns the first response, with another body a 409.",
 )
@@ -32,11 +33,11 @@ class LegIn(msgspec.Struct, forbid_unknown_fields=True):
     debit: uuid.UUID
     credit: uuid.UUID
     asset: AssetName
-    amount: int
+    amount: schemas.Amount
 
 
 class PendingIn(msgspec.Struct, forbid_unknown_fields=True):
-    timeout_seconds: int
+    timeout_seconds: schemas.HoldSeconds
 
 
 class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,9 +46,9 @@ class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
     from_account: uuid.UUID | None = None
     to_account: uuid.UUID | None = None
     asset: AssetName | None = None
-    amount: int | None = None
-    legs: list[LegIn] | None = None
-    memo: str | None = None
+    amount: schemas.Amount | None = None
+    legs: Annotated[list[LegIn], schemas.LEGS] | None = None
+    memo: schemas.Memo | None = None
     kind: Literal["transfer", "donation", "adjustment"] = "transfer"
     pending: PendingIn | None = None
 
@@ -63,18 +64,19 @@ class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ReverseIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str
+    reason: schemas.Reason
 
 
 class CreditLimitIn(msgspec.Struct, forbid_unknown_fields=True):
-    credit_limit: int
+    credit_limit: schemas.CreditLimit
 
 
 class TransactionController(Controller):
     path = "/v1"
     tags = ["ledger"]
 
-    @post("/transfers", opt=access(*MOVERS), status_code=201, responses=problems(400, 401, 403, 404, 409, 413, 422), summary="Move value (single or multi-leg, optionally pending)")
+    @post("/transfers", opt=access(*MOVERS), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX,
+          responses=problems(404, 409, 413, 422), operation_class=schemas.IDEMPOTENT, summary="Move value (single or multi-leg, optionally pending)")
     async def create_transfer(
         self, request: Request, data: TransferIn, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[schemas.Transaction]:
@@ -103,7 +105,7 @@ class TransactionController(Controller):
     @get(
         "/transactions/{tx_id:uuid}",
         opt=access(*READERS),
-        responses=problems(401, 404),
+        responses=problems(404),
         summary="A transaction with its entries and status",
     )
     async def get_transaction(self, request: Request, tx_id: uuid.UUID) -> Response[schemas.Transaction]:
@@ -121,13 +123,15 @@ class TransactionController(Controller):
             request, await run_idempotent(web.engine(request), who, key, fingerprint, run, instance=request.url.path)
         )
 
-    @post("/transactions/{tx_id:uuid}/post", opt=access(*MOVERS), status_code=201, responses=problems(400, 401, 403, 404, 409, 413, 422), summary="Post a pending hold")
+    @post("/transactions/{tx_id:uuid}/post", opt=access(*MOVERS), status_code=201, responses=problems(404, 409, 422),
+          operation_class=schemas.IDEMPOTENT, summary="Post a pending hold")
     async def post_hold(
         self, request: Request, tx_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[schemas.Transaction]:
         return await self._resolve(request, tx_id, Phase.POST, idempotency_key)
 
-    @post("/transactions/{tx_id:uuid}/void", opt=access(*MOVERS), status_code=201, responses=problems(400, 401, 403, 404, 409, 413, 422), summary="Void a pending hold")
+    @post("/transactions/{tx_id:uuid}/void", opt=access(*MOVERS), status_code=201, responses=problems(404, 409, 422),
+          operation_class=schemas.IDEMPOTENT, summary="Void a pending hold")
     async def void_hold(
         self, request: Request, tx_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[schemas.Transaction]:
@@ -137,7 +141,9 @@ class TransactionController(Controller):
         "/transactions/{tx_id:uuid}/reverse",
         opt=access(Role.ADMIN),
         status_code=201,
-        responses=problems(400, 401, 403, 404, 409, 413, 422),
+        request_max_body_size=schemas.JSON_BODY_MAX,
+        responses=problems(404, 409, 413, 422),
+        operation_class=schemas.IDEMPOTENT,
         summary="Reverse a posted transaction (a new transaction that mirrors it)",
     )
     async def reverse(
@@ -162,7 +168,7 @@ class AccountController(Controller):
     path = "/v1/accounts"
     tags = ["ledger"]
 
-    @get("/{account_id:uuid}", opt=access(*READERS), responses=problems(401, 404), summary="An account and its balances")
+    @get("/{account_id:uuid}", opt=access(*READERS), responses=problems(404), summary="An account and its balances")
     async def get_account(self, request: Request, account_id: uuid.UUID) -> Response[schemas.Account]:
         async with web.engine(request).connect() as conn:
             account = await service.get_account(conn, web.principal(request), account_id)
@@ -171,7 +177,8 @@ class AccountController(Controller):
     @patch(
         "/{account_id:uuid}",
         opt=access(Role.ADMIN),
-        responses=problems(400, 401, 403, 404, 422),
+        request_max_body_size=schemas.JSON_BODY_MAX,
+        responses=problems(404, 413, 422),
         summary="Set an account's credit limit",
     )
     async def set_credit_limit(
@@ -185,11 +192,11 @@ class AccountController(Controller):
     @get(
         "/{account_id:uuid}/entries",
         opt=access(*READERS),
-        responses=problems(400, 401, 404),
+        responses=problems(404),
         summary="An account's entries, oldest first",
     )
     async def entries(
-        self, request: Request, account_id: uuid.UUID, cursor: str | None = None, limit: int | None = None
+        self, request: Request, account_id: uuid.UUID, cursor: schemas.IntCursor = None, limit: schemas.PageLimit = None
     ) -> Response[schemas.EntryPage]:
         n = web.page_limit(request, limit)
         after = web.int_cursor(cursor)

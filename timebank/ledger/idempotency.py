@@ -12,7 +12,11 @@ claims the key in the same database transaction as the movement (see
   same key got there first, its answer is returned instead;
 * two requests with one key never both move value: the second claim waits for the
   first to commit and then finds the key answered (``ON CONFLICT DO NOTHING``);
-* an unexpected error rolls everything back, the key included, so a retry may run.
+* an unexpected error rolls everything back, the key included, so a retry may run;
+* an answer is kept ``TIMEBANK_IDEMPOTENCY_RETENTION_DAYS`` (30) days, then the
+  ``idempotency-retention`` job removes it (``remove_expired``): the same key after
+  that is a new request. The transaction keeps its key (``transactions`` is
+  append-only), and the audit's check of the keys' answers holds for the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -28,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.db import driver
 from timebank.ledger.service import Claim, KeyAlreadyUsed, created_view
-from timebank.problems import BadRequest, DomainError, IdempotencyConflict, IdempotencyKeyRequired
+from timebank.problems import BadRequest, Conflict, DomainError, IdempotencyConflict, IdempotencyKeyRequired
 from timebank.security import Principal
 
 MAX_KEY_LENGTH = 255
@@ -79,36 +84,76 @@ async def run_idempotent(
     render: Render = created_view,
 ) -> tuple[int, dict[str, Any], bool]:
     """Run ``action`` at most once per (community, key). Returns (status, body, replayed)."""
-    claim = Claim(check_key(key), fingerprint)
+    key = check_key(key)
     async with engine.connect() as conn:
-        try:
-            body = await action(conn, claim)
-            # TigerBeetle-style assertion: an action that answered without claiming
-            # its key could run again on replay.
-            assert claim.used, "an idempotent action must pass its claim to ledger.post"
-            await conn.commit()  # no-op when the action's single ledger_post was its own transaction
-            return 201, body, False
-        except KeyAlreadyUsed:
+        for _ in range(3):
+            claim = Claim(key, fingerprint)
+            try:
+                body = await action(conn, claim)
+                # TigerBeetle-style assertion: an action that answered without claiming
+                # its key could run again on replay.
+                assert claim.used, "an idempotent action must pass its claim to ledger.post"
+                await conn.commit()  # no-op when the action's single ledger_post was its own transaction
+                return 201, body, False
+            except KeyAlreadyUsed:
+                await conn.rollback()
+            except DomainError as err:
+                await conn.rollback()
+                problem = err.to_problem(instance)
+                drv = await driver(conn)
+                recorded = await drv.fetchval(
+                    _RECORD, principal.community_id, claim.key, fingerprint, principal.key_id, err.status,
+                    json.dumps(problem, ensure_ascii=False),
+                )
+                if recorded:
+                    return err.status, problem, False
+            answer = await _replay(conn, principal, claim, render)
+            if answer is not None:
+                return answer
+            # The answer was removed (past its retention) between the claim and the look:
+            # the key is free again, so this is a new request.
             await conn.rollback()
-        except DomainError as err:
-            await conn.rollback()
-            problem = err.to_problem(instance)
-            drv = await driver(conn)
-            recorded = await drv.fetchval(
-                _RECORD, principal.community_id, claim.key, fingerprint, principal.key_id, err.status,
-                json.dumps(problem, ensure_ascii=False),
-            )
-            if recorded:
-                return err.status, problem, False
-        return await _replay(conn, principal, claim, render)
+    raise Conflict("this Idempotency-Key's answer is being removed; retry the request")
 
 
 async def _replay(
     conn: AsyncConnection, principal: Principal, claim: Claim, render: Render
-) -> tuple[int, dict[str, Any], bool]:
-    stored = (await conn.execute(_STORED, {"c": principal.community_id, "k": claim.key})).one()
+) -> tuple[int, dict[str, Any], bool] | None:
+    stored = (await conn.execute(_STORED, {"c": principal.community_id, "k": claim.key})).first()
+    if stored is None:
+        return None
     if bytes(stored.request_hash) != claim.request_hash:
         raise IdempotencyConflict("this Idempotency-Key was already used with a different request; use a new key")
     if stored.transaction_id is not None:
         return stored.status_code, await render(conn, principal.community_id, stored.transaction_id), True
     return stored.status_code, stored.response, True
+
+
+_REMOVE = text(
+    "DELETE FROM idempotency_keys WHERE created_at < :cutoff AND (community_id, key) IN ("
+    "    SELECT community_id, key FROM idempotency_keys WHERE created_at < :cutoff LIMIT :n)"
+)
+
+
+async def remove_expired(engine: AsyncEngine, now: datetime, retention_days: int, batch: int = 5000) -> dict[str, Any]:
+    """Remove the answers older than the retention (the ``idempotency-retention`` job).
+
+    Idempotent (removing what is already gone removes nothing) and in short batches,
+    each its own transaction, so no request waits long on it. The cutoff is measured
+    from ``now`` but never from later than the database's own clock, so a job run
+    ``--as-of`` a future day cannot remove a young answer. Only the answers go: the
+    transactions keep their ``idempotency_key`` (append-only), and the audit checks
+    that every answer left names a transaction of its community.
+    """
+    if retention_days < 1:
+        raise ValueError("the retention is at least one day")
+    async with engine.connect() as conn:
+        db_now = (await conn.execute(text("SELECT now()"))).scalar_one()
+    cutoff = min(now, db_now) - timedelta(days=retention_days)
+    removed = 0
+    while True:
+        async with engine.begin() as conn:
+            n = (await conn.execute(_REMOVE, {"cutoff": cutoff, "n": batch})).rowcount
+        removed += n
+        if n < batch:
+            return {"removed": removed}

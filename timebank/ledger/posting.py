@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.db import to_asyncpg_dsn
 from timebank.metrics import count_posted
+from timebank.outage import database_unavailable
 from timebank.settings import get_settings
 
 BATCH_SQL = "SELECT n, code, detail, created_at, seq, timeout_at FROM ledger_post_batch($1::ledger_request[])"
@@ -66,15 +67,29 @@ class Poster:
         finally:
             self._running -= 1
 
-    async def _run(self, batch: list[tuple[Request, asyncio.Future[asyncpg.Record]]]) -> None:
-        conn = self._idle.pop() if self._idle else None
+    async def _run(self, batch: list[tuple[Request, asyncio.Future[asyncpg.Record]]], fresh: bool = False) -> None:
+        conn = self._idle.pop() if self._idle and not fresh else None
+        reused = conn is not None and not conn.is_closed()
         try:
             if conn is None or conn.is_closed():
                 conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "timebank-poster"})
             rows = await post_batch(conn, [request for request, _ in batch])
         except Exception as exc:  # noqa: BLE001 - isolate the request that caused it
+            broken = database_unavailable(exc) or not isinstance(exc, asyncpg.PostgresError)
             if conn is not None and not conn.is_closed():
-                self._idle.append(conn)
+                # Reuse it only after an error the server answered (its protocol cycle is
+                # complete); a connection that failed otherwise (the server going away,
+                # a client-side error) may be half-way through an operation: drop it.
+                if broken:
+                    conn.terminate()
+                else:
+                    self._idle.append(conn)
+            if reused and broken:
+                # An idle connection the server dropped (a restart) before asyncpg saw it
+                # close: once more on a new one. Safe: every request here carries an
+                # idempotency claim, so one that did commit comes back as a replay.
+                await self._run(batch, fresh=True)
+                return
             if len(batch) == 1:
                 if not batch[0][1].done():
                     batch[0][1].set_exception(exc)

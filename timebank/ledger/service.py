@@ -459,7 +459,9 @@ async def transfer(
         raise BadRequest(f"pending.timeout_seconds must be from 1 to {hold_max_timeout_seconds}")
     legs = legs_of(movements, Layer.PENDING if timeout_seconds is not None else Layer.POSTED)
     # Admins may move any account of their community, which ledger_post checks; others
-    # only from accounts they own, and donations only into the community fund.
+    # only from accounts they own, and donations only into the community fund. Into a
+    # system account others move value only as that: `issuance` and `expired` are
+    # reached by their own flows (service credit, expiry, an admin's adjustment).
     if not principal.is_admin or kind is Kind.DONATION:
         accounts = await load_accounts(conn, principal.community_id, {leg.account_id for leg in legs})
         for leg in legs:
@@ -470,6 +472,13 @@ async def transfer(
                 raise Forbidden(f"this key may only move value from its own accounts, not {leg.account_id}")
             if kind is Kind.DONATION and leg.direction is Direction.CREDIT and account.system_role != SystemRole.FUND:
                 raise BadRequest("a donation goes to the community fund account")
+            if (leg.direction is Direction.CREDIT and not principal.is_admin and account.system_role is not None
+                    and not (kind is Kind.DONATION and account.system_role == SystemRole.FUND)):
+                raise Forbidden(
+                    f"a {principal.role.value} key may move value into the community fund only as a donation "
+                    '("kind": "donation")' if account.system_role == SystemRole.FUND else
+                    f"a {principal.role.value} key may not move value into the community's "
+                    f"{account.system_role} account", account_id=str(leg.account_id))
     return await post(
         conn,
         community_id=principal.community_id,

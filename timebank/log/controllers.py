@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from litestar import Controller, Request, Response, get
 
@@ -42,7 +41,7 @@ class LogController(Controller):
     path = "/v1/log"
     tags = ["transparency log"]
 
-    @get("/keys", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(), summary="Public signing keys, current and retired (JWK set)")
+    @get("/keys", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(public=True), summary="Public signing keys, current and retired (JWK set)")
     async def keys(self, request: Request) -> Response[schemas.KeySet]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.published_keys(conn))
@@ -52,7 +51,7 @@ class LogController(Controller):
         opt=PUBLIC,
         security=OPTIONAL_KEY,
         media_type=NOTE_MEDIA_TYPE,
-        responses=problems(400, 404),
+        responses=problems(404, public=True),
         summary="The latest signed checkpoint of a community's log (C2SP tlog-checkpoint)",
     )
     async def checkpoint(self, request: Request, community_id: uuid.UUID | None = None) -> Response[str]:
@@ -65,17 +64,18 @@ class LogController(Controller):
         "/checkpoints",
         opt=PUBLIC,
         security=OPTIONAL_KEY,
-        responses=problems(400, 404),
+        responses=problems(404, public=True),
+        operation_class=schemas.documented(answers={NOTE_MEDIA_TYPE: schemas.TEXT}),
         summary="With size=: the kept checkpoint of that size (text/plain); without: the list of kept checkpoints",
     )
     async def checkpoints(
         self,
         request: Request,
         community_id: uuid.UUID | None = None,
-        size: int | None = None,
-        cursor: str | None = None,
-        limit: int | None = None,
-    ) -> Response[Any]:
+        size: schemas.TreeSize = None,
+        cursor: schemas.IntCursor = None,
+        limit: schemas.PageLimit = None,
+    ) -> Response[schemas.CheckpointPage]:
         cid = await _community(request, community_id)
         async with web.engine(request).connect() as conn:
             if size is not None:
@@ -83,23 +83,24 @@ class LogController(Controller):
             items, next_cursor = await service.checkpoints_page(conn, cid, web.int_cursor(cursor), web.page_limit(request, limit))
         return web.json_response({"items": items, "next_cursor": next_cursor})
 
-    @get("/proof/inclusion", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(400, 404), summary="Inclusion proof of an entry in a tree size")
+    @get("/proof/inclusion", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(404, public=True), summary="Inclusion proof of an entry in a tree size")
     async def inclusion(
         self,
         request: Request,
         community_id: uuid.UUID | None = None,
-        index: int | None = None,
+        index: schemas.TreeSize = None,
         transaction_id: uuid.UUID | None = None,
-        size: int | None = None,
+        size: schemas.TreeSize = None,
     ) -> Response[schemas.InclusionProof]:
         cid = await _community(request, community_id)
         async with web.engine(request).connect() as conn:
             body = await service.inclusion_proof(conn, cid, index=index, transaction_id=transaction_id, size=size)
         return web.json_response(body)
 
-    @get("/proof/consistency", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(400, 404), summary="Consistency proof between two tree sizes")
+    @get("/proof/consistency", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(404, public=True), summary="Consistency proof between two tree sizes")
     async def consistency(
-        self, request: Request, first: int, second: int, community_id: uuid.UUID | None = None
+        self, request: Request, first: schemas.ProofSize, second: schemas.ProofSize,
+        community_id: uuid.UUID | None = None,
     ) -> Response[schemas.ConsistencyProof]:
         cid = await _community(request, community_id)
         async with web.engine(request).connect() as conn:
@@ -114,7 +115,7 @@ class ReceiptController(Controller):
     @get(
         "/{tx_id:uuid}/receipt",
         opt=access(*READERS),
-        responses=problems(401, 404),
+        responses=problems(404),
         summary="A transaction's signed receipt, with its inclusion proof once integrated",
     )
     async def receipt(self, request: Request, tx_id: uuid.UUID) -> Response[schemas.Receipt]:

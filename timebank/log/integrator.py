@@ -14,7 +14,7 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from timebank import logs
+from timebank import logs, outage
 from timebank.log import service
 from timebank.log.keys import Signer
 
@@ -39,7 +39,8 @@ class Integrator:
             try:
                 await service.integrate_all(self.engine, self.signer, self.origin_prefix)
             except Exception as exc:  # noqa: BLE001 - keep integrating; the queue holds the work
-                logs.log.error("log integration failed", error=type(exc).__name__, exc_info=exc)
+                if not outage.report(exc):  # a database outage is logged once, not every pass
+                    logs.log.error("log integration failed", error=type(exc).__name__, exc_info=exc)
             delay = max(0.0, self.interval - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)

@@ -18,10 +18,10 @@ class NotificationController(Controller):
     tags = ["rewards"]
 
     @get("/{member_id:uuid}/notifications", opt=access(Role.ADMIN, Role.AUDITOR, Role.RESIDENT),
-         responses=problems(400, 401, 403, 404),
+         responses=problems(404),
          summary="A member's notifications (points about to expire), newest first, with their delivery state")
     async def notifications(
-        self, request: Request, member_id: uuid.UUID, cursor: str | None = None, limit: int | None = None,
+        self, request: Request, member_id: uuid.UUID, cursor: schemas.UuidCursor = None, limit: schemas.PageLimit = None,
     ) -> Response[schemas.NotificationPage]:
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:

@@ -18,6 +18,7 @@ from timebank.clock import rfc3339
 from timebank.community.models import Role
 from timebank.problems import NotFound
 from timebank.security import Principal
+from timebank.volunteer.service import member_exists
 
 THRESHOLDS_DAYS = (30, 7)
 
@@ -59,6 +60,7 @@ async def member_notifications(
 ) -> tuple[list[dict[str, Any]], str | None]:
     if principal.role is Role.RESIDENT and principal.subject_id != member_id:
         raise NotFound(f"member {member_id} not found")
+    await member_exists(conn, principal, member_id)  # not an empty page for no such member
     rows = (await conn.execute(
         text("SELECT * FROM notifications WHERE community_id = :c AND member_id = :m "
              "AND (CAST(:after AS uuid) IS NULL OR (created_at, id) < "

@@ -18,7 +18,7 @@ class MemberPointsController(Controller):
     tags = ["rewards"]
 
     @get("/{member_id:uuid}/points", opt=access(Role.ADMIN, Role.AUDITOR, Role.RESIDENT),
-         responses=problems(401, 404),
+         responses=problems(404),
          summary="A member's points: balance, available (less open holds), open lots by expiry (spent oldest first)")
     async def points(self, request: Request, member_id: uuid.UUID) -> Response[schemas.MemberPoints]:
         async with web.engine(request).connect() as conn:

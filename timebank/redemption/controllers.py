@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
@@ -18,10 +17,10 @@ from timebank.redemption import service
 from timebank.schemas import problems
 from timebank.security import READERS, access
 
-REQUIRED_KEY = Parameter(header="Idempotency-Key", required=False,
+REQUIRED_KEY = Parameter(header="Idempotency-Key", required=False, **schemas.IDEMPOTENCY_KEY_LIMITS,
                          description="Required. A unique key per redemption (e.g. a UUID); a retry with the same "
                          "key and body returns the first answer.")
-OPTIONAL_KEY = Parameter(header="Idempotency-Key", required=False,
+OPTIONAL_KEY = Parameter(header="Idempotency-Key", required=False, **schemas.IDEMPOTENCY_KEY_LIMITS,
                          description="Optional: a redemption is confirmed or cancelled once. Without it, a retry "
                          "by the same API key answers the first answer again.")
 
@@ -29,30 +28,31 @@ OPTIONAL_KEY = Parameter(header="Idempotency-Key", required=False,
 class RedeemIn(msgspec.Struct, forbid_unknown_fields=True):
     reward_id: uuid.UUID
     member_id: uuid.UUID
-    member_token: str | None = None
+    member_token: schemas.Token | None = None
 
 
 class ConfirmIn(msgspec.Struct, forbid_unknown_fields=True):
-    code: str | None = None
-    qr: str | None = None
+    code: schemas.Code | None = None
+    qr: schemas.Token | None = None
 
 
 class RewardController(Controller):
     path = "/v1/rewards"
     tags = ["rewards"]
 
-    @post("/", opt=access(Role.ADMIN, Role.MERCHANT), status_code=201, responses=problems(400, 401, 403, 404, 413),
+    @post("/", opt=access(Role.ADMIN, Role.MERCHANT), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX,
+          responses=problems(404, 413),
           summary="Publish a reward (a merchant for itself, or an admin for a merchant)")
     async def create(self, request: Request, data: service.RewardIn) -> Response[schemas.Reward]:
         data = await web.strict_body(request, service.RewardIn)
         async with web.engine(request).begin() as conn:
             return web.json_response(await service.create_reward(conn, web.principal(request), data), 201)
 
-    @get("/", opt=access(*READERS), responses=problems(400, 401),
+    @get("/", opt=access(*READERS), responses=problems(),
          summary="Rewards, oldest first (for a resident: whether they may redeem each now, and why not)")
     async def list_(
         self, request: Request, merchant_id: uuid.UUID | None = None, active: bool | None = True,
-        cursor: str | None = None, limit: int | None = None,
+        cursor: schemas.UuidCursor = None, limit: schemas.PageLimit = None,
     ) -> Response[schemas.RewardPage]:
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:
@@ -60,12 +60,13 @@ class RewardController(Controller):
                                                     active=active, cursor=web.uuid_cursor(cursor), limit=n)
         return web.json_response({"items": items, "next_cursor": nxt})
 
-    @get("/{reward_id:uuid}", opt=access(*READERS), responses=problems(401, 404), summary="A reward")
+    @get("/{reward_id:uuid}", opt=access(*READERS), responses=problems(404), summary="A reward")
     async def get_one(self, request: Request, reward_id: uuid.UUID) -> Response[schemas.Reward]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.get_reward(conn, web.principal(request), reward_id))
 
-    @patch("/{reward_id:uuid}", opt=access(Role.ADMIN, Role.MERCHANT), responses=problems(400, 401, 403, 404, 413),
+    @patch("/{reward_id:uuid}", opt=access(Role.ADMIN, Role.MERCHANT), request_max_body_size=schemas.JSON_BODY_MAX,
+           responses=problems(404, 413),
            summary="Change a reward (absent fields stay; null clears stock, limit, validity)")
     async def update(self, request: Request, reward_id: uuid.UUID, data: service.RewardPatch) -> Response[schemas.Reward]:
         data = await web.strict_body(request, service.RewardPatch)
@@ -73,7 +74,7 @@ class RewardController(Controller):
             return web.json_response(await service.update_reward(conn, web.principal(request), reward_id, data))
 
     @post("/{reward_id:uuid}/deactivate", opt=access(Role.ADMIN, Role.MERCHANT), status_code=200,
-          responses=problems(401, 403, 404), summary="Stop offering a reward (open vouchers stay valid)")
+          responses=problems(404), summary="Stop offering a reward (open vouchers stay valid)")
     async def deactivate(self, request: Request, reward_id: uuid.UUID) -> Response[schemas.Reward]:
         async with web.engine(request).begin() as conn:
             return web.json_response(
@@ -97,8 +98,8 @@ class RedemptionController(Controller):
     path = "/v1/redemptions"
     tags = ["rewards"]
 
-    @post("/", opt=access(Role.RESIDENT, Role.MERCHANT), status_code=201,
-          responses=problems(400, 401, 403, 404, 409, 413, 422),
+    @post("/", opt=access(Role.RESIDENT, Role.MERCHANT), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX,
+          responses=problems(404, 409, 413, 422), operation_class=schemas.IDEMPOTENT,
           summary="Redeem a reward: every rule checked, the member's price held, a voucher (code and QR) issued")
     async def redeem(
         self, request: Request, data: RedeemIn, idempotency_key: Annotated[str | None, REQUIRED_KEY]
@@ -112,19 +113,19 @@ class RedemptionController(Controller):
 
         return await _step(request, idempotency_key, msgspec.to_builtins(data), action)
 
-    @get("/", opt=access(Role.MERCHANT), responses=problems(400, 401, 403, 404),
+    @get("/", opt=access(Role.MERCHANT), responses=problems(404),
          summary="The counter: this merchant's open voucher with a code")
-    async def by_code(self, request: Request, code: str) -> Response[schemas.Redemption]:
+    async def by_code(self, request: Request, code: schemas.CodeQuery) -> Response[schemas.Redemption]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.find_by_code(conn, web.principal(request), code))
 
-    @get("/{redemption_id:uuid}", opt=access(*READERS), responses=problems(401, 404), summary="A redemption")
+    @get("/{redemption_id:uuid}", opt=access(*READERS), responses=problems(404), summary="A redemption")
     async def get_one(self, request: Request, redemption_id: uuid.UUID) -> Response[schemas.Redemption]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.get_redemption(conn, web.principal(request), redemption_id))
 
     @post("/{redemption_id:uuid}/confirm", opt=access(Role.MERCHANT), status_code=201,
-          responses=problems(400, 401, 403, 404, 409, 413, 422),
+          request_max_body_size=schemas.JSON_BODY_MAX, responses=problems(404, 409, 413, 422),
           summary="The merchant confirms with the voucher's code (or its QR): the points are theirs")
     async def confirm(
         self, request: Request, redemption_id: uuid.UUID, data: ConfirmIn,
@@ -145,7 +146,7 @@ class RedemptionController(Controller):
         return await _step(request, key, body, action)
 
     @post("/{redemption_id:uuid}/cancel", opt=access(Role.RESIDENT, Role.MERCHANT, Role.ADMIN), status_code=201,
-          responses=problems(401, 403, 404, 409), summary="Cancel a held redemption (the points and stock come back)")
+          responses=problems(404, 409), summary="Cancel a held redemption (the points and stock come back)")
     async def cancel(
         self, request: Request, redemption_id: uuid.UUID, idempotency_key: Annotated[str | None, OPTIONAL_KEY],
     ) -> Response[schemas.Redemption]:
@@ -163,9 +164,9 @@ class MemberRedemptionController(Controller):
     tags = ["rewards"]
 
     @get("/{member_id:uuid}/redemptions", opt=access(Role.ADMIN, Role.AUDITOR, Role.RESIDENT),
-         responses=problems(400, 401, 403, 404), summary="A member's redemptions, newest first")
+         responses=problems(404), summary="A member's redemptions, newest first")
     async def redemptions(
-        self, request: Request, member_id: uuid.UUID, cursor: str | None = None, limit: int | None = None,
+        self, request: Request, member_id: uuid.UUID, cursor: schemas.UuidCursor = None, limit: schemas.PageLimit = None,
     ) -> Response[schemas.RedemptionPage]:
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:
@@ -174,7 +175,7 @@ class MemberRedemptionController(Controller):
         return web.json_response({"items": items, "next_cursor": nxt})
 
     @post("/{member_id:uuid}/redemption-token", opt=access(Role.RESIDENT), status_code=201,
-          responses=problems(401, 404),
+          responses=problems(404),
           summary="The resident's one-time QR token: lets a merchant redeem on their behalf at the counter")
     async def token(self, request: Request, member_id: uuid.UUID) -> Response[schemas.MemberToken]:
         async with web.engine(request).connect() as conn:
@@ -187,14 +188,14 @@ class StatementController(Controller):
     tags = ["rewards"]
 
     @get("/{merchant_id:uuid}/statement", opt=access(Role.ADMIN, Role.AUDITOR, Role.MERCHANT),
-         responses=problems(400, 401, 403, 404),
+         responses=problems(404), operation_class=schemas.documented(answers={"text/csv": schemas.TEXT}),
          summary="A merchant's confirmed redemptions and points received, with totals (JSON, or CSV)",
          description="`from` and `to` are dates in the community's time zone, both included. "
          "`format=csv` (or `Accept: text/csv`) answers CSV, UTF-8 with BOM, a totals row last.")
     async def statement(
         self, request: Request, merchant_id: uuid.UUID,
-        first: Annotated[date, Parameter(query="from")], last: Annotated[date, Parameter(query="to")],
-        format: str | None = None,
+        first: schemas.DateFrom, last: schemas.DateTo,
+        format: Literal["json", "csv"] | None = None,
     ) -> Response[schemas.Statement]:
         async with web.engine(request).connect() as conn:
             body = await service.statement(conn, web.principal(request), merchant_id, first, last)

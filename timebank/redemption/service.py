@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank import schemas
 from timebank.clock import rfc3339
 from timebank.community.models import Role
 from timebank.ledger import service as ledger
@@ -40,7 +41,7 @@ from timebank.problems import (
 from timebank.redemption import rules, vouchers
 from timebank.security import Principal
 from timebank.volunteer.policy import current_policy
-from timebank.volunteer.service import community_zone, lifetime_minutes
+from timebank.volunteer.service import community_zone, lifetime_minutes, member_exists
 
 MAX_STATEMENT_DAYS = 366
 
@@ -65,35 +66,35 @@ class VoucherExpired(DomainError):
 
 
 class LimitIn(msgspec.Struct, forbid_unknown_fields=True):
-    count: int
-    period: str
+    count: schemas.LimitCount
+    period: schemas.Period
 
 
 class RewardIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     merchant_id: uuid.UUID | None = None
-    title: str
-    description: str | None = None
-    price_points: int
-    stock: int | None = None
+    title: schemas.Title
+    description: schemas.Description | None = None
+    price_points: schemas.Points
+    stock: schemas.Stock | None = None
     limit: LimitIn | None = None
-    min_star: int = 0
-    star_prices: dict[str, int] = msgspec.field(default_factory=dict)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    min_star: schemas.StarLevel = 0
+    star_prices: schemas.StarPrices = msgspec.field(default_factory=dict)
+    valid_from: schemas.DateTime | None = None
+    valid_until: schemas.DateTime | None = None
 
 
 class RewardPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Fields to change; an absent field stays, ``null`` clears an optional one."""
 
-    title: str | msgspec.UnsetType = msgspec.UNSET
-    description: str | None | msgspec.UnsetType = msgspec.UNSET
-    price_points: int | msgspec.UnsetType = msgspec.UNSET
-    stock: int | None | msgspec.UnsetType = msgspec.UNSET
+    title: schemas.Title | msgspec.UnsetType = msgspec.UNSET
+    description: schemas.Description | None | msgspec.UnsetType = msgspec.UNSET
+    price_points: schemas.Points | msgspec.UnsetType = msgspec.UNSET
+    stock: schemas.Stock | None | msgspec.UnsetType = msgspec.UNSET
     limit: LimitIn | None | msgspec.UnsetType = msgspec.UNSET
-    min_star: int | msgspec.UnsetType = msgspec.UNSET
-    star_prices: dict[str, int] | msgspec.UnsetType = msgspec.UNSET
-    valid_from: datetime | None | msgspec.UnsetType = msgspec.UNSET
-    valid_until: datetime | None | msgspec.UnsetType = msgspec.UNSET
+    min_star: schemas.StarLevel | msgspec.UnsetType = msgspec.UNSET
+    star_prices: schemas.StarPrices | msgspec.UnsetType = msgspec.UNSET
+    valid_from: schemas.DateTime | None | msgspec.UnsetType = msgspec.UNSET
+    valid_until: schemas.DateTime | None | msgspec.UnsetType = msgspec.UNSET
 
 
 COLUMNS = ("title", "description", "price_points", "stock", "limit_count", "limit_period", "min_star",
@@ -291,6 +292,7 @@ async def member_token(conn: AsyncConnection, principal: Principal, member_id: u
     """A resident's consent, shown as a QR, for a merchant to redeem on their behalf."""
     if principal.role is not Role.RESIDENT or principal.subject_id != member_id:
         raise NotFound(f"member {member_id} not found")
+    await member_exists(conn, principal, member_id)
     _, policy, _ = await current_policy(conn, principal.community_id)
     now = (await conn.execute(text("SELECT now()"))).scalar_one()
     expires = now + timedelta(seconds=policy.voucher_seconds)
@@ -567,6 +569,7 @@ async def member_redemptions(
         raise NotFound(f"member {member_id} not found")
     if principal.role not in (Role.RESIDENT, Role.ADMIN, Role.AUDITOR):
         raise Forbidden("a member's redemptions are theirs, the admins' and the auditors' to read")
+    await member_exists(conn, principal, member_id)  # not an empty page for no such member
     rows = (await conn.execute(
         text("SELECT d.*, r.title FROM redemptions d JOIN rewards r ON r.id = d.reward_id "
              "WHERE d.community_id = :c AND d.member_id = :m "

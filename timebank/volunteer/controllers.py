@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -25,6 +26,7 @@ RECORD_READERS = (Role.ADMIN, Role.AUDITOR, Role.RECORDER, Role.RESIDENT)
 IDEMPOTENCY_KEY = Parameter(
     header="Idempotency-Key",
     required=False,
+    **schemas.IDEMPOTENCY_KEY_LIMITS,
     description="Optional: a record is decided once. Without it, a retry by the same API key answers the "
     "first answer again.",
 )
@@ -36,36 +38,52 @@ class RecordRejected(DomainError):
 
 class RecordBody(msgspec.Struct, forbid_unknown_fields=True):
     member_id: uuid.UUID
-    activity: str
-    category: str
-    place: str
-    started_at: datetime
-    ended_at: datetime
+    activity: schemas.RequiredText
+    category: schemas.CategoryName
+    place: schemas.RequiredText
+    started_at: schemas.DateTime
+    ended_at: schemas.DateTime
     organisation_id: uuid.UUID | None = None
-    beneficiary: str | None = None
-    content: str | None = None
-    external_ref: str | None = None
+    beneficiary: schemas.Text | None = None
+    content: schemas.Description | None = None
+    external_ref: schemas.Text | None = None
 
 
 class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str
+    reason: schemas.Reason
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _import_answer(accepted: list[dict[str, Any]], rejected: list[dict[str, Any]], done: list[Any]) -> bytes:
+    """An import's answer as JSON, encoded a slice at a time (one encoder call holds the
+    interpreter for its whole length, and 20,000 records are megabytes). Empties
+    ``accepted`` and ``done`` as it goes, so that they are freed in this thread."""
+    encoder = msgspec.json.Encoder()
+    parts = [b'{"accepted":[']
+    for start in range(0, len(accepted), 1000):
+        if start:
+            parts.append(b",")
+        parts.append(encoder.encode(accepted[start:start + 1000])[1:-1])
+    parts += [b'],"rejected":', encoder.encode(rejected), b"}"]
+    accepted.clear()
+    done.clear()
+    return b"".join(parts)
+
+
 class PolicyController(Controller):
     path = "/v1/community/policy"
     tags = ["community"]
 
-    @get("/", opt=access(*READERS), responses=problems(401), summary="The community's current policy")
+    @get("/", opt=access(*READERS), responses=problems(), summary="The community's current policy")
     async def get_policy(self, request: Request) -> Response[schemas.PolicyVersion]:
         async with web.engine(request).connect() as conn:
             version, policy, row = await policies.current_policy(conn, web.principal(request).community_id)
         return web.json_response(policies.policy_view(version, policy, row))
 
-    @put("/", opt=access(Role.ADMIN), responses=problems(400, 401, 403, 413),
+    @put("/", opt=access(Role.ADMIN), request_max_body_size=schemas.JSON_BODY_MAX, responses=problems(413),
          summary="Replace the policy (a new version; omitted fields take their defaults)")
     async def put_policy(self, request: Request, data: Annotated[dict[str, Any], Body(title="Policy")]) -> Response[schemas.PolicyVersion]:
         policy = policies.decode_policy(await request.body())
@@ -73,7 +91,7 @@ class PolicyController(Controller):
         async with web.engine(request).begin() as conn:
             return web.json_response(await policies.set_policy(conn, who.community_id, policy, who.key_id))
 
-    @get("/versions", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(401, 403),
+    @get("/versions", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(),
          summary="Every version of the policy, oldest first, with who changed it and when")
     async def versions(self, request: Request) -> Response[schemas.PolicyHistory]:
         async with web.engine(request).connect() as conn:
@@ -103,7 +121,8 @@ class ServiceRecordController(Controller):
     path = "/v1/service-records"
     tags = ["service records"]
 
-    @post("/", opt=access(Role.ADMIN, Role.RECORDER), status_code=201, responses=problems(400, 401, 403, 413, 422),
+    @post("/", opt=access(Role.ADMIN, Role.RECORDER), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX,
+          responses={**problems(413, 422), **schemas.EXISTING_RECORD},
           summary="Record a volunteer's service (status submitted); a known external_ref returns its record")
     async def create(self, request: Request, data: RecordBody) -> Response[schemas.ServiceRecord]:
         data = await web.strict_body(request, RecordBody)
@@ -115,30 +134,47 @@ class ServiceRecordController(Controller):
         view = {k: v for k, v in out.accepted[0].items() if k != "line"}
         return web.json_response(view, 200 if view["duplicate"] else 201)
 
-    @post("/import", opt=access(Role.ADMIN, Role.RECORDER), status_code=200, responses=problems(400, 401, 403, 413),
+    @post("/import", opt=access(Role.ADMIN, Role.RECORDER), status_code=200, responses=problems(413),
+          operation_class=schemas.documented(body={"text/csv": schemas.TEXT}, body_description="the CSV file"),
           summary="Import records from CSV (UTF-8, header row; Chinese or English column names)",
-          description="The body is the CSV file itself (Content-Type: text/csv). Each row is checked like "
-          "POST /v1/service-records; rows without external_ref get one derived from their content, so the "
-          "same file imported again creates nothing twice. Column names: see docs/api.md.")
+          description="The body is the CSV file itself (Content-Type: text/csv), at most "
+          "TIMEBANK_IMPORT_MAX_BYTES bytes and TIMEBANK_IMPORT_MAX_ROWS records (20,000 by default); a larger "
+          "file is a 413 and records nothing. Each row is checked like POST /v1/service-records; rows without "
+          "external_ref get one derived from their content, so the same file imported again creates nothing "
+          "twice. Column names: see docs/api.md.")
     async def import_csv(
         self, request: Request, organisation_id: uuid.UUID | None = None
     ) -> Response[schemas.ImportResult]:
         who = web.principal(request)
-        async with web.engine(request).begin() as conn:
+        cfg = web.settings(request)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cfg.import_max_bytes:  # refuse before reading it
+            raise service.ImportTooLarge(
+                f"the file has {declared} bytes; an import takes at most {cfg.import_max_rows} records and "
+                f"{cfg.import_max_bytes} bytes: split the file")
+        body = await request.body()
+        async with web.engine(request).connect() as conn:
             tz = await service.community_zone(conn, who.community_id)
-            rows, unreadable = parse_csv(await request.body(), tz)
-            for row in rows:
-                row.organisation_id = row.organisation_id or organisation_id
-            out = await service.record_many(conn, who, rows, now=_now(), derive_refs=True)
+        # Parsing is CPU work in proportion to the file: off the event loop, which keeps answering.
+        rows, unreadable = await asyncio.to_thread(
+            parse_csv, body, tz, max_rows=cfg.import_max_rows, max_bytes=cfg.import_max_bytes)
+        for row in rows:
+            row.organisation_id = row.organisation_id or organisation_id
+        async with web.engine(request).begin() as conn:
+            out = await service.record_many(conn, who, rows, now=_now(), derive_refs=True,
+                                            max_rows=cfg.import_max_rows)
         rejected = sorted(out.rejected + unreadable, key=lambda r: r["line"])
-        return web.json_response({"accepted": out.accepted, "rejected": rejected})
+        # Encoded (and the rows let go of) in a worker thread: megabytes, 100,000s of objects.
+        body = await asyncio.to_thread(_import_answer, out.accepted, rejected, rows)
+        return Response(body, media_type="application/json")
 
-    @get("/", opt=access(*RECORD_READERS), responses=problems(400, 401, 403),
+    @get("/", opt=access(*RECORD_READERS), responses=problems(404),
          summary="Service records, newest first (residents: their own; recorders: their organisation's)")
     async def list_(
         self, request: Request, member_id: uuid.UUID | None = None, organisation_id: uuid.UUID | None = None,
-        status: str | None = None, category: str | None = None, since: datetime | None = None,
-        until: datetime | None = None, cursor: str | None = None, limit: int | None = None,
+        status: schemas.RecordStatus | None = None, category: schemas.CategoryQuery = None,
+        since: schemas.Since = None, until: schemas.Until = None, cursor: schemas.RecordCursor = None,
+        limit: schemas.PageLimit = None,
     ) -> Response[schemas.ServiceRecordPage]:
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:
@@ -147,27 +183,29 @@ class ServiceRecordController(Controller):
                 category=category, since=since, until=until, cursor=cursor, limit=n)
         return web.json_response({"items": items, "next_cursor": nxt})
 
-    @get("/{record_id:uuid}", opt=access(*RECORD_READERS), responses=problems(401, 404), summary="A service record")
+    @get("/{record_id:uuid}", opt=access(*RECORD_READERS), responses=problems(404), summary="A service record")
     async def get_one(self, request: Request, record_id: uuid.UUID) -> Response[schemas.ServiceRecord]:
         async with web.engine(request).connect() as conn:
             return web.json_response(service.record_view(await service.get_record(conn, web.principal(request), record_id)))
 
     @post("/{record_id:uuid}/approve", opt=access(Role.ADMIN), status_code=201,
-          responses=problems(400, 401, 403, 404, 409, 422),
+          responses=problems(404, 409, 422),
           summary="Approve: one transaction credits the volunteer's HOUR minutes and POINT points")
     async def approve(
         self, request: Request, record_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[schemas.Decision]:
         return await _decide(request, record_id, idempotency_key, service.approve)
 
-    @post("/{record_id:uuid}/reject", opt=access(Role.ADMIN), status_code=200, responses=problems(400, 401, 403, 404, 409),
+    @post("/{record_id:uuid}/reject", opt=access(Role.ADMIN), status_code=200, request_max_body_size=schemas.JSON_BODY_MAX,
+          responses=problems(404, 409, 413),
           summary="Reject a submitted record, with a reason")
     async def reject(self, request: Request, record_id: uuid.UUID, data: ReasonBody) -> Response[schemas.ServiceRecord]:
         data = await web.strict_body(request, ReasonBody)
         async with web.engine(request).begin() as conn:
             return web.json_response(await service.reject(conn, web.principal(request), record_id, data.reason))
 
-    @post("/{record_id:uuid}/reversal", opt=access(Role.ADMIN), status_code=201, responses=problems(400, 401, 403, 404, 409),
+    @post("/{record_id:uuid}/reversal", opt=access(Role.ADMIN), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX,
+          responses=problems(404, 409, 413),
           summary="Ask for the correction of an approved record (another admin decides)")
     async def request_reversal(self, request: Request, record_id: uuid.UUID, data: ReasonBody) -> Response[schemas.Correction]:
         data = await web.strict_body(request, ReasonBody)
@@ -176,7 +214,7 @@ class ServiceRecordController(Controller):
         return web.json_response(view, 201)
 
     @post("/{record_id:uuid}/reversal/approve", opt=access(Role.ADMIN), status_code=201,
-          responses=problems(400, 401, 403, 404, 409, 422),
+          responses=problems(404, 409, 422),
           summary="Second admin: approve the correction (a reversal transaction referencing the credit)")
     async def approve_reversal(
         self, request: Request, record_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
@@ -184,7 +222,7 @@ class ServiceRecordController(Controller):
         return await _decide(request, record_id, idempotency_key, service.approve_reversal)
 
     @post("/{record_id:uuid}/reversal/reject", opt=access(Role.ADMIN), status_code=200,
-          responses=problems(401, 403, 404), summary="Second admin: turn the correction down")
+          responses=problems(404, 409), summary="Second admin: turn the correction down")
     async def reject_reversal(self, request: Request, record_id: uuid.UUID) -> Response[schemas.Correction]:
         async with web.engine(request).begin() as conn:
             return web.json_response(await service.reject_reversal(conn, web.principal(request), record_id))
@@ -194,9 +232,9 @@ class CertificateController(Controller):
     path = "/v1/certificates"
     tags = ["service records"]
 
-    @get("/{number:str}", opt=PUBLIC, security=[{}], responses=problems(404),
+    @get("/{number:str}", opt=PUBLIC, security=[{}], responses=problems(404, public=True),
          summary="Check a certificate of service by its number (public: the QR code on the PDF points here)")
-    async def check(self, request: Request, number: str) -> Response[schemas.SignedCertificate]:
+    async def check(self, request: Request, number: schemas.CertificateNumber) -> Response[schemas.SignedCertificate]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await certificates.by_number(conn, number[:40]))
 
@@ -205,12 +243,12 @@ class MemberRecordsController(Controller):
     path = "/v1/members"
     tags = ["members"]
 
-    @get("/{member_id:uuid}/service-records", opt=access(*RECORD_READERS), responses=problems(400, 401, 403, 404),
+    @get("/{member_id:uuid}/service-records", opt=access(*RECORD_READERS), responses=problems(404),
          summary="A member's service history, newest first")
     async def history(
-        self, request: Request, member_id: uuid.UUID, status: str | None = None, category: str | None = None,
-        since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
-        limit: int | None = None,
+        self, request: Request, member_id: uuid.UUID, status: schemas.RecordStatus | None = None,
+        category: schemas.CategoryQuery = None, since: schemas.Since = None, until: schemas.Until = None,
+        cursor: schemas.RecordCursor = None, limit: schemas.PageLimit = None,
     ) -> Response[schemas.ServiceRecordPage]:
         who = web.principal(request)
         n = web.page_limit(request, limit)
@@ -220,12 +258,13 @@ class MemberRecordsController(Controller):
                                                     since=since, until=until, cursor=cursor, limit=n)
         return web.json_response({"items": items, "next_cursor": nxt})
 
-    @get("/{member_id:uuid}/certificate", opt=access(Role.ADMIN, Role.RESIDENT), responses=problems(400, 401, 403, 404),
+    @get("/{member_id:uuid}/certificate", opt=access(Role.ADMIN, Role.RESIDENT), responses=problems(404),
+         operation_class=schemas.documented(answers={"application/pdf": schemas.BINARY}),
          summary="Issue a numbered, signed certificate of approved service over a period (JSON, or PDF with format=pdf)")
     async def certificate(
-        self, request: Request, member_id: uuid.UUID, from_: Annotated[date, Parameter(query="from")],
-        to: date, format: Literal["json", "pdf"] = "json",
-    ) -> Response[Any]:
+        self, request: Request, member_id: uuid.UUID, from_: schemas.DateFrom,
+        to: schemas.DateTo, format: Literal["json", "pdf"] = "json",
+    ) -> Response[schemas.SignedCertificate]:
         who = web.principal(request)
         public_url = web.settings(request).public_url or str(request.base_url)
         async with web.engine(request).begin() as conn:

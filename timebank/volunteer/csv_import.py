@@ -1,5 +1,9 @@
 """Service records from a spreadsheet: CSV, UTF-8 with or without BOM, a header row,
-Chinese or English column names. Parsing only; the rules are ``service.record_many``'s."""
+Chinese or English column names. Parsing only; the rules are ``service.record_many``'s.
+
+Parsing is CPU work proportional to the file: the HTTP route runs it in a worker
+thread, and bounds the file (``max_bytes``, ``max_rows``: a 413 beyond them).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from timebank.problems import BadRequest
-from timebank.volunteer.service import RecordIn
+from timebank.volunteer.service import ImportTooLarge, RecordIn
 
 # Accepted header names per field (compared after trimming, case-insensitively).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -51,8 +55,21 @@ def parse_time(value: str, tz: ZoneInfo) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
 
 
-def parse_csv(data: bytes, tz: ZoneInfo) -> tuple[list[RecordIn], list[dict[str, Any]]]:
-    """(rows to record, rows that could not even be read, with their line and reason)."""
+def _too_large(what: str, max_rows: int | None, max_bytes: int | None) -> ImportTooLarge:
+    limits = " and ".join(x for x in (max_rows and f"{max_rows} records", max_bytes and f"{max_bytes} bytes") if x)
+    return ImportTooLarge(f"{what}; an import takes at most {limits}: split the file")
+
+
+def parse_csv(
+    data: bytes, tz: ZoneInfo, *, max_rows: int | None = None, max_bytes: int | None = None
+) -> tuple[list[RecordIn], list[dict[str, Any]]]:
+    """(rows to record, rows that could not even be read, with their line and reason).
+
+    A file over ``max_bytes`` or with more than ``max_rows`` records (blank lines do
+    not count) is refused whole with ``ImportTooLarge`` (413): nothing is recorded.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise _too_large(f"the file has {len(data)} bytes", max_rows, max_bytes)
     try:
         body = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -62,6 +79,8 @@ def parse_csv(data: bytes, tz: ZoneInfo) -> tuple[list[RecordIn], list[dict[str,
         header = next(reader)
     except StopIteration:
         raise BadRequest("the file is empty; the first row names the columns") from None
+    except csv.Error as exc:
+        raise BadRequest(f"line 1 is not CSV: {exc}") from None
     fields = [_ALIASES.get(h.strip().lower()) for h in header]
     missing = [f for f in REQUIRED if f not in fields]
     if "member_id" not in fields and "member_ref" not in fields:
@@ -70,10 +89,18 @@ def parse_csv(data: bytes, tz: ZoneInfo) -> tuple[list[RecordIn], list[dict[str,
         raise BadRequest(f"columns missing: {', '.join(missing)} (see docs/api.md for accepted names)")
     rows: list[RecordIn] = []
     unreadable: list[dict[str, Any]] = []
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a cell longer than the csv module's field limit
+            raise BadRequest(f"line {reader.line_num} is not CSV: {exc}") from None
         line = reader.line_num
         if not any(c.strip() for c in cells):
             continue  # blank lines in spreadsheets are common and mean nothing
+        if max_rows is not None and len(rows) + len(unreadable) >= max_rows:
+            raise _too_large(f"the file has more than {max_rows} records", max_rows, max_bytes)
         if len(cells) > len(fields):
             unreadable.append({"line": line, "reason": f"{len(cells)} cells, the header has {len(fields)}"})
             continue
