@@ -3,6 +3,7 @@
 
     python3 scripts/dev.py serve [timebank serve options]   # run the service
     python3 scripts/dev.py test  [pytest options]           # run the whole test suite
+    python3 scripts/dev.py lint  [paths, default .]         # ruff check and ruff format --check
 
 Each makes (or refreshes) the virtual environment in .venv, installs the project with
 its dev extras when pyproject.toml changed, then runs the command inside it. The
@@ -25,7 +26,7 @@ STAMP = VENV / ".timebank-installed"
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this runs under whatever python3 the machine has
         sys.exit(f"timebank needs Python 3.11 or newer, this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print(f"creating virtual environment in {VENV}", file=sys.stderr)
@@ -41,11 +42,19 @@ def ensure_venv() -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"serve", "test"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"serve", "test", "lint"}:
         sys.exit(__doc__)
     command, rest = sys.argv[1], sys.argv[2:]
     ensure_venv()
     os.chdir(ROOT)
+    if command == "lint":  # both checks run, so one run shows every finding; fails if either does
+        paths = rest or ["."]
+        ruff = str(BIN / "ruff")
+        codes = [
+            subprocess.call([ruff, "check", *paths]),
+            subprocess.call([ruff, "format", "--check", *paths]),
+        ]
+        sys.exit(1 if any(codes) else 0)
     if command == "serve":
         args = [str(BIN / "timebank"), "serve", *rest]
     else:

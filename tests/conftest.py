@@ -35,8 +35,15 @@ def settings() -> Iterator[Settings]:
     data_dir = Path(tempfile.mkdtemp(prefix="timebank-test-"))
     # timebank.test is the test client's host; the suite's many deliberate bad keys
     # (all from one address) must not trip the failed-authentication limit.
-    settings = Settings(data_dir=data_dir, key_cache_seconds=0, log_level="WARNING", log_json=True, scheduler=False,
-                        extra_allowed_hosts=("timebank.test",), auth_failure_limit=100_000)
+    settings = Settings(
+        data_dir=data_dir,
+        key_cache_seconds=0,
+        log_level="WARNING",
+        log_json=True,
+        scheduler=False,
+        extra_allowed_hosts=("timebank.test",),
+        auth_failure_limit=100_000,
+    )
     keys.generate(settings.key_dir)
     yield settings
     db.stop_embedded()
@@ -55,9 +62,13 @@ def run_cli() -> Any:
     """Run `timebank ARGS...` in a process of its own against a database URL."""
 
     def run(*args: str, url: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "timebank.cli", *args],
-                              env={**os.environ, "TIMEBANK_DATABASE_URL": url, **env},
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "timebank.cli", *args],
+            env={**os.environ, "TIMEBANK_DATABASE_URL": url, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     return run
 
@@ -89,7 +100,9 @@ async def engine(database_url: str, settings: Settings) -> AsyncIterator[AsyncEn
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def client(database_url: str, settings: Settings, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    database_url: str, settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
     """HTTP into the app in this event loop, so concurrent requests really overlap.
 
     (Litestar's AsyncTestClient hands each request to a thread and waits for it, which
@@ -98,8 +111,9 @@ async def client(database_url: str, settings: Settings, engine: AsyncEngine) -> 
     """
     app = create_app(settings, database_url)
     app.state.engine = engine
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://timebank.test",
-                                 timeout=60) as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://timebank.test", timeout=60
+    ) as c:
         c.app = app  # type: ignore[attr-defined]
         yield c
 
@@ -119,7 +133,9 @@ class Tenant:
         size = -1
         while True:
             async with app.state.engine.begin() as conn:
-                done = await log_service.integrate(conn, uuid.UUID(self.id), app.state.signer, app.state.settings.log_origin)
+                done = await log_service.integrate(
+                    conn, uuid.UUID(self.id), app.state.signer, app.state.settings.log_origin
+                )
             if done is None:
                 return size
             size = done.tree_size
@@ -152,8 +168,13 @@ class Tenant:
     async def fund(self, account_id: str, asset: str, amount: int) -> dict[str, Any]:
         """Issue value to an account from the community's issuance account."""
         r = await self.transfer(
-            {"from_account": self.accounts["issuance"][asset], "to_account": account_id, "asset": asset,
-             "amount": amount, "kind": "adjustment"}
+            {
+                "from_account": self.accounts["issuance"][asset],
+                "to_account": account_id,
+                "asset": asset,
+                "amount": amount,
+                "kind": "adjustment",
+            }
         )
         assert r.status_code == 201, r.text
         return r.json()

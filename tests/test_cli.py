@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 
-
 from timebank import db
 from timebank.community.service import create_community
-
-
 
 
 async def test_community_create_prints_id_and_admin_key(database_url, client, run_cli):
@@ -26,8 +23,15 @@ async def test_audit_is_clean_on_a_busy_ledger(database_url, tenant, run_cli):
     a = await tenant.member()
     b = await tenant.member()
     await tenant.fund(a["accounts"]["POINT"], "POINT", 50)
-    await tenant.transfer({"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"],
-                           "asset": "POINT", "amount": 5, "pending": {"timeout_seconds": 60}})
+    await tenant.transfer(
+        {
+            "from_account": a["accounts"]["POINT"],
+            "to_account": b["accounts"]["POINT"],
+            "asset": "POINT",
+            "amount": 5,
+            "pending": {"timeout_seconds": 60},
+        }
+    )
     result = run_cli("audit", url=database_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "audit clean" in result.stdout
@@ -60,4 +64,7 @@ async def test_audit_fails_loudly_on_any_difference(fresh_database_url, settings
     assert "cached balances equal the sum of entries" in result.stdout
     report = json.loads(run_cli("audit", "--json", url=url).stdout)
     failed = {c["check"] for c in report["checks"] if not c["ok"]}
-    assert failed == {"cached balances equal the sum of entries", "every asset of every community sums to zero"}
+    assert failed == {
+        "cached balances equal the sum of entries",
+        "every asset of every community sums to zero",
+    }

@@ -38,12 +38,25 @@ def _nest(depth: int) -> Any:
     return value
 
 
-CONTROL = st.builds(lambda head, c, tail: head + c + tail, st.text(max_size=5),
-                    st.sampled_from([chr(c) for c in [*range(9), 11, 12, *range(14, 32), 127]]),
-                    st.text(max_size=5))
-HUGE = st.one_of(st.integers(min_value=2**63, max_value=2**300), st.integers(min_value=-(2**300), max_value=-(2**63) - 1))
-BAD_DATE = st.sampled_from(["0001-01-01", "0001-01-01T00:00:00Z", "9999-12-31", "9999-12-31T23:59:59+08:00",
-                            "1899-12-31T23:59:59Z", "2200-01-01"])
+CONTROL = st.builds(
+    lambda head, c, tail: head + c + tail,
+    st.text(max_size=5),
+    st.sampled_from([chr(c) for c in [*range(9), 11, 12, *range(14, 32), 127]]),
+    st.text(max_size=5),
+)
+HUGE = st.one_of(
+    st.integers(min_value=2**63, max_value=2**300), st.integers(min_value=-(2**300), max_value=-(2**63) - 1)
+)
+BAD_DATE = st.sampled_from(
+    [
+        "0001-01-01",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31",
+        "9999-12-31T23:59:59+08:00",
+        "1899-12-31T23:59:59Z",
+        "2200-01-01",
+    ]
+)
 DEEP = st.integers(min_value=MAX_JSON_DEPTH + 1, max_value=400).map(_nest)
 HOSTILE = st.one_of(CONTROL, HUGE, BAD_DATE, DEEP)
 
@@ -60,10 +73,21 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, list[str], list[
             content = (op.get("requestBody") or {}).get("content", {})
             for media in content.values():
                 ref = media.get("schema", {}).get("$ref", "")
-                target = schema["components"]["schemas"].get(ref.rsplit("/", 1)[-1], {}) if ref else media.get("schema", {})
+                target = (
+                    schema["components"]["schemas"].get(ref.rsplit("/", 1)[-1], {})
+                    if ref
+                    else media.get("schema", {})
+                )
                 body_props = sorted(target.get("properties", {})) or ["x"]
-            ops.append((method.upper(), path, [p["name"] for p in params if p["in"] == "path"],
-                        [p["name"] for p in params if p["in"] == "query"], body_props))
+            ops.append(
+                (
+                    method.upper(),
+                    path,
+                    [p["name"] for p in params if p["in"] == "path"],
+                    [p["name"] for p in params if p["in"] == "query"],
+                    body_props,
+                )
+            )
     return ops
 
 
@@ -72,8 +96,12 @@ async def hostile_setup(client, tenant) -> dict[str, Any]:
     member = await tenant.member("边缘测试")
     resident = await tenant.key("resident", member["id"])
     schema = (await client.get("/schema/openapi.json")).json()
-    return {"loop": asyncio.get_running_loop(), "ops": _operations(schema), "member": member,
-            "keys": {"admin": tenant.admin_key, "resident": resident}}
+    return {
+        "loop": asyncio.get_running_loop(),
+        "ops": _operations(schema),
+        "member": member,
+        "keys": {"admin": tenant.admin_key, "resident": resident},
+    }
 
 
 def test_hostile_values_in_any_route_are_a_4xx_problem(client, tenant, hostile_setup) -> None:
@@ -84,7 +112,9 @@ def test_hostile_values_in_any_route_are_a_4xx_problem(client, tenant, hostile_s
     seen: set[str] = set()
 
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(op=st.sampled_from(ops), role=st.sampled_from(["admin", "resident"]), value=HOSTILE, data=st.data())
+    @given(
+        op=st.sampled_from(ops), role=st.sampled_from(["admin", "resident"]), value=HOSTILE, data=st.data()
+    )
     def probe(op, role, value, data) -> None:
         method, path, path_params, query_params, body_props = op
         places = (["path"] if path_params else []) + ["query"] + (["body"] if method != "GET" else [])
@@ -100,10 +130,15 @@ def test_hostile_values_in_any_route_are_a_4xx_problem(client, tenant, hostile_s
             params[data.draw(st.sampled_from(query_params or ["q"]))] = rendered
         if place == "body":
             body = json.dumps({data.draw(st.sampled_from(body_props or ["x"])): value}).encode()
-        headers = {"Authorization": f"Bearer {keys[role]}", "Idempotency-Key": str(uuid.uuid4()),
-                   "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {keys[role]}",
+            "Idempotency-Key": str(uuid.uuid4()),
+            "Content-Type": "application/json",
+        }
         r = loop.run_until_complete(client.request(method, url, params=params, content=body, headers=headers))
-        assert 400 <= r.status_code < 500, f"{method} {url} {place}={rendered[:80]!r}: {r.status_code} {r.text[:300]}"
+        assert 400 <= r.status_code < 500, (
+            f"{method} {url} {place}={rendered[:80]!r}: {r.status_code} {r.text[:300]}"
+        )
         assert r.headers["content-type"].startswith("application/problem+json"), (method, url, r.headers)
         seen.add(f"{r.status_code}")
 
@@ -116,8 +151,11 @@ def test_hostile_values_in_any_route_are_a_4xx_problem(client, tenant, hostile_s
 
 async def _members(engine, community_id: str) -> int:
     async with engine.connect() as conn:
-        return (await conn.execute(text("SELECT count(*) FROM parties WHERE community_id = :c"),
-                                   {"c": community_id})).scalar_one()
+        return (
+            await conn.execute(
+                text("SELECT count(*) FROM parties WHERE community_id = :c"), {"c": community_id}
+            )
+        ).scalar_one()
 
 
 @pytest.mark.parametrize("name", ["刘\x00阿姨", "a\x07b", "tab\x0bbed", "del\x7f"])
@@ -130,15 +168,28 @@ async def test_control_characters_in_a_text_field_are_refused_and_store_nothing(
 
 async def test_lines_and_tabs_in_a_memo_are_text_not_control(client, tenant):
     member = await tenant.member()
-    r = await tenant.transfer({"from_account": tenant.accounts["issuance"]["HOUR"], "to_account": member["accounts"]["HOUR"],
-                               "asset": "HOUR", "amount": 5, "kind": "adjustment", "memo": "第一行\n第二行\t完"})
+    r = await tenant.transfer(
+        {
+            "from_account": tenant.accounts["issuance"]["HOUR"],
+            "to_account": member["accounts"]["HOUR"],
+            "asset": "HOUR",
+            "amount": 5,
+            "kind": "adjustment",
+            "memo": "第一行\n第二行\t完",
+        }
+    )
     assert r.status_code == 201, r.text
 
 
 async def test_integers_beyond_64_bits_anywhere_are_refused(client, tenant):
     member = await tenant.member()
-    body = {"from_account": tenant.accounts["issuance"]["HOUR"], "to_account": member["accounts"]["HOUR"],
-            "asset": "HOUR", "amount": 2**64, "kind": "adjustment"}
+    body = {
+        "from_account": tenant.accounts["issuance"]["HOUR"],
+        "to_account": member["accounts"]["HOUR"],
+        "asset": "HOUR",
+        "amount": 2**64,
+        "kind": "adjustment",
+    }
     problem(await tenant.transfer(body), 400, "invalid-request")
     account = member["accounts"]["HOUR"]
     for query in (f"limit={2**70}", f"cursor={2**64}", f"cursor=-{2**63 + 1}"):
@@ -161,9 +212,19 @@ async def test_json_nested_too_deep_is_refused(client, tenant):
 async def test_dates_outside_a_sane_range_are_refused(client, tenant, when):
     org = await tenant.party("organisations", "边缘志愿队")
     member = await tenant.member()
-    r = await client.post("/v1/service-records", headers=tenant.auth(), json={
-        "volunteer_id": member["id"], "organisation_id": org["id"], "activity": "巡逻", "category": "volunteer_service",
-        "started_at": when, "ended_at": "2026-01-01T10:00:00+08:00", "minutes": 60})
+    r = await client.post(
+        "/v1/service-records",
+        headers=tenant.auth(),
+        json={
+            "volunteer_id": member["id"],
+            "organisation_id": org["id"],
+            "activity": "巡逻",
+            "category": "volunteer_service",
+            "started_at": when,
+            "ended_at": "2026-01-01T10:00:00+08:00",
+            "minutes": 60,
+        },
+    )
     assert "outside 1900" in problem(r, 400, "invalid-request")["detail"]
     r = await client.get(f"/v1/members/{member['id']}/service-records?from=9999-01-01", headers=tenant.auth())
     problem(r, 400, "invalid-request")
@@ -201,7 +262,9 @@ async def test_certificate_links_name_the_public_url_not_the_request_host(client
     state = client.app.state
     monkeypatch.setattr(state, "settings", state.settings.with_(public_url="https://bank.example.org"))
     member = await tenant.member()
-    r = await client.get(f"/v1/members/{member['id']}/certificate?from=2026-01-01&to=2026-06-30", headers=tenant.auth())
+    r = await client.get(
+        f"/v1/members/{member['id']}/certificate?from=2026-01-01&to=2026-06-30", headers=tenant.auth()
+    )
     assert r.status_code == 200, r.text
     assert r.json()["certificate"]["verify_url"].startswith("https://bank.example.org/v1/certificates/")
 
@@ -231,7 +294,9 @@ async def test_every_response_has_a_request_id_and_the_security_headers(client, 
 
 async def test_responses_that_carry_a_secret_are_never_stored(client, tenant):
     member = await tenant.member()
-    r = await client.post("/v1/api-keys", json={"role": "resident", "subject_id": member["id"]}, headers=tenant.auth())
+    r = await client.post(
+        "/v1/api-keys", json={"role": "resident", "subject_id": member["id"]}, headers=tenant.auth()
+    )
     assert r.status_code == 201 and r.json()["key"].startswith("tbk_")
     assert r.headers["cache-control"] == "no-store"
 
@@ -256,7 +321,8 @@ async def test_the_api_reference_needs_no_internet(client):
 
 
 async def test_failed_authentication_is_limited_per_address_without_database_lookups(
-        database_url, settings, engine, tenant):
+    database_url, settings, engine, tenant
+):
     app = create_app(settings.with_(auth_failure_limit=5, auth_failure_window_seconds=60), database_url)
     app.state.engine = engine
     checkouts = 0
@@ -283,7 +349,9 @@ async def test_failed_authentication_is_limited_per_address_without_database_loo
             other = httpx.ASGITransport(app=app, client=("198.51.100.8", 40000))
             async with httpx.AsyncClient(transport=other, base_url="http://timebank.test") as c2:
                 for bad in ("Bearer tbk_short", "Bearer " + "x" * 5000, "Basic abc"):
-                    problem(await c2.get("/v1/community", headers={"Authorization": bad}), 401, "unauthorized")
+                    problem(
+                        await c2.get("/v1/community", headers={"Authorization": bad}), 401, "unauthorized"
+                    )
                 assert checkouts == looked_up
                 # another address with a good key is not affected
                 assert (await c2.get("/v1/community", headers=tenant.auth())).status_code == 200
@@ -294,8 +362,9 @@ async def test_failed_authentication_is_limited_per_address_without_database_loo
 # --- a 500 is logged with its traceback, and says nothing of it ------------------
 
 
-async def test_an_unexpected_error_logs_its_traceback_and_answers_plainly(database_url, settings, engine, tenant,
-                                                                         monkeypatch):
+async def test_an_unexpected_error_logs_its_traceback_and_answers_plainly(
+    database_url, settings, engine, tenant, monkeypatch
+):
     from timebank.community import service as community_service
 
     async def broken(*_: Any, **__: Any) -> None:
@@ -306,8 +375,9 @@ async def test_an_unexpected_error_logs_its_traceback_and_answers_plainly(databa
     app.state.engine = engine
     monkeypatch.setattr(community_service, "community_view", broken)
     monkeypatch.setattr(sys, "stderr", log)  # the log writes to whatever stderr is now
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-                                 base_url="http://timebank.test") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://timebank.test"
+    ) as c:
         r = await c.get("/v1/community", headers=tenant.auth())
     monkeypatch.undo()
     body = problem(r, 500, "internal-error")
@@ -315,4 +385,6 @@ async def test_an_unexpected_error_logs_its_traceback_and_answers_plainly(databa
     lines = [json.loads(line) for line in log.getvalue().splitlines() if line.startswith("{")]
     error = next(line for line in lines if line.get("event") == "unhandled error")
     assert error["request_id"] == r.headers["x-request-id"]
-    assert "RuntimeError" in json.dumps(error["exception"]) and "boom: secret detail" in json.dumps(error["exception"])
+    assert "RuntimeError" in json.dumps(error["exception"]) and "boom: secret detail" in json.dumps(
+        error["exception"]
+    )

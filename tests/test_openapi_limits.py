@@ -14,8 +14,14 @@ from timebank import schemas
 
 METHODS = ("get", "put", "post", "delete", "patch")
 # Routes that find an object named in their body or query (not in the path): they answer 404 too.
-LOOKUPS = {("post", "/v1/transfers"), ("post", "/v1/api-keys"), ("post", "/v1/rewards"), ("post", "/v1/redemptions"),
-           ("get", "/v1/redemptions"), ("get", "/v1/service-records")}
+LOOKUPS = {
+    ("post", "/v1/transfers"),
+    ("post", "/v1/api-keys"),
+    ("post", "/v1/rewards"),
+    ("post", "/v1/redemptions"),
+    ("get", "/v1/redemptions"),
+    ("get", "/v1/service-records"),
+}
 # Bodies whose fields are not described (yet): PUT /v1/community/policy is decoded by the policy module.
 OPEN_BODIES = {("put", "/v1/community/policy")}
 TEXT_FORMATS = {"uuid", "date", "date-time", "binary"}
@@ -45,16 +51,17 @@ def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def leaves(spec: dict[str, Any], schema: dict[str, Any], where: str, seen: frozenset[str] = frozenset()) -> Iterator[
-        tuple[str, dict[str, Any], dict[str, Any]]]:
+def leaves(
+    spec: dict[str, Any], schema: dict[str, Any], where: str, seen: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(where, the schema that carries the constraints, the typed alternative) for every leaf."""
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
         if name in seen:
             return
         schema, seen = resolve(spec, schema), seen | {name}
-    for alternative in schema.get("oneOf", [schema]):
-        alternative = resolve(spec, alternative) if "$ref" in alternative else alternative
+    for option in schema.get("oneOf", [schema]):
+        alternative = resolve(spec, option) if "$ref" in option else option
         types = alternative.get("type")
         types = [types] if isinstance(types, str) else (types or [])
         if "object" in types or "properties" in alternative:
@@ -139,12 +146,15 @@ async def test_the_limits_are_the_services(spec, settings):
     assert components["CreditLimitIn"]["properties"]["credit_limit"]["minimum"] == 0
     reward = components["RewardIn"]["properties"]
     assert reward["price_points"]["maximum"] == 10**9 and reward["description"]["maxLength"] == 2000
-    assert reward["stock"]["minimum"] == 0 and (reward["min_star"]["minimum"], reward["min_star"]["maximum"]) == (0, 5)
+    assert reward["stock"]["minimum"] == 0 and (
+        reward["min_star"]["minimum"],
+        reward["min_star"]["maximum"],
+    ) == (0, 5)
     assert reward["star_prices"]["maxProperties"] == 5
     # Text carries no control character (tab, CR, LF may be in a memo); nor may a parameter.
     assert transfer["memo"]["pattern"] == schemas.TEXT_PATTERN
     limits = 0
-    for method, path, op in operations(spec):
+    for _method, path, op in operations(spec):
         for p in op.get("parameters", []):
             if p["name"] == "limit":
                 limits += 1
@@ -173,18 +183,22 @@ async def test_the_schema_limits_are_enforced(tenant, settings):
     problem(await c.get(f"/v1/members?limit={settings.page_max + 1}", headers=auth), 400, "invalid-request")
     problem(await c.get("/v1/members?limit=0", headers=auth), 400, "invalid-request")
     problem(await c.get("/v1/members?cursor=" + "0" * 37, headers=auth), 400, "invalid-request")
-    problem(await c.get(f"/v1/accounts/{a['accounts']['HOUR']}/entries?cursor=" + "9" * 19, headers=auth), 400,
-            "invalid-request")
+    problem(
+        await c.get(f"/v1/accounts/{a['accounts']['HOUR']}/entries?cursor=" + "9" * 19, headers=auth),
+        400,
+        "invalid-request",
+    )
     problem(await c.get("/v1/log/checkpoints?size=" + str(2**53), headers=auth), 400, "invalid-request")
     leg = {"debit": a["accounts"]["HOUR"], "credit": b["accounts"]["HOUR"], "asset": "HOUR", "amount": 1}
     problem(await tenant.transfer({"legs": [leg] * 65}), 400, "invalid-request")
     assert (await tenant.transfer({"legs": [leg] * 64})).status_code == 201
-    problem(await c.post("/v1/members", json={"display_name": "名" * 201}, headers=auth), 400, "invalid-request")
+    problem(
+        await c.post("/v1/members", json={"display_name": "名" * 201}, headers=auth), 400, "invalid-request"
+    )
     assert (await c.post("/v1/members", json={"display_name": "名" * 200}, headers=auth)).status_code == 201
     r = await c.post("/v1/rewards", json={"title": "米", "price_points": 10**9 + 1}, headers=auth)
     problem(r, 400, "invalid-request")
-    r = await c.post("/v1/transfers", json={"legs": [leg]},
-                     headers={**auth, "Idempotency-Key": "k" * 256})
+    r = await c.post("/v1/transfers", json={"legs": [leg]}, headers={**auth, "Idempotency-Key": "k" * 256})
     problem(r, 400, "invalid-request")
 
 
@@ -197,20 +211,26 @@ async def test_a_json_route_takes_bodies_up_to_its_limit(tenant):
     r = await c.post("/v1/members", content=too_big, headers={**auth, "Content-Type": "application/json"})
     problem(r, 413, "payload-too-large")
     # A CSV import is not a JSON route: it takes a file far larger (TIMEBANK_IMPORT_MAX_BYTES).
-    csv = ("member_ref,activity,category,place,started_at,ended_at\n"
-           + "V404,陪聊,volunteer_service,中心,2026-11-05T10:00:00+08:00,2026-11-05T11:00:00+08:00\n" * 1500)
+    csv = (
+        "member_ref,activity,category,place,started_at,ended_at\n"
+        + "V404,陪聊,volunteer_service,中心,2026-11-05T10:00:00+08:00,2026-11-05T11:00:00+08:00\n" * 1500
+    )
     assert len(csv.encode()) > schemas.JSON_BODY_MAX
-    r = await c.post("/v1/service-records/import", content=csv.encode(),
-                     headers={**auth, "Content-Type": "text/csv"})
+    r = await c.post(
+        "/v1/service-records/import", content=csv.encode(), headers={**auth, "Content-Type": "text/csv"}
+    )
     assert r.status_code != 413, r.text
 
 
-@pytest.mark.parametrize("method, path, allowed", [
-    ("DELETE", "/v1/transfers", {"POST"}),
-    ("PUT", "/v1/community", {"GET"}),
-    ("POST", "/v1/log/keys", {"GET"}),
-    ("PATCH", "/v1/members/{member}", {"GET"}),
-])
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        ("DELETE", "/v1/transfers", {"POST"}),
+        ("PUT", "/v1/community", {"GET"}),
+        ("POST", "/v1/log/keys", {"GET"}),
+        ("PATCH", "/v1/members/{member}", {"GET"}),
+    ],
+)
 async def test_a_method_a_path_does_not_have_is_405_with_allow(tenant, method, path, allowed):
     """RFC 9110 15.5.6: a 405 names the methods the resource has, in ``Allow``."""
     member = await tenant.member()

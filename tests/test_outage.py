@@ -73,7 +73,7 @@ def _raised(exc: BaseException, cause: BaseException | None = None) -> BaseExcep
             raise cause
         except BaseException as inner:
             raise exc from inner
-    except BaseException as caught:  # noqa: BLE001
+    except BaseException as caught:
         return caught
 
 
@@ -93,11 +93,15 @@ def test_outages_are_told_from_bugs() -> None:
         sa_exc.TimeoutError("QueuePool limit of size 16 overflow 0 reached, connection timed out"),
         sa_exc.DBAPIError("SELECT 1", {}, Exception("gone"), connection_invalidated=True),
         sa_exc.OperationalError("SELECT 1", {}, asyncpg.ConnectionDoesNotExistError("closed")),
-        sa_exc.InterfaceError("SELECT 1", {}, _raised(Exception("wrapped"), asyncpg.CannotConnectNowError("x"))),
+        sa_exc.InterfaceError(
+            "SELECT 1", {}, _raised(Exception("wrapped"), asyncpg.CannotConnectNowError("x"))
+        ),
         _raised(RuntimeError("while rolling back"), ConnectionResetError(104, "reset")),
     ]
     bugs = [
-        sa_exc.ProgrammingError("selec 1", {}, asyncpg.PostgresSyntaxError('syntax error at or near "selec"')),
+        sa_exc.ProgrammingError(
+            "selec 1", {}, asyncpg.PostgresSyntaxError('syntax error at or near "selec"')
+        ),
         sa_exc.IntegrityError("INSERT", {}, asyncpg.UniqueViolationError("duplicate key")),
         asyncpg.UndefinedColumnError("column x does not exist"),
         asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
@@ -136,19 +140,32 @@ def test_the_handler_answers_503_for_outages_and_500_for_bugs(recorded: Recorder
 async def test_an_unreachable_database_is_a_503_said_once(settings, recorded: Recorder) -> None:
     """Nothing listens where the database should be (refused, and a socket that is not there)."""
     port = free_port()
-    for url in (f"postgresql+asyncpg://postgres@127.0.0.1:{port}/timebank",
-                "postgresql+asyncpg://postgres@/timebank?host=/nonexistent/timebank-socket-dir"):
+    for url in (
+        f"postgresql+asyncpg://postgres@127.0.0.1:{port}/timebank",
+        "postgresql+asyncpg://postgres@/timebank?host=/nonexistent/timebank-socket-dir",
+    ):
         outage.STATE = outage.DatabaseState()
         recorded.lines.clear()
         app = create_app(settings, url)
         app.state.engine = engine = db.create_engine(url, settings)
         try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://timebank.test") as http:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://timebank.test"
+            ) as http:
                 auth = {"Authorization": "Bearer tbk_" + "x" * 43}
                 answers = await asyncio.gather(*(http.get("/v1/community", headers=auth) for _ in range(5)))
-                answers.append(await http.post("/v1/transfers", headers={**auth, "Idempotency-Key": "k1"}, json={
-                    "from_account": str(uuid.uuid4()), "to_account": str(uuid.uuid4()), "asset": "HOUR",
-                    "amount": 1}))
+                answers.append(
+                    await http.post(
+                        "/v1/transfers",
+                        headers={**auth, "Idempotency-Key": "k1"},
+                        json={
+                            "from_account": str(uuid.uuid4()),
+                            "to_account": str(uuid.uuid4()),
+                            "asset": "HOUR",
+                            "amount": 1,
+                        },
+                    )
+                )
                 for r in answers:
                     body = problem(r, 503, "database-unavailable")
                     assert r.headers["Retry-After"] == str(outage.RETRY_AFTER_SECONDS)
@@ -188,7 +205,9 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pgdata = (tmp_path_factory.mktemp("outage") / "pg").resolve()
     root = db._start_embedded(pgdata)
     db._ensure_database(root, db.EMBEDDED_DB_NAME)
-    url = db.to_sqlalchemy_url(make_url(root).set(database=db.EMBEDDED_DB_NAME).render_as_string(hide_password=False))
+    url = db.to_sqlalchemy_url(
+        make_url(root).set(database=db.EMBEDDED_DB_NAME).render_as_string(hide_password=False)
+    )
     db.upgrade(url)
     try:
         yield pgdata, url
@@ -225,23 +244,34 @@ async def test_pool_and_posting_lanes_heal_after_a_restart(own_server, settings,
             await log_service.register_keys(conn, keys.read_keyring(settings.key_dir))
             created = await create_community(conn, "断线社区")
         admin = {"Authorization": f"Bearer {created['admin_key']}"}
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://timebank.test",
-                                     timeout=30) as http:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://timebank.test", timeout=30
+        ) as http:
             community = (await http.get("/v1/community", headers=admin)).json()
             issuance = community["accounts"]["issuance"]["HOUR"]
-            members = [(await http.post("/v1/members", json={"display_name": f"居民{i}"}, headers=admin)).json()
-                       for i in range(4)]
+            members = [
+                (await http.post("/v1/members", json={"display_name": f"居民{i}"}, headers=admin)).json()
+                for i in range(4)
+            ]
 
             async def transfer(key: str, kind: str = "transfer") -> httpx.Response:
                 a, b = random.sample(members, 2)
-                body = {"from_account": issuance if kind == "adjustment" else a["accounts"]["HOUR"],
-                        "to_account": b["accounts"]["HOUR"], "asset": "HOUR", "amount": 1, "kind": kind}
+                body = {
+                    "from_account": issuance if kind == "adjustment" else a["accounts"]["HOUR"],
+                    "to_account": b["accounts"]["HOUR"],
+                    "asset": "HOUR",
+                    "amount": 1,
+                    "kind": kind,
+                }
                 return await http.post("/v1/transfers", json=body, headers={**admin, "Idempotency-Key": key})
 
             async def burst(prefix: str, n: int) -> list[httpx.Response]:
-                return list(await asyncio.gather(
-                    *(transfer(f"{prefix}-{i}", "adjustment") for i in range(n)),
-                    *(http.get("/v1/community", headers=admin) for _ in range(n // 2))))
+                return list(
+                    await asyncio.gather(
+                        *(transfer(f"{prefix}-{i}", "adjustment") for i in range(n)),
+                        *(http.get("/v1/community", headers=admin) for _ in range(n // 2)),
+                    )
+                )
 
             # Busy first: several pooled connections and the posting lanes' connections.
             assert all(r.status_code in (200, 201) for r in await burst("warm", 12))
@@ -250,8 +280,11 @@ async def test_pool_and_posting_lanes_heal_after_a_restart(own_server, settings,
             # 1. Killed, requests answered 503 while it is down; started again, all is well.
             _kill_postmaster(pgdata)
             await asyncio.sleep(0.2)
-            during = [await http.get("/v1/community", headers=admin), await transfer("down-1", "adjustment"),
-                      await transfer("down-2", "adjustment")]
+            during = [
+                await http.get("/v1/community", headers=admin),
+                await transfer("down-1", "adjustment"),
+                await transfer("down-2", "adjustment"),
+            ]
             for r in during:
                 problem(r, 503, "database-unavailable")
                 assert r.headers["Retry-After"]
@@ -263,8 +296,14 @@ async def test_pool_and_posting_lanes_heal_after_a_restart(own_server, settings,
             assert [r.status_code for r in after if r.status_code not in (200, 201)] == []
             retried = await transfer("down-1", "adjustment")  # the 503'd request, again: done now
             assert retried.status_code == 201, retried.text
-            assert recorded.events("error") == ["database unreachable", "embedded PostgreSQL is gone; starting it again"]
-            assert recorded.events("warning") == ["embedded PostgreSQL running again", "database reachable again"]
+            assert recorded.events("error") == [
+                "database unreachable",
+                "embedded PostgreSQL is gone; starting it again",
+            ]
+            assert recorded.events("warning") == [
+                "embedded PostgreSQL running again",
+                "database reachable again",
+            ]
             assert not outage.STATE.down
 
             # 2. Killed and started again with no request in between: every pooled and
@@ -287,16 +326,34 @@ async def test_pool_and_posting_lanes_heal_after_a_restart(own_server, settings,
 
 def _serve_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIMEBANK_")}
-    env.update(TIMEBANK_DATA_DIR=str(data_dir), TIMEBANK_LOG_LEVEL="WARNING", TIMEBANK_LOG_JSON="1",
-               TIMEBANK_SCHEDULER="0")
+    env.update(
+        TIMEBANK_DATA_DIR=str(data_dir),
+        TIMEBANK_LOG_LEVEL="WARNING",
+        TIMEBANK_LOG_JSON="1",
+        TIMEBANK_SCHEDULER="0",
+    )
     return env
 
 
 def _start_serve(data_dir: Path, port: int, log: Path, *extra: str) -> subprocess.Popen[str]:
     with log.open("a") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "timebank.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
-            env=_serve_env(data_dir), stdout=subprocess.DEVNULL, stderr=err, text=True)
+            [
+                sys.executable,
+                "-m",
+                "timebank.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *extra,
+            ],
+            env=_serve_env(data_dir),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
 
 
 def _log_events(log: Path) -> list[str]:
@@ -329,16 +386,28 @@ async def test_serve_restarts_a_killed_embedded_server_and_loses_nothing(tmp_pat
     try:
         wait_ready(port, proc)
         children = _children(proc)
-        admin = {"Authorization": f"Bearer {json.loads((data_dir / 'demo-keys.json').read_text())['admin_key']}"}
+        admin = {
+            "Authorization": f"Bearer {json.loads((data_dir / 'demo-keys.json').read_text())['admin_key']}"
+        }
         async with httpx.AsyncClient(timeout=20) as http:
             community = (await http.get(base + "/v1/community", headers=admin)).json()
             issuance = community["accounts"]["issuance"]["HOUR"]
             members = []
             for i in range(6):
-                m = (await http.post(base + "/v1/members", json={"display_name": f"志愿者{i}"}, headers=admin)).json()
-                r = await http.post(base + "/v1/transfers", headers={**admin, "Idempotency-Key": f"o-fund-{i}"},
-                                    json={"from_account": issuance, "to_account": m["accounts"]["HOUR"],
-                                          "asset": "HOUR", "amount": 500, "kind": "adjustment"})
+                m = (
+                    await http.post(base + "/v1/members", json={"display_name": f"志愿者{i}"}, headers=admin)
+                ).json()
+                r = await http.post(
+                    base + "/v1/transfers",
+                    headers={**admin, "Idempotency-Key": f"o-fund-{i}"},
+                    json={
+                        "from_account": issuance,
+                        "to_account": m["accounts"]["HOUR"],
+                        "asset": "HOUR",
+                        "amount": 500,
+                        "kind": "adjustment",
+                    },
+                )
                 assert r.status_code == 201, r.text
                 members.append(m)
 
@@ -354,12 +423,17 @@ async def test_serve_restarts_a_killed_embedded_server_and_loses_nothing(tmp_pat
                 nonlocal done
                 while work:
                     key, a, b, amount = work.pop()
-                    body = {"from_account": a["accounts"]["HOUR"], "to_account": b["accounts"]["HOUR"],
-                            "asset": "HOUR", "amount": amount}
+                    body = {
+                        "from_account": a["accounts"]["HOUR"],
+                        "to_account": b["accounts"]["HOUR"],
+                        "asset": "HOUR",
+                        "amount": amount,
+                    }
                     while time.monotonic() < deadline:  # a client retrying with the same key
                         try:
-                            r = await http.post(base + "/v1/transfers", json=body,
-                                                headers={**admin, "Idempotency-Key": key})
+                            r = await http.post(
+                                base + "/v1/transfers", json=body, headers={**admin, "Idempotency-Key": key}
+                            )
                         except httpx.HTTPError as err:
                             seen[type(err).__name__] = seen.get(type(err).__name__, 0) + 1
                             await asyncio.sleep(0.1)
@@ -390,8 +464,12 @@ async def test_serve_restarts_a_killed_embedded_server_and_loses_nothing(tmp_pat
         assert info is not None
         conn = await asyncpg.connect(info.get_uri(database=db.EMBEDDED_DB_NAME))
         try:
-            rows = await conn.fetch("SELECT idempotency_key, id FROM transactions WHERE idempotency_key LIKE 'o-t-%'")
-            zero = await conn.fetchval("SELECT sum(credits_posted - debits_posted) FROM accounts WHERE asset = 'HOUR'")
+            rows = await conn.fetch(
+                "SELECT idempotency_key, id FROM transactions WHERE idempotency_key LIKE 'o-t-%'"
+            )
+            zero = await conn.fetchval(
+                "SELECT sum(credits_posted - debits_posted) FROM accounts WHERE asset = 'HOUR'"
+            )
         finally:
             await conn.close()
         keys_seen = [r["idempotency_key"] for r in rows]
@@ -404,8 +482,14 @@ async def test_serve_restarts_a_killed_embedded_server_and_loses_nothing(tmp_pat
         for _ in range(3):
             await asyncio.sleep(2.5)  # the merge delay
             audit = await asyncio.to_thread(
-                subprocess.run, [sys.executable, "-m", "timebank.cli", "audit"], env=env, capture_output=True,
-                text=True, timeout=60, check=False)
+                subprocess.run,
+                [sys.executable, "-m", "timebank.cli", "audit"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             if audit.returncode == 0:
                 break
         assert audit.returncode == 0, audit.stdout + audit.stderr

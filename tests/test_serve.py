@@ -20,7 +20,10 @@ def start_serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env["TIMEBANK_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
         [sys.executable, "-m", "timebank.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -42,21 +45,26 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         admin = {"Authorization": f"Bearer {keys['admin_key']}"}
         community = httpx.get(f"http://127.0.0.1:{port1}/v1/community", headers=admin).json()
         assert community["name"] == "华锦社区"
-        fund = httpx.get(f"http://127.0.0.1:{port1}/v1/accounts/{community['accounts']['fund']['POINT']}",
-                         headers=admin).json()
+        fund = httpx.get(
+            f"http://127.0.0.1:{port1}/v1/accounts/{community['accounts']['fund']['POINT']}", headers=admin
+        ).json()
         assert fund["posted"] > 0
         members = httpx.get(f"http://127.0.0.1:{port1}/v1/members", headers=admin).json()["items"]
         assert len(members) >= 3
         # Demo service: 李秀英 has 5 h approved (and a record waiting for approval).
         li = httpx.get(f"http://127.0.0.1:{port1}/v1/members/{keys['member_ids'][0]}", headers=admin).json()
         assert li["display_name"] == "李秀英" and li["lifetime_minutes"] == 300 and li["star_level"] == 0
-        waiting = httpx.get(f"http://127.0.0.1:{port1}/v1/service-records?status=submitted", headers=admin).json()
+        waiting = httpx.get(
+            f"http://127.0.0.1:{port1}/v1/service-records?status=submitted", headers=admin
+        ).json()
         assert len(waiting["items"]) == 1
 
         # The integrator of the running service logs the demo transactions within the
         # merge delay, and their receipts verify offline with the key folder serve made.
-        entries = httpx.get(f"http://127.0.0.1:{port1}/v1/accounts/{community['accounts']['fund']['POINT']}/entries",
-                            headers=admin).json()["items"]
+        entries = httpx.get(
+            f"http://127.0.0.1:{port1}/v1/accounts/{community['accounts']['fund']['POINT']}/entries",
+            headers=admin,
+        ).json()["items"]
         receipt_url = f"http://127.0.0.1:{port1}/v1/transactions/{entries[0]['transaction_id']}/receipt"
         deadline = time.monotonic() + 5
         receipt = httpx.get(receipt_url, headers=admin).json()
@@ -67,9 +75,16 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         (tmp_path / "receipt.json").write_text(json.dumps(receipt))
         env_offline = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
         env_offline["TIMEBANK_DATA_DIR"] = str(data_dir)
-        verified = subprocess.run([sys.executable, "-m", "timebank.cli", "verify", str(tmp_path / "receipt.json")],
-                                  env=env_offline, capture_output=True, text=True, timeout=60)
-        assert verified.returncode == 0 and "receipt verified" in verified.stdout, verified.stdout + verified.stderr
+        verified = subprocess.run(
+            [sys.executable, "-m", "timebank.cli", "verify", str(tmp_path / "receipt.json")],
+            env=env_offline,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert verified.returncode == 0 and "receipt verified" in verified.stdout, (
+            verified.stdout + verified.stderr
+        )
 
         # serve's worker runs the scheduled jobs: each job's first period, once
         deadline = time.monotonic() + 20
@@ -78,8 +93,15 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
             runs = httpx.get(f"http://127.0.0.1:{port1}/v1/jobs", headers=admin).json()["items"]
             jobs = {r["job"] for r in runs if r["status"] == "done"}
             time.sleep(0.3)
-        assert jobs == {"points-expiry", "expiry-reminders", "hold-timeouts", "webhook-deliveries", "log-checkpoints",
-                        "audit", "idempotency-retention"}, runs
+        assert jobs == {
+            "points-expiry",
+            "expiry-reminders",
+            "hold-timeouts",
+            "webhook-deliveries",
+            "log-checkpoints",
+            "audit",
+            "idempotency-retention",
+        }, runs
         assert [r["counts"]["ok"] for r in runs if r["job"] == "audit"] == [True]
         rewards = httpx.get(f"http://127.0.0.1:{port1}/v1/rewards", headers=admin).json()["items"]
         assert sorted(r["title"] for r in rewards) == sorted(["十斤大米", "食用油一桶", "理发一次"])
@@ -87,18 +109,30 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         # Another command on the same data folder while serve runs.
         env = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
         env["TIMEBANK_DATA_DIR"] = str(data_dir)
-        created = subprocess.run([sys.executable, "-m", "timebank.cli", "community", "create", "--name", "第二社区"],
-                                 env=env, capture_output=True, text=True, timeout=120)
+        created = subprocess.run(
+            [sys.executable, "-m", "timebank.cli", "community", "create", "--name", "第二社区"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert created.returncode == 0, created.stderr
         new_key = json.loads(created.stdout)["admin_key"]
-        audit = subprocess.run([sys.executable, "-m", "timebank.cli", "audit"], env=env, capture_output=True,
-                               text=True, timeout=120)
+        audit = subprocess.run(
+            [sys.executable, "-m", "timebank.cli", "audit"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert audit.returncode == 0, audit.stdout + audit.stderr
 
         # A second instance side by side on the same data: no second demo, same data.
         second = start_serve(data_dir, port2)
         wait_ready(port2, second)
-        r = httpx.get(f"http://127.0.0.1:{port2}/v1/community", headers={"Authorization": f"Bearer {new_key}"})
+        r = httpx.get(
+            f"http://127.0.0.1:{port2}/v1/community", headers={"Authorization": f"Bearer {new_key}"}
+        )
         assert r.json()["name"] == "第二社区"
         stop(second)
         second = None

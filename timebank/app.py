@@ -13,7 +13,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from timebank import __version__, edge, logs, schemas, outage
+from timebank import __version__, edge, logs, outage, schemas
 from timebank.community.controllers import (
     ApiKeyController,
     CommunityController,
@@ -23,34 +23,34 @@ from timebank.community.controllers import (
 )
 from timebank.db import create_engine
 from timebank.health import HealthController
-from timebank.ledger.controllers import AccountController, TransactionController
-from timebank.ledger.posting import close_poster
-from timebank.log import service as log_service
 from timebank.jobs.controllers import JobController
 from timebank.jobs.definitions import job_context
 from timebank.jobs.scheduler import Scheduler
+from timebank.ledger.controllers import AccountController, TransactionController
+from timebank.ledger.posting import close_poster
+from timebank.log import service as log_service
 from timebank.log.controllers import LogController, ReceiptController
+from timebank.log.integrator import Integrator
+from timebank.log.keys import load_signer, read_keyring
 from timebank.metrics import PROMETHEUS, MetricsController
 from timebank.notifications.controllers import NotificationController
 from timebank.points.controllers import MemberPointsController
+from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
 from timebank.redemption.controllers import (
     MemberRedemptionController,
     RedemptionController,
     RewardController,
     StatementController,
 )
-from timebank.log.integrator import Integrator
-from timebank.log.keys import load_signer, read_keyring
+from timebank.reference import OfflineSwaggerPlugin
+from timebank.security import PUBLIC, ApiKeyAuthMiddleware, AuthFailures, KeyCache
+from timebank.settings import Settings, get_settings
 from timebank.volunteer.controllers import (
     CertificateController,
     MemberRecordsController,
     PolicyController,
     ServiceRecordController,
 )
-from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
-from timebank.reference import OfflineSwaggerPlugin
-from timebank.security import PUBLIC, ApiKeyAuthMiddleware, AuthFailures, KeyCache
-from timebank.settings import Settings, get_settings
 
 HTTP_SLUGS = {
     400: ("invalid-request", "The request is not valid"),
@@ -82,14 +82,23 @@ def http_error_handler(request: Request, exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})  # Allow on a 405, Retry-After on a 429
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return _problem(status, problem_body(slug, title, status, detail, request.url.path, **extra), headers or None)
+    return _problem(
+        status, problem_body(slug, title, status, detail, request.url.path, **extra), headers or None
+    )
 
 
 def unexpected_error_handler(request: Request, exc: Exception) -> Response[Any]:
     # The traceback goes to the server's log under the request id; the answer says nothing of it.
-    logs.log.error("unhandled error", request_id=edge.request_id(request.scope),
-                   route=request.scope.get("path_template"), error=type(exc).__name__, exc_info=exc)
-    return _problem(500, problem_body("internal-error", "Something went wrong on our side", 500, None, request.url.path))
+    logs.log.error(
+        "unhandled error",
+        request_id=edge.request_id(request.scope),
+        route=request.scope.get("path_template"),
+        error=type(exc).__name__,
+        exc_info=exc,
+    )
+    return _problem(
+        500, problem_body("internal-error", "Something went wrong on our side", 500, None, request.url.path)
+    )
 
 
 def create_app(settings: Settings | None = None, database_url: str | None = None) -> Litestar:
@@ -97,7 +106,9 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     settings = settings or get_settings()
     url = database_url or settings.database_url
     if not url:
-        raise RuntimeError("no database URL: run through `timebank serve`, which starts the embedded database")
+        raise RuntimeError(
+            "no database URL: run through `timebank serve`, which starts the embedded database"
+        )
     logs.configure(settings)
 
     signer = load_signer(settings.key_dir)  # fail at start, not at the first transfer
@@ -159,7 +170,12 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             PROMETHEUS.middleware,
             logs.RequestLogMiddleware(),
             edge.EdgeMiddleware(),
-            DefineMiddleware(ApiKeyAuthMiddleware, exclude=["^/schema", "^/health"], exclude_from_auth_key="public", exclude_http_methods=[]),
+            DefineMiddleware(
+                ApiKeyAuthMiddleware,
+                exclude=["^/schema", "^/health"],
+                exclude_from_auth_key="public",
+                exclude_http_methods=[],
+            ),
         ],
         exception_handlers={
             DomainError: domain_error_handler,
@@ -179,7 +195,9 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC),
             render_plugins=[OfflineSwaggerPlugin()],
             components=Components(
-                security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer", description="tbk_... API key")}
+                security_schemes={
+                    "apiKey": SecurityScheme(type="http", scheme="bearer", description="tbk_... API key")
+                }
             ),
             security=[{"apiKey": []}],
         ),

@@ -62,14 +62,21 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
         demo_file.chmod(0o600)
     elif demo_file.exists():
         demo = json.loads(demo_file.read_text())
-    where = "TIMEBANK_DATABASE_URL" if settings.database_url else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+    where = (
+        "TIMEBANK_DATABASE_URL"
+        if settings.database_url
+        else f"embedded PostgreSQL in {settings.data_dir / 'pg'}"
+    )
     click.echo(f"timebank on {base}  (database: {where})", err=True)
     click.echo(f"  API docs:  {base}/schema   health: {base}/health/ready", err=True)
     if host not in settings.allowed_hosts and "*" not in settings.allowed_hosts:
         # Reached by another address (an intranet IP), the service refuses hosts it was
         # not told about: say so before the first resident meets a 400.
-        click.echo(f"  note: requests are answered for the hosts {', '.join(sorted(settings.allowed_hosts))}; "
-                   "set TIMEBANK_PUBLIC_URL or TIMEBANK_ALLOWED_HOSTS for the address people use", err=True)
+        click.echo(
+            f"  note: requests are answered for the hosts {', '.join(sorted(settings.allowed_hosts))}; "
+            "set TIMEBANK_PUBLIC_URL or TIMEBANK_ALLOWED_HOSTS for the address people use",
+            err=True,
+        )
     if demo is not None:
         click.echo(f"  demo community 华锦社区 {demo['community_id']}", err=True)
         click.echo(f"  demo admin key:    {demo['admin_key']}", err=True)
@@ -209,7 +216,9 @@ def db_restore(file: Path) -> None:
 
     url = _database()
     program = db.pg_tool("pg_restore", _server_major(url))
-    done = subprocess.run([program, "--no-owner", "--exit-on-error", "--dbname", db.libpq_url(url), str(file)])
+    done = subprocess.run(
+        [program, "--no-owner", "--exit-on-error", "--dbname", db.libpq_url(url), str(file)]
+    )
     if done.returncode:
         raise click.ClickException("pg_restore failed (is the database empty?)")
     click.echo(f"restored {file}; now run `timebank audit`", err=True)
@@ -268,9 +277,7 @@ def audit(as_json: bool) -> None:
         from rich.console import Console
 
         console = Console(stderr=False)
-        console.print(
-            "ledger: " + ", ".join(f"{n} {t}" for t, n in report.counts.items()), highlight=False
-        )
+        console.print("ledger: " + ", ".join(f"{n} {t}" for t, n in report.counts.items()), highlight=False)
         for name, rows in report.results.items():
             mark = "[green]ok  [/green]" if not rows else f"[red]FAIL[/red] {len(rows)} difference(s)"
             console.print(f"{mark} {name}", highlight=False)
@@ -288,9 +295,15 @@ def import_group() -> None:
 @import_group.command("records")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--community", "community_id", required=True, type=click.UUID, help="The community's id.")
-@click.option("--organisation", "organisation_id", type=click.UUID,
-              help="The recording organisation, for rows that do not name one.")
-@click.option("--chunk", default=500, show_default=True, type=click.IntRange(1, 5000), help="Rows per transaction.")
+@click.option(
+    "--organisation",
+    "organisation_id",
+    type=click.UUID,
+    help="The recording organisation, for rows that do not name one.",
+)
+@click.option(
+    "--chunk", default=500, show_default=True, type=click.IntRange(1, 5000), help="Rows per transaction."
+)
 def import_records(file: str, community_id: Any, organisation_id: Any, chunk: int) -> None:
     """Import service records from a CSV file (same rules and columns as POST /v1/service-records/import).
 
@@ -320,20 +333,22 @@ def import_records(file: str, community_id: Any, organisation_id: Any, chunk: in
         summary: dict[str, Any] = {"accepted": 0, "duplicates": 0, "rejected": []}
         try:
             async with engine.connect() as conn:
-                exists = (await conn.execute(
-                    text("SELECT timezone FROM communities WHERE id = :c"), {"c": community_id})).first()
+                exists = (
+                    await conn.execute(
+                        text("SELECT timezone FROM communities WHERE id = :c"), {"c": community_id}
+                    )
+                ).first()
                 if exists is None:
                     raise click.UsageError(f"no community {community_id}")
                 tz = await community_zone(conn, community_id)
-            with open(file, "rb") as f:
-                rows, unreadable = parse_csv(f.read(), tz)
+            rows, unreadable = parse_csv(await asyncio.to_thread(Path(file).read_bytes), tz)
             summary["rejected"].extend(unreadable)
             for row in rows:
                 row.organisation_id = row.organisation_id or organisation_id
             with Progress(console=Console(stderr=True)) as progress:  # stdout is the JSON summary
                 task = progress.add_task("importing", total=len(rows))
                 for start in range(0, len(rows), chunk):
-                    part = rows[start:start + chunk]
+                    part = rows[start : start + chunk]
                     async with engine.begin() as conn:
                         out = await record_many(conn, operator, part, now=datetime.now(UTC), derive_refs=True)
                     summary["accepted"] += sum(1 for a in out.accepted if not a["duplicate"])
@@ -391,7 +406,9 @@ def log_integrate(once: bool, parent: int | None) -> None:
 
     done = asyncio.run(run())
     if once:
-        _emit([{"community_id": str(d.community_id), "tree_size": d.tree_size, "added": d.added} for d in done])
+        _emit(
+            [{"community_id": str(d.community_id), "tree_size": d.tree_size, "added": d.added} for d in done]
+        )
 
 
 async def _until_stopped(parent: int | None) -> None:
@@ -429,7 +446,9 @@ def worker(parent: int | None) -> None:
     signer = load_signer(settings.key_dir)
 
     async def run() -> None:
-        engine = db.create_engine(url, settings.with_(db_pool_size=CONNECTIONS_NEEDED + 2))  # + the integrator
+        engine = db.create_engine(
+            url, settings.with_(db_pool_size=CONNECTIONS_NEEDED + 2)
+        )  # + the integrator
         try:
             async with engine.begin() as conn:
                 await log_service.register_keys(conn, read_keyring(settings.key_dir))
@@ -459,15 +478,19 @@ def jobs() -> None:
 
 @jobs.command("run")
 @click.argument("name")
-@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Run as at the start of this day (each community's own time zone).")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Run as at the start of this day (each community's own time zone).",
+)
 def jobs_run(name: str, as_of: Any) -> None:
     """Run job NAME now, for every scope it has, once per its period; print the outcomes."""
+    from timebank import logs
     from timebank.clock import SYSTEM_CLOCK, AsOf
     from timebank.jobs.definitions import JOBS, job_context, run_job
     from timebank.log.keys import load_signer
-
-    from timebank import logs
 
     if name not in JOBS:
         raise click.BadParameter(f"one of {', '.join(JOBS)}", param_hint="NAME")
@@ -484,8 +507,12 @@ def jobs_run(name: str, as_of: Any) -> None:
             await engine.dispose()
 
     outcomes = asyncio.run(run())
-    _emit([{"job": o.job, "scope": o.scope, "period": o.period, "status": o.status, "counts": o.counts}
-           for o in outcomes])
+    _emit(
+        [
+            {"job": o.job, "scope": o.scope, "period": o.period, "status": o.status, "counts": o.counts}
+            for o in outcomes
+        ]
+    )
     sys.exit(1 if any(o.status == "failed" or o.counts.get("ok") is False for o in outcomes) else 0)
 
 
@@ -495,8 +522,12 @@ def keys() -> None:
 
 
 def _key_row(k: Any) -> dict[str, Any]:
-    return {"kid": k.kid, "created_at": k.created_at, "retired_at": k.retired_at,
-            "status": "retired" if k.retired_at else "current"}
+    return {
+        "kid": k.kid,
+        "created_at": k.created_at,
+        "retired_at": k.retired_at,
+        "status": "retired" if k.retired_at else "current",
+    }
 
 
 @keys.command("generate")
@@ -545,15 +576,32 @@ def _read_json(path: str, what: str) -> Any:
 
 @main.command()
 @click.argument("receipt", type=click.Path(dir_okay=False))
-@click.option("--keys", "keys_file", type=click.Path(dir_okay=False),
-              help="JWK set of the bank's public keys (GET /v1/log/keys); default: keys.json in the key directory.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Check inclusion against this checkpoint.")
-@click.option("--previous-checkpoint", type=click.Path(dir_okay=False),
-              help="An older checkpoint that must be consistent with the newer one.")
-@click.option("--consistency", type=click.Path(dir_okay=False),
-              help="Consistency proof JSON (GET /v1/log/proof/consistency) between the two.")
-def verify(receipt: str, keys_file: str | None, checkpoint: str | None, previous_checkpoint: str | None,
-           consistency: str | None) -> None:
+@click.option(
+    "--keys",
+    "keys_file",
+    type=click.Path(dir_okay=False),
+    help="JWK set of the bank's public keys (GET /v1/log/keys); default: keys.json in the key directory.",
+)
+@click.option(
+    "--checkpoint", type=click.Path(dir_okay=False), help="Check inclusion against this checkpoint."
+)
+@click.option(
+    "--previous-checkpoint",
+    type=click.Path(dir_okay=False),
+    help="An older checkpoint that must be consistent with the newer one.",
+)
+@click.option(
+    "--consistency",
+    type=click.Path(dir_okay=False),
+    help="Consistency proof JSON (GET /v1/log/proof/consistency) between the two.",
+)
+def verify(
+    receipt: str,
+    keys_file: str | None,
+    checkpoint: str | None,
+    previous_checkpoint: str | None,
+    consistency: str | None,
+) -> None:
     """Verify a receipt (or a certificate of service) offline: signature, leaf hash, inclusion,
     checkpoint signature, consistency.
 
@@ -573,16 +621,20 @@ def verify(receipt: str, keys_file: str | None, checkpoint: str | None, previous
         if isinstance(document, dict) and "certificate" in document:  # a certificate of service
             cert = v.verify_certificate(document, keyset)
             click.echo(f"ok   certificate {cert.get('number')} signed by {document['kid']}")
-            click.echo(f"     {cert.get('volunteer', {}).get('name')}: {cert.get('total_hours')} h of approved "
-                       f"service {cert.get('period', {}).get('from')} to {cert.get('period', {}).get('to')}, "
-                       f"issued by {cert.get('issuer')} at {cert.get('issued_at')}")
+            click.echo(
+                f"     {cert.get('volunteer', {}).get('name')}: {cert.get('total_hours')} h of approved "
+                f"service {cert.get('period', {}).get('from')} to {cert.get('period', {}).get('to')}, "
+                f"issued by {cert.get('issuer')} at {cert.get('issued_at')}"
+            )
             click.echo("certificate verified")
             return
         report = v.verify_receipt(
             document,
             keyset,
             checkpoint=None if checkpoint is None else open(checkpoint, encoding="utf-8").read(),
-            previous_checkpoint=None if previous_checkpoint is None else open(previous_checkpoint, encoding="utf-8").read(),
+            previous_checkpoint=None
+            if previous_checkpoint is None
+            else open(previous_checkpoint, encoding="utf-8").read(),
             consistency=None if consistency is None else _read_json(consistency, "consistency proof"),
         )
     except v.VerificationError as err:

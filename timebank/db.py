@@ -171,10 +171,14 @@ class EmbeddedSupervisor:
             try:
                 self.check()
                 failures = 0
-            except Exception as exc:  # noqa: BLE001 - keep supervising; try again a little later
+            except Exception as exc:
                 failures = min(failures + 1, 4)
-                logs.log.error("embedded PostgreSQL did not start again; retrying", error=type(exc).__name__,
-                               detail=str(exc)[:300], pgdata=str(self.pgdata))
+                logs.log.error(
+                    "embedded PostgreSQL did not start again; retrying",
+                    error=type(exc).__name__,
+                    detail=str(exc)[:300],
+                    pgdata=str(self.pgdata),
+                )
 
     def check(self) -> bool:
         """Start the server again if its postmaster is gone; True if this call did."""
@@ -196,12 +200,17 @@ class EmbeddedSupervisor:
                 self._adopt(server)
                 return False
             started = time.monotonic()
-            logs.log.error("embedded PostgreSQL is gone; starting it again", pid=dead, pgdata=str(self.pgdata))
+            logs.log.error(
+                "embedded PostgreSQL is gone; starting it again", pid=dead, pgdata=str(self.pgdata)
+            )
             self._clear_remains(dead)
             server.ensure_postgres_running()
             self.restarts += 1
-            logs.log.warning("embedded PostgreSQL running again", pid=server.get_pid(),
-                             seconds=round(time.monotonic() - started, 2))
+            logs.log.warning(
+                "embedded PostgreSQL running again",
+                pid=server.get_pid(),
+                seconds=round(time.monotonic() - started, 2),
+            )
             return True
 
     def _adopt(self, server: Any) -> None:
@@ -371,12 +380,16 @@ def pg_tool(name: str, server_major: int) -> str:
         candidates.append(shutil.which(name))  # type: ignore[arg-type]
     for program in candidates:
         try:
-            version = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=10).stdout
+            version = subprocess.run(
+                [program, "--version"], capture_output=True, text=True, timeout=10
+            ).stdout
         except OSError:
             continue
         if version and int(version.split()[-1].split(".")[0]) >= server_major:
             return program
-    raise RuntimeError(f"no {name} for PostgreSQL {server_major} or newer: install the PostgreSQL client programs")
+    raise RuntimeError(
+        f"no {name} for PostgreSQL {server_major} or newer: install the PostgreSQL client programs"
+    )
 
 
 def stop_embedded(pgdata: Path | None = None) -> None:

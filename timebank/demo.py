@@ -24,9 +24,13 @@ from timebank.volunteer.service import RecordIn
 DEMO_NAME = "华锦社区"
 MEMBERS = [("李秀英", 600, 120), ("王建国", 300, 60), ("张伟", 90, 30), ("陈静", 0, 0)]
 # (member, days ago, hours, activity, category)
-SERVICE = [(0, 20, 2, "陪独居老人聊天", "volunteer_service"), (0, 13, 3, "社区义诊引导", "culture_health"),
-           (1, 12, 1.5, "邻里修水管", "neighbour_aid"), (2, 6, 2, "日间照料送餐", "day_care"),
-           (0, 2, 2, "法律咨询值班", "legal_aid")]
+SERVICE = [
+    (0, 20, 2, "陪独居老人聊天", "volunteer_service"),
+    (0, 13, 3, "社区义诊引导", "culture_health"),
+    (1, 12, 1.5, "邻里修水管", "neighbour_aid"),
+    (2, 6, 2, "日间照料送餐", "day_care"),
+    (0, 2, 2, "法律咨询值班", "legal_aid"),
+]
 
 
 async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
@@ -47,7 +51,9 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
             member = await community.create_party(conn, community_id, PartyKind.MEMBER, name)
             members.append(member)
             moves = [
-                ledger.Movement(uuid.UUID(view["accounts"]["issuance"][a]), uuid.UUID(member["accounts"][a]), Asset(a), n)
+                ledger.Movement(
+                    uuid.UUID(view["accounts"]["issuance"][a]), uuid.UUID(member["accounts"][a]), Asset(a), n
+                )
                 for a, n in (("HOUR", minutes), ("POINT", points))
                 if n
             ]
@@ -57,30 +63,51 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
         await ledger.transfer(
             conn,
             admin,
-            [ledger.Movement(uuid.UUID(view["accounts"]["issuance"]["POINT"]),
-                             uuid.UUID(view["accounts"]["fund"]["POINT"]), Asset.POINT, 5000)],
+            [
+                ledger.Movement(
+                    uuid.UUID(view["accounts"]["issuance"]["POINT"]),
+                    uuid.UUID(view["accounts"]["fund"]["POINT"]),
+                    Asset.POINT,
+                    5000,
+                )
+            ],
             kind=Kind.ADJUSTMENT,
             memo="演示数据：社区基金",
         )
         # A few weeks of recorded service: approved (credits hours and points), one waiting.
         now = datetime.now(UTC)
         items = [
-            RecordIn(activity=activity, category=category, place="华锦社区日间照料中心",
-                     started_at=now - timedelta(days=days, hours=3), ended_at=now - timedelta(days=days, hours=3 - hours),
-                     member_id=uuid.UUID(members[n]["id"]), organisation_id=uuid.UUID(org["id"]),
-                     external_ref=f"demo-{i}")
+            RecordIn(
+                activity=activity,
+                category=category,
+                place="华锦社区日间照料中心",
+                started_at=now - timedelta(days=days, hours=3),
+                ended_at=now - timedelta(days=days, hours=3 - hours),
+                member_id=uuid.UUID(members[n]["id"]),
+                organisation_id=uuid.UUID(org["id"]),
+                external_ref=f"demo-{i}",
+            )
             for i, (n, days, hours, activity, category) in enumerate(SERVICE)
         ]
         out = await volunteer.record_many(conn, admin, items, now=now)
         for record in out.accepted[:-1]:
             await volunteer.approve(conn, admin, uuid.UUID(record["id"]), claim=None)
         # The merchant's love-exchange shelf (爱心兑换): better prices from three stars up.
-        for title, price, stock, extra in (("十斤大米", 100, 20, {"star_prices": {"3": 80}}),
-                                           ("食用油一桶", 60, None, {"limit": rewards.LimitIn(1, "month")}),
-                                           ("理发一次", 30, None, {})):
-            await rewards.create_reward(conn, admin, rewards.RewardIn(
-                merchant_id=uuid.UUID(shop["id"]), title=title, price_points=price, stock=stock, **extra))
-        resident = await community.issue_key(conn, admin, "resident", uuid.UUID(members[0]["id"]), "demo resident")
+        for title, price, stock, extra in (
+            ("十斤大米", 100, 20, {"star_prices": {"3": 80}}),
+            ("食用油一桶", 60, None, {"limit": rewards.LimitIn(1, "month")}),
+            ("理发一次", 30, None, {}),
+        ):
+            await rewards.create_reward(
+                conn,
+                admin,
+                rewards.RewardIn(
+                    merchant_id=uuid.UUID(shop["id"]), title=title, price_points=price, stock=stock, **extra
+                ),
+            )
+        resident = await community.issue_key(
+            conn, admin, "resident", uuid.UUID(members[0]["id"]), "demo resident"
+        )
         return {
             "community_id": created["community_id"],
             "admin_key": created["admin_key"],

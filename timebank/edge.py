@@ -94,11 +94,17 @@ def check_json(value: Any, where: str = "body", depth: int = 0) -> None:
 
 def check_query(raw: bytes) -> None:
     if len(raw) > MAX_QUERY_BYTES:
-        raise EdgeRefusal(414, "uri-too-long", "The request's address is too long",
-                          f"the query string is longer than {MAX_QUERY_BYTES} bytes")
+        raise EdgeRefusal(
+            414,
+            "uri-too-long",
+            "The request's address is too long",
+            f"the query string is longer than {MAX_QUERY_BYTES} bytes",
+        )
     if not raw:
         return
-    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict"):
+    for key, value in parse_qsl(
+        raw.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict"
+    ):
         check_text(key, "a query parameter name", strict=True)
         check_text(value, f"query parameter {key!r}", strict=True)
         if _INTEGER.fullmatch(value):
@@ -123,11 +129,23 @@ def host_name(scope: dict[str, Any]) -> str | None:
     return None
 
 
-async def _send_problem(send: Any, refusal: EdgeRefusal, path: str, extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    body = msgspec.json.encode(problem_body(refusal.slug, refusal.title, refusal.status, refusal.detail, path))
-    await send({"type": "http.response.start", "status": refusal.status,
-                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                            (b"content-length", str(len(body)).encode()), *extra_headers]})
+async def _send_problem(
+    send: Any, refusal: EdgeRefusal, path: str, extra_headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    body = msgspec.json.encode(
+        problem_body(refusal.slug, refusal.title, refusal.status, refusal.detail, path)
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refusal.status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *extra_headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -160,9 +178,13 @@ class EdgeMiddleware(ASGIMiddleware):
             return
         host = host_name(scope)
         if host not in allowed:
-            raise EdgeRefusal(400, "invalid-host", "This service does not answer for that host",
-                              "the Host header names a host this service is not configured for "
-                              "(TIMEBANK_PUBLIC_URL, TIMEBANK_ALLOWED_HOSTS)")
+            raise EdgeRefusal(
+                400,
+                "invalid-host",
+                "This service does not answer for that host",
+                "the Host header names a host this service is not configured for "
+                "(TIMEBANK_PUBLIC_URL, TIMEBANK_ALLOWED_HOSTS)",
+            )
 
     @staticmethod
     async def _checked_body(scope: dict[str, Any], receive: Any) -> Any:
@@ -211,8 +233,12 @@ def _declared_length(scope: dict[str, Any]) -> int | None:
 
 
 def _too_large(limit: int) -> EdgeRefusal:
-    return EdgeRefusal(413, "payload-too-large", "The request body is too large",
-                       f"this route accepts bodies of at most {limit} bytes")
+    return EdgeRefusal(
+        413,
+        "payload-too-large",
+        "The request body is too large",
+        f"this route accepts bodies of at most {limit} bytes",
+    )
 
 
 def _replay(body: bytes, receive: Any, first: dict[str, Any] | None = None) -> Any:
@@ -233,9 +259,11 @@ def _replay(body: bytes, receive: Any, first: dict[str, Any] | None = None) -> A
 
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # The API reference (/schema) loads its script and style from this service only.
-SCHEMA_CSP = (b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-              b"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-              b"form-action 'none'")
+SCHEMA_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    b"form-action 'none'"
+)
 _ALWAYS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),

@@ -88,4 +88,3 @@ class RequestLogMiddleware(ASGIMiddleware):
                 status=status,
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-

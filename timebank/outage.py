@@ -108,8 +108,12 @@ class DatabaseState:
         self.failures += 1
         if self.down_since is None:
             self.down_since = time.monotonic()
-            logs.log.error("database unreachable", error=type(exc).__name__, detail=str(exc)[:300],
-                           retry_after=RETRY_AFTER_SECONDS)
+            logs.log.error(
+                "database unreachable",
+                error=type(exc).__name__,
+                detail=str(exc)[:300],
+                retry_after=RETRY_AFTER_SECONDS,
+            )
 
     def ok(self) -> None:
         if self.down_since is None:
@@ -141,22 +145,33 @@ def database_error_handler(request: Any, exc: Exception) -> Any:
         return unexpected_error_handler(request, exc)
     STATE.failed(exc)
     body = problem_body(
-        "database-unavailable", "The database is unavailable", 503,
+        "database-unavailable",
+        "The database is unavailable",
+        503,
         "the service cannot reach its database right now; nothing was changed by this request unless a "
         "retry with the same Idempotency-Key says so. Try again after Retry-After seconds.",
         request.url.path,
     )
-    return Response(content=body, status_code=503, media_type=PROBLEM_MEDIA_TYPE,
-                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return Response(
+        content=body,
+        status_code=503,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 # Registered in the app's exception_handlers: the classes outages arrive as. Anything of
 # these that is not an outage is handed on to the 500 handler.
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
-    cls: database_error_handler
-    for cls in (sa_exc.SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-                OSError)
-}
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = dict.fromkeys(
+    (
+        sa_exc.SQLAlchemyError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+    ),
+    database_error_handler,
+)
 
 
 def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -28,27 +28,34 @@ ASSETS = "/schema/assets"
 
 class OfflineSwaggerPlugin(OpenAPIRenderPlugin):
     def __init__(self) -> None:
-        super().__init__(path=["/", "/swagger"], favicon=f'<link rel="icon" href="{ASSETS}/favicon-32x32.png">',
-                         style="")
+        super().__init__(
+            path=["/", "/swagger"], favicon=f'<link rel="icon" href="{ASSETS}/favicon-32x32.png">', style=""
+        )
 
     def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
         title = escape(str(openapi_schema["info"]["title"]))
         return (
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{title} API reference</title>{self.favicon}"
-            f"<link rel=\"stylesheet\" href=\"{ASSETS}/swagger-ui.css\"></head>"
-            f"<body data-openapi-url=\"{escape(self.get_openapi_json_route(request))}\">"
-            "<div id=\"swagger-ui\"><noscript>The interactive reference needs JavaScript; "
-            f"the schema itself is at <a href=\"{escape(self.get_openapi_json_route(request))}\">openapi.json</a>."
+            f'<link rel="stylesheet" href="{ASSETS}/swagger-ui.css"></head>'
+            f'<body data-openapi-url="{escape(self.get_openapi_json_route(request))}">'
+            '<div id="swagger-ui"><noscript>The interactive reference needs JavaScript; '
+            f'the schema itself is at <a href="{escape(self.get_openapi_json_route(request))}">openapi.json</a>.'
             "</noscript></div>"
-            f"<script src=\"{ASSETS}/swagger-ui-bundle.js\"></script>"
-            f"<script src=\"{ASSETS}/swagger-ui-standalone-preset.js\"></script>"
-            f"<script src=\"{ASSETS}/swagger-init.js\"></script>"
+            f'<script src="{ASSETS}/swagger-ui-bundle.js"></script>'
+            f'<script src="{ASSETS}/swagger-ui-standalone-preset.js"></script>'
+            f'<script src="{ASSETS}/swagger-init.js"></script>'
             "</body></html>"
         ).encode()
 
     def receive_router(self, router: Router) -> None:
-        router.register(create_static_files_router(
-            "/assets", directories=[OWN_DIR, SWAGGER_DIR], opt=PUBLIC, name="schema-assets",
-            cache_control=CacheControlHeader(max_age=86400, public=True)))
+        router.register(
+            create_static_files_router(
+                "/assets",
+                directories=[OWN_DIR, SWAGGER_DIR],
+                opt=PUBLIC,
+                name="schema-assets",
+                cache_control=CacheControlHeader(max_age=86400, public=True),
+            )
+        )

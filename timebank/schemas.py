@@ -68,14 +68,24 @@ ZERO_MIN = {"extra": {"minimum": 0}}
 
 
 def _text(max_length: int, min_length: int = 0, description: str | None = None) -> Any:
-    return Annotated[str, msgspec.Meta(min_length=min_length, max_length=max_length, pattern=TEXT_PATTERN,
-                                       description=description)]
+    return Annotated[
+        str,
+        msgspec.Meta(
+            min_length=min_length, max_length=max_length, pattern=TEXT_PATTERN, description=description
+        ),
+    ]
 
 
-Amount = Annotated[int, msgspec.Meta(ge=1, le=MAX_AMOUNT, description="whole minutes (HOUR) or points (POINT)")]
+Amount = Annotated[
+    int, msgspec.Meta(ge=1, le=MAX_AMOUNT, description="whole minutes (HOUR) or points (POINT)")
+]
 CreditLimit = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT, extra_json_schema=ZERO_MIN)]
-HoldSeconds = Annotated[int, msgspec.Meta(ge=1, le=MAX_HOLD_SECONDS,
-                                          description="at most TIMEBANK_HOLD_MAX_TIMEOUT_SECONDS (default 604800)")]
+HoldSeconds = Annotated[
+    int,
+    msgspec.Meta(
+        ge=1, le=MAX_HOLD_SECONDS, description="at most TIMEBANK_HOLD_MAX_TIMEOUT_SECONDS (default 604800)"
+    ),
+]
 LEGS = msgspec.Meta(min_length=1, max_length=MAX_LEGS)  # Annotated[list[Leg], LEGS]
 Name = _text(MAX_NAME, 1)
 Label = _text(MAX_NAME)
@@ -94,12 +104,29 @@ Stock = Annotated[int, msgspec.Meta(ge=0, le=MAX_STOCK, extra_json_schema=ZERO_M
 StarLevel = Annotated[int, msgspec.Meta(ge=0, le=5, extra_json_schema=ZERO_MIN)]
 LimitCount = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 Period = Literal["day", "week", "month", "quarter", "year"]  # redemption.rules.PERIODS
-StarPrices = Annotated[dict[str, Points], msgspec.Meta(max_length=5, extra_json_schema={
-    "description": 'a price per star level, keyed "1" to "5"',
-    "extra": {"max_properties": 5, "property_names": Schema(enum=["1", "2", "3", "4", "5"]),
-              "additional_properties": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_POINTS)}})]
-DateTime = Annotated[datetime, msgspec.Meta(extra_json_schema={
-    "description": "RFC 3339 with a time zone, from 1900 to 2199", "extra": {"pattern": DATETIME_PATTERN}})]
+StarPrices = Annotated[
+    dict[str, Points],
+    msgspec.Meta(
+        max_length=5,
+        extra_json_schema={
+            "description": 'a price per star level, keyed "1" to "5"',
+            "extra": {
+                "max_properties": 5,
+                "property_names": Schema(enum=["1", "2", "3", "4", "5"]),
+                "additional_properties": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_POINTS),
+            },
+        },
+    ),
+]
+DateTime = Annotated[
+    datetime,
+    msgspec.Meta(
+        extra_json_schema={
+            "description": "RFC 3339 with a time zone, from 1900 to 2199",
+            "extra": {"pattern": DATETIME_PATTERN},
+        }
+    ),
+]
 
 # Query, path and header parameters (Litestar validates these as well).
 # Idempotency-Key: 1 to 255 printable characters, not blank (ledger.idempotency.check_key answers
@@ -108,25 +135,48 @@ IDEMPOTENCY_KEY_LIMITS: dict[str, Any] = {
     "max_length": MAX_IDEMPOTENCY_KEY,
     "schema_extra": {"min_length": 1, "pattern": "^[ -~]*[!-~][ -~]*$"},  # e.g. a UUID
 }
-PageLimit = Annotated[int | None, Parameter(ge=1, le=PAGE_MAX, description=f"page size, 1 to {PAGE_MAX} (default 50)")]
+PageLimit = Annotated[
+    int | None, Parameter(ge=1, le=PAGE_MAX, description=f"page size, 1 to {PAGE_MAX} (default 50)")
+]
 # The next_cursor of the previous page: a number, an id, or a time and an id.
-IntCursor = Annotated[str | None, Parameter(max_length=18, pattern="^[0-9]*$", description="next_cursor of the previous page")]
-UuidCursor = Annotated[str | None, Parameter(max_length=36, pattern=f"^({_UUID})?$",
-                                             description="next_cursor of the previous page")]
-RecordCursor = Annotated[str | None, Parameter(max_length=MAX_CURSOR, pattern=f"^({_DATE}T{_TIME}_{_UUID})?$",
-                                               description="next_cursor of the previous page")]
-TreeSize = Annotated[int | None, Parameter(ge=0, le=MAX_SAFE_INT, schema_extra={"minimum": 0})]  # also a leaf index
+IntCursor = Annotated[
+    str | None, Parameter(max_length=18, pattern="^[0-9]*$", description="next_cursor of the previous page")
+]
+UuidCursor = Annotated[
+    str | None,
+    Parameter(max_length=36, pattern=f"^({_UUID})?$", description="next_cursor of the previous page"),
+]
+RecordCursor = Annotated[
+    str | None,
+    Parameter(
+        max_length=MAX_CURSOR,
+        pattern=f"^({_DATE}T{_TIME}_{_UUID})?$",
+        description="next_cursor of the previous page",
+    ),
+]
+TreeSize = Annotated[
+    int | None, Parameter(ge=0, le=MAX_SAFE_INT, schema_extra={"minimum": 0})
+]  # also a leaf index
 ProofSize = Annotated[int, Parameter(ge=1, le=MAX_SAFE_INT)]
-CodeQuery = Annotated[str, Parameter(max_length=MAX_CODE, pattern=PARAM_PATTERN, description="the voucher's code")]
-CategoryQuery = Annotated[str | None, Parameter(max_length=MAX_CATEGORY, pattern=PARAM_PATTERN,
-                                                description="a category's code or name")]
+CodeQuery = Annotated[
+    str, Parameter(max_length=MAX_CODE, pattern=PARAM_PATTERN, description="the voucher's code")
+]
+CategoryQuery = Annotated[
+    str | None,
+    Parameter(max_length=MAX_CATEGORY, pattern=PARAM_PATTERN, description="a category's code or name"),
+]
 RecordStatus = Literal["submitted", "approved", "rejected", "reversed"]
-CertificateNumber = Annotated[str, Parameter(max_length=40, pattern=PARAM_PATTERN,
-                                             description="the number printed on the certificate")]
+CertificateNumber = Annotated[
+    str, Parameter(max_length=40, pattern=PARAM_PATTERN, description="the number printed on the certificate")
+]
 Since = Annotated[datetime | None, Parameter(schema_extra={"pattern": DATETIME_PATTERN})]
 Until = Annotated[datetime | None, Parameter(schema_extra={"pattern": DATETIME_PATTERN})]
-DateFrom = Annotated[date, Parameter(query="from", schema_extra={"pattern": DATE_PATTERN}, description="the first day")]
-DateTo = Annotated[date, Parameter(query="to", schema_extra={"pattern": DATE_PATTERN}, description="the last day")]
+DateFrom = Annotated[
+    date, Parameter(query="from", schema_extra={"pattern": DATE_PATTERN}, description="the first day")
+]
+DateTo = Annotated[
+    date, Parameter(query="to", schema_extra={"pattern": DATE_PATTERN}, description="the last day")
+]
 
 
 def job_name(names: Any) -> Any:
@@ -399,8 +449,13 @@ class ServiceRecordPage(Out):
 
 
 # POST /v1/service-records answers 200 (not 201) with the record that already has the external_ref.
-EXISTING_RECORD = {200: ResponseSpec(ServiceRecord, description="A record with this external_ref already exists: "
-                                     "that record, with duplicate: true", generate_examples=False)}
+EXISTING_RECORD = {
+    200: ResponseSpec(
+        ServiceRecord,
+        description="A record with this external_ref already exists: that record, with duplicate: true",
+        generate_examples=False,
+    )
+}
 
 
 class Decision(Out):
@@ -495,8 +550,17 @@ class Eligibility(Out):
     """For a resident: may they redeem it now, at what price, and if not, why."""
 
     may_redeem: bool
-    reasons: list[Literal["not_active", "not_valid_yet", "no_longer_valid", "star_level", "out_of_stock",
-                          "limit_reached", "insufficient_points"]]
+    reasons: list[
+        Literal[
+            "not_active",
+            "not_valid_yet",
+            "no_longer_valid",
+            "star_level",
+            "out_of_stock",
+            "limit_reached",
+            "insufficient_points",
+        ]
+    ]
     price_points: int
     star_level: int
 
@@ -617,8 +681,13 @@ class NotificationPage(Out):
     next_cursor: str | None
 
 
-def documented(*, answers: dict[str, Schema] | None = None, body: dict[str, Schema] | None = None,
-               body_description: str | None = None, required_headers: tuple[str, ...] = ()) -> type[Operation]:
+def documented(
+    *,
+    answers: dict[str, Schema] | None = None,
+    body: dict[str, Schema] | None = None,
+    body_description: str | None = None,
+    required_headers: tuple[str, ...] = (),
+) -> type[Operation]:
     """An ``operation_class`` for what Litestar cannot say itself: a success answer that may also
     come in other media types (CSV, PDF, a signed note), a body that is not JSON (a CSV file),
     a header the route requires but checks itself (for its own problem type)."""
@@ -629,12 +698,16 @@ def documented(*, answers: dict[str, Schema] | None = None, body: dict[str, Sche
             if answers and self.responses:
                 success = next(code for code in self.responses if code.startswith("2"))
                 response = self.responses[success]
-                response.content = {**(response.content or {}),  # type: ignore[union-attr]
-                                    **{media: OpenAPIMediaType(schema=s) for media, s in answers.items()}}
+                response.content = {
+                    **(response.content or {}),  # type: ignore[union-attr]
+                    **{media: OpenAPIMediaType(schema=s) for media, s in answers.items()},
+                }
             if body:
                 self.request_body = RequestBody(
                     content={media: OpenAPIMediaType(schema=s) for media, s in body.items()},
-                    description=body_description, required=True)
+                    description=body_description,
+                    required=True,
+                )
             for parameter in self.parameters or ():
                 if getattr(parameter, "param_in", None) == "header" and parameter.name in required_headers:
                     parameter.required = True  # type: ignore[union-attr]
@@ -665,7 +738,7 @@ class StrictStructs(StructSchemaPlugin):
 
 PROBLEM_DESCRIPTIONS = {
     400: "The request is not valid: a parameter or the body breaks the schema or a rule (or the edge refused "
-         "it: an unknown Host, a control character, an integer beyond 64 bits, a date out of range, deep JSON)",
+    "it: an unknown Host, a control character, an integer beyond 64 bits, a date out of range, deep JSON)",
     401: "No valid API key (`Authorization: Bearer tbk_...`)",
     403: "The key's role may not do this",
     404: "No such resource (also what another community's objects look like)",
@@ -692,8 +765,11 @@ class Health(Out):
 
 
 READY_RESPONSES = {
-    503: ResponseSpec(Health, description="The service cannot reach its database (take it out of rotation)",
-                      generate_examples=False),
+    503: ResponseSpec(
+        Health,
+        description="The service cannot reach its database (take it out of rotation)",
+        generate_examples=False,
+    ),
 }
 
 
@@ -703,7 +779,11 @@ def problems(*statuses: int, public: bool = False) -> dict[int, ResponseSpec]:
     those every route can give, plus 401/403/429 unless the route is ``public``."""
     wanted = set(statuses) | set(ALWAYS) | (set() if public else set(WITH_A_KEY))
     return {
-        s: ResponseSpec(Problem, description=PROBLEM_DESCRIPTIONS.get(s, "application/problem+json"),
-                        media_type=PROBLEM_MEDIA_TYPE, generate_examples=False)
+        s: ResponseSpec(
+            Problem,
+            description=PROBLEM_DESCRIPTIONS.get(s, "application/problem+json"),
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
         for s in sorted(wanted)
     }

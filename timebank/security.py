@@ -175,8 +175,10 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
         client = connection.client.host if connection.client else "unknown"
         wait = state.auth_failures.retry_after(client)
         if wait is not None:
-            raise TooManyRequestsException("too many requests with keys that are not valid; try again later",
-                                           headers={"Retry-After": str(wait)})
+            raise TooManyRequestsException(
+                "too many requests with keys that are not valid; try again later",
+                headers={"Retry-After": str(wait)},
+            )
         scheme, _, key = header.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not KEY_SHAPE.fullmatch(key):

@@ -41,8 +41,10 @@ def _webhooks(raw: str) -> dict[str, dict[str, str]]:
             assert set(hook) == {"url", "secret"} and hook["url"].startswith(("http://", "https://"))
             assert len(hook["secret"]) >= 16
     except (ValueError, AssertionError, AttributeError, TypeError):
-        raise SystemExit('TIMEBANK_WEBHOOKS must be JSON: {"<community id>": {"url": "https://...", '
-                         '"secret": "<at least 16 characters>"}}') from None
+        raise SystemExit(
+            'TIMEBANK_WEBHOOKS must be JSON: {"<community id>": {"url": "https://...", '
+            '"secret": "<at least 16 characters>"}}'
+        ) from None
     return hooks
 
 
@@ -120,7 +122,7 @@ class Settings:
         return frozenset(hosts - {""})
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         data_dir = Path(os.environ.get("TIMEBANK_DATA_DIR") or ".timebank").expanduser().resolve()
         log_json_raw = os.environ.get("TIMEBANK_LOG_JSON")
         key_dir = os.environ.get("TIMEBANK_SIGNING_KEY_DIR")
@@ -146,8 +148,9 @@ class Settings:
             log_integrator=_bool("TIMEBANK_LOG_INTEGRATOR", True),
             log_interval_ms=_int("TIMEBANK_LOG_INTERVAL_MS", 1000),
             public_url=os.environ.get("TIMEBANK_PUBLIC_URL") or None,
-            extra_allowed_hosts=tuple(h.strip() for h in (os.environ.get("TIMEBANK_ALLOWED_HOSTS") or "").split(",")
-                                      if h.strip()),
+            extra_allowed_hosts=tuple(
+                h.strip() for h in (os.environ.get("TIMEBANK_ALLOWED_HOSTS") or "").split(",") if h.strip()
+            ),
             auth_failure_limit=_int("TIMEBANK_AUTH_FAILURE_LIMIT", 20),
             auth_failure_window_seconds=_int("TIMEBANK_AUTH_FAILURE_WINDOW_SECONDS", 60),
             scheduler=_bool("TIMEBANK_SCHEDULER", True),
@@ -156,26 +159,39 @@ class Settings:
             idempotency_retention_days=_int("TIMEBANK_IDEMPOTENCY_RETENTION_DAYS", 30),
         ).checked()
 
-    def checked(self) -> "Settings":
+    def checked(self) -> Settings:
         if not 50 <= self.log_interval_ms <= 2000:
-            raise SystemExit("TIMEBANK_LOG_INTERVAL_MS must be from 50 to 2000 (the log's maximum merge delay)")
+            raise SystemExit(
+                "TIMEBANK_LOG_INTERVAL_MS must be from 50 to 2000 (the log's maximum merge delay)"
+            )
         if not self.log_origin or any(c.isspace() or c == "+" for c in self.log_origin):
-            raise SystemExit("TIMEBANK_LOG_ORIGIN must be non-empty, without spaces or '+' (C2SP note key names)")
-        if self.metrics_token is not None and (len(self.metrics_token) < 16 or not self.metrics_token.isprintable()):
-            raise SystemExit("TIMEBANK_METRICS_TOKEN must be at least 16 printable characters (e.g. a random hex string)")
+            raise SystemExit(
+                "TIMEBANK_LOG_ORIGIN must be non-empty, without spaces or '+' (C2SP note key names)"
+            )
+        if self.metrics_token is not None and (
+            len(self.metrics_token) < 16 or not self.metrics_token.isprintable()
+        ):
+            raise SystemExit(
+                "TIMEBANK_METRICS_TOKEN must be at least 16 printable characters (e.g. a random hex string)"
+            )
         if self.idempotency_retention_days < 1:
             raise SystemExit("TIMEBANK_IDEMPOTENCY_RETENTION_DAYS must be at least 1")
-        if self.public_url and not (self.public_url.startswith(("http://", "https://"))
-                                    and urlsplit(self.public_url).hostname):
+        if self.public_url and not (
+            self.public_url.startswith(("http://", "https://")) and urlsplit(self.public_url).hostname
+        ):
             raise SystemExit("TIMEBANK_PUBLIC_URL must be an http(s) URL, e.g. https://timebank.example.org")
         if not 1 <= self.import_max_bytes <= self.max_body_bytes or self.import_max_rows < 1:
-            raise SystemExit("TIMEBANK_IMPORT_MAX_ROWS must be at least 1 and TIMEBANK_IMPORT_MAX_BYTES from 1 to "
-                             "TIMEBANK_MAX_BODY_BYTES")
+            raise SystemExit(
+                "TIMEBANK_IMPORT_MAX_ROWS must be at least 1 and TIMEBANK_IMPORT_MAX_BYTES from 1 to "
+                "TIMEBANK_MAX_BODY_BYTES"
+            )
         if self.auth_failure_limit < 1 or self.auth_failure_window_seconds < 1:
-            raise SystemExit("TIMEBANK_AUTH_FAILURE_LIMIT and TIMEBANK_AUTH_FAILURE_WINDOW_SECONDS must be at least 1")
+            raise SystemExit(
+                "TIMEBANK_AUTH_FAILURE_LIMIT and TIMEBANK_AUTH_FAILURE_WINDOW_SECONDS must be at least 1"
+            )
         return self
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 

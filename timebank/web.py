@@ -6,7 +6,6 @@ import uuid
 from typing import Any, TypeVar
 
 import msgspec
-
 from litestar import Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -52,8 +51,12 @@ def signed_transaction_response(request: Request, result: tuple[int, dict[str, A
     redemption...): its ``transaction`` member gets its signed entry timestamp."""
     status, body, replayed = result
     if status == 201:
-        body = {**body, "transaction": with_set(request.app.state.signer, settings(request).log_origin,
-                                                body["transaction"])}
+        body = {
+            **body,
+            "transaction": with_set(
+                request.app.state.signer, settings(request).log_origin, body["transaction"]
+            ),
+        }
     return idempotent_response(status, body, replayed)
 
 

@@ -56,7 +56,9 @@ async def main(members: int, per_member: int, console: Console) -> int:
         seeded = await seed_lots(engine, members=members, months=list(range(1, per_member + 1)), points=10)
         cid = seeded["community_id"]
         await donate(engine, cid, seeded["accounts"][::3], 15)  # a third spent 15: lots partly spent
-        console.print(f"seeded {members * per_member:,} lots of {members:,} members in {time.perf_counter() - t:.1f} s")
+        console.print(
+            f"seeded {members * per_member:,} lots of {members:,} members in {time.perf_counter() - t:.1f} s"
+        )
         day = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=31 * per_member + 2)).date()
         ctx = Context(engine, signer, settings.log_origin, AsOf(day))
         t = time.perf_counter()
@@ -64,17 +66,28 @@ async def main(members: int, per_member: int, console: Console) -> int:
         elapsed = time.perf_counter() - t
         console.print(f"points-expiry as of {day}: {outcome.status}, {outcome.counts}")
         async with engine.connect() as conn:
-            left = (await conn.execute(text("SELECT count(*) FROM points_lots WHERE community_id = :c AND remaining > 0"),
-                                       {"c": cid})).scalar_one()
-            twice = (await conn.execute(text(
-                "SELECT count(*) FROM (SELECT c.lot_id FROM points_consumptions c JOIN transactions t "
-                "ON t.id = c.transaction_id WHERE t.kind = 'expiry' GROUP BY c.lot_id HAVING count(*) > 1) x"))).scalar_one()
+            left = (
+                await conn.execute(
+                    text("SELECT count(*) FROM points_lots WHERE community_id = :c AND remaining > 0"),
+                    {"c": cid},
+                )
+            ).scalar_one()
+            twice = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM (SELECT c.lot_id FROM points_consumptions c JOIN transactions t "
+                        "ON t.id = c.transaction_id WHERE t.kind = 'expiry' GROUP BY c.lot_id HAVING count(*) > 1) x"
+                    )
+                )
+            ).scalar_one()
         report = await run_audit(engine, *domain_checks())
         await engine.dispose()
         ok = outcome.status == "done" and left == 0 and twice == 0 and report.ok
-        console.print(f"[bold]{members * per_member:,} lots expired in {elapsed:.1f} s[/bold] "
-                      f"({members * per_member / elapsed:,.0f} lots/s); lots left: {left}, expired twice: {twice}, "
-                      f"audit {'clean' if report.ok else 'FAILED'}")
+        console.print(
+            f"[bold]{members * per_member:,} lots expired in {elapsed:.1f} s[/bold] "
+            f"({members * per_member / elapsed:,.0f} lots/s); lots left: {left}, expired twice: {twice}, "
+            f"audit {'clean' if report.ok else 'FAILED'}"
+        )
         console.print(("met" if elapsed < 60 else "missed") + f" target < 60 s: {elapsed:.1f} s")
         return 0 if ok and elapsed < 60 else 1
     finally:

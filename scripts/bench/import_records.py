@@ -51,8 +51,13 @@ from timebank.community.service import create_party  # noqa: E402
 from timebank.settings import Settings  # noqa: E402
 
 HEADER = "\ufeff志愿者编号,活动名称,服务类别,服务地点,开始时间,结束时间,服务对象,服务内容,记录编号\n"
-ACTIVITIES = [("陪老人聊天", "志愿服务"), ("邻里修水管", "邻里互助"), ("日间照料送餐", "日间照料"),
-              ("法律咨询", "法律援助"), ("广场舞教学", "文体健康")]
+ACTIVITIES = [
+    ("陪老人聊天", "志愿服务"),
+    ("邻里修水管", "邻里互助"),
+    ("日间照料送餐", "日间照料"),
+    ("法律咨询", "法律援助"),
+    ("广场舞教学", "文体健康"),
+]
 
 
 def days_needed(rows: int, members: int, per_day: int) -> int:
@@ -68,7 +73,9 @@ def make_csv(rows: int, members: int, first_day: date, seed: int, prefix: str, p
         activity, category = rnd.choice(ACTIVITIES)
         if per_day == 1:
             start = 8 + rnd.randrange(0, 10)
-            times = f"{day} {start:02d}:00,{day} {start + 1 + rnd.randrange(0, 3):02d}:{rnd.choice(['00', '30'])}"
+            times = (
+                f"{day} {start:02d}:00,{day} {start + 1 + rnd.randrange(0, 3):02d}:{rnd.choice(['00', '30'])}"
+            )
         else:  # back to back, an hour each
             start = 8 + slot % per_day
             times = f"{day} {start:02d}:00,{day} {start + 1:02d}:00"
@@ -100,8 +107,9 @@ class LivenessProbe:
         self.base, self.worst, self.count = base, 0.0, 0
 
     def __enter__(self) -> LivenessProbe:
-        self._proc = subprocess.Popen([sys.executable, "-c", PROBE, self.base], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, text=True)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", PROBE, self.base], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         time.sleep(0.5)  # started and polling
         return self
 
@@ -121,8 +129,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--members", type=int, default=2_000)
-    parser.add_argument("--per-day", type=int, default=1, choices=range(1, 13), metavar="1-12",
-                        help="records a day per member (back to back, an hour each, from 08:00)")
+    parser.add_argument(
+        "--per-day",
+        type=int,
+        default=1,
+        choices=range(1, 13),
+        metavar="1-12",
+        help="records a day per member (back to back, an hour each, from 08:00)",
+    )
     args = parser.parse_args()
     span = days_needed(args.rows, args.members, args.per_day)
     # Two files (API, then CLI) one after the other, both over before today.
@@ -134,8 +148,15 @@ def main() -> None:
     serve = None
     try:
         url = db.resolve_database_url(settings)
-        created = json.loads(subprocess.run([sys.executable, "-m", "timebank.cli", "community", "create", "--name",
-                                             "导入测试社区"], env=env, capture_output=True, text=True, check=True).stdout)
+        created = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "timebank.cli", "community", "create", "--name", "导入测试社区"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         community_id, admin = created["community_id"], created["admin_key"]
 
         async def parties() -> str:
@@ -152,8 +173,12 @@ def main() -> None:
 
         org_id = asyncio.run(parties())
         port = free_port()
-        serve = subprocess.Popen([sys.executable, "-m", "timebank.cli", "serve", "--no-demo", "--port", str(port)],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "timebank.cli", "serve", "--no-demo", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):
             try:
@@ -168,37 +193,73 @@ def main() -> None:
         for label, body in (("API, new rows", first), ("API, same file again", first)):
             with LivenessProbe(base) as probe:
                 t0 = time.perf_counter()
-                r = httpx.post(f"{base}/v1/service-records/import?organisation_id={org_id}", content=body,
-                               headers=headers, timeout=600)
+                r = httpx.post(
+                    f"{base}/v1/service-records/import?organisation_id={org_id}",
+                    content=body,
+                    headers=headers,
+                    timeout=600,
+                )
                 took = time.perf_counter() - t0
             r.raise_for_status()
             out = r.json()
             written = sum(1 for a in out["accepted"] if not a["duplicate"])
-            results.append((label, took, written, len(out["accepted"]) - written, len(out["rejected"]),
-                            f"{probe.worst * 1000:.0f} ms ({probe.count})"))
+            results.append(
+                (
+                    label,
+                    took,
+                    written,
+                    len(out["accepted"]) - written,
+                    len(out["rejected"]),
+                    f"{probe.worst * 1000:.0f} ms ({probe.count})",
+                )
+            )
         path = data_dir / "second.csv"
         path.write_bytes(make_csv(args.rows, args.members, first_days[1], 2, "B", args.per_day))
         t0 = time.perf_counter()
-        cli = subprocess.run([sys.executable, "-m", "timebank.cli", "import", "records", str(path), "--community",
-                              community_id, "--organisation", org_id], env=env, capture_output=True, text=True,
-                             check=True)
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "timebank.cli",
+                "import",
+                "records",
+                str(path),
+                "--community",
+                community_id,
+                "--organisation",
+                org_id,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         took = time.perf_counter() - t0
         summary = json.loads(cli.stdout)
-        results.append(("CLI, new rows", took, summary["accepted"], summary["duplicates"], len(summary["rejected"]),
-                        "-"))
-        print(f"{args.rows} rows, {args.members} members, {args.per_day} a day each ({span} days), "
-              f"{len(first):,} bytes, embedded PostgreSQL, {os.cpu_count()} cores")
-        print(f"{'run':24} {'seconds':>8} {'rows/s':>8} {'written':>8} {'duplicate':>9} {'rejected':>8}  "
-              "slowest /health/live (answers)")
+        results.append(
+            ("CLI, new rows", took, summary["accepted"], summary["duplicates"], len(summary["rejected"]), "-")
+        )
+        print(
+            f"{args.rows} rows, {args.members} members, {args.per_day} a day each ({span} days), "
+            f"{len(first):,} bytes, embedded PostgreSQL, {os.cpu_count()} cores"
+        )
+        print(
+            f"{'run':24} {'seconds':>8} {'rows/s':>8} {'written':>8} {'duplicate':>9} {'rejected':>8}  "
+            "slowest /health/live (answers)"
+        )
         for label, took, written, dup, rejected, live in results:
             print(f"{label:24} {took:8.1f} {args.rows / took:8.0f} {written:8} {dup:9} {rejected:8}  {live}")
         worst = max(took for _, took, *_ in results)
-        print(("met" if worst < 30 else "missed") + f"   {args.rows} rows in under 30 s: slowest {worst:.1f} s")
+        print(
+            ("met" if worst < 30 else "missed") + f"   {args.rows} rows in under 30 s: slowest {worst:.1f} s"
+        )
         api = [r for r in results if r[0].startswith("API")]
         api_worst = max(took for _, took, *_ in api)
         live_worst = max(float(r[5].split()[0]) for r in api)
-        print(("met" if api_worst < 15 and live_worst < 200 else "missed")
-              + f"   API import under 15 s with /health/live within 200 ms: {api_worst:.1f} s, {live_worst:.0f} ms")
+        print(
+            ("met" if api_worst < 15 and live_worst < 200 else "missed")
+            + f"   API import under 15 s with /health/live within 200 ms: {api_worst:.1f} s, {live_worst:.0f} ms"
+        )
     finally:
         if serve is not None:
             serve.terminate()

@@ -364,14 +364,18 @@ def wait_quiet(limit: float, threshold: float = 0.2, span: float = 2.0) -> None:
             console.print(f"[yellow]  the machine stays busy ({cores:.2f} cores); measuring anyway[/yellow]")
             return
         if not waited:
-            console.print(f"  the machine is busy ({cores:.2f} cores used by others); waiting up to {limit:.0f}s")
+            console.print(
+                f"  the machine is busy ({cores:.2f} cores used by others); waiting up to {limit:.0f}s"
+            )
             waited = True
 
 
 # --- setup -------------------------------------------------------------------------------
 
 
-async def create_parties(url: str, settings: Settings, community_id: str, members: int) -> tuple[list[str], str]:
+async def create_parties(
+    url: str, settings: Settings, community_id: str, members: int
+) -> tuple[list[str], str]:
     """Members (and the hot merchant) through the project's own create_party, in batches."""
     from timebank.community.models import PartyKind
     from timebank.community.service import create_party
@@ -382,7 +386,9 @@ async def create_parties(url: str, settings: Settings, community_id: str, member
     batch = 250
     try:
         async with engine.begin() as conn:
-            hot = (await create_party(conn, cid, PartyKind.MERCHANT, "bench hot merchant"))["accounts"]["HOUR"]
+            hot = (await create_party(conn, cid, PartyKind.MERCHANT, "bench hot merchant"))["accounts"][
+                "HOUR"
+            ]
         with Progress(
             TextColumn("members"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         ) as progress:
@@ -421,7 +427,9 @@ async def fund(base: str, auth: dict[str, str], issuance: str, members: list[str
                 while chunks:
                     chunk = chunks.pop()
                     body = {
-                        "legs": [{"debit": issuance, "credit": a, "asset": "HOUR", "amount": n} for a, n in chunk],
+                        "legs": [
+                            {"debit": issuance, "credit": a, "asset": "HOUR", "amount": n} for a, n in chunk
+                        ],
                         "memo": "bench funding",
                     }
                     headers = {**auth, "Idempotency-Key": f"bench-fund-{uuid.uuid4()}"}
@@ -493,7 +501,7 @@ class RawHttpConnection(asyncio.Protocol):
         self.closed = False
 
     @classmethod
-    async def open(cls, host: str, port: int) -> "RawHttpConnection":
+    async def open(cls, host: str, port: int) -> RawHttpConnection:
         loop = asyncio.get_running_loop()
         _, proto = await loop.create_connection(cls, host, port)
         return proto
@@ -603,7 +611,11 @@ async def http_phase(
             await asyncio.sleep(0.005)
 
         async def send(n: int, key: str, body: bytes) -> tuple[int, bytes]:
-            headers = {"Authorization": auth_header, "Idempotency-Key": key, "Content-Type": "application/json"}
+            headers = {
+                "Authorization": auth_header,
+                "Idempotency-Key": key,
+                "Content-Type": "application/json",
+            }
             async with sessions[n].post(url, data=body, headers=headers) as r:
                 return r.status, await r.read()
 
@@ -637,13 +649,15 @@ async def http_phase(
         i = 0
         while window.take():
             debit, credit = pick_pair(rng, members, hot, i)
-            body = ('{"from_account":"%s","to_account":"%s","asset":"HOUR","amount":%d}' % (debit, credit, AMOUNT)).encode()
+            body = (
+                f'{{"from_account":"{debit}","to_account":"{credit}","asset":"HOUR","amount":{AMOUNT:d}}}'
+            ).encode()
             key = f"bench-{run}-{n}-{i}"
             i += 1
             t0 = time.perf_counter()
             try:
                 status, payload = await send(n, key, body)
-            except (OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - count, never crash the run
+            except (TimeoutError, OSError, Exception) as exc:
                 if window.counts(t0, time.perf_counter()):
                     fail(f"client error {type(exc).__name__}")
                 await asyncio.sleep(0.01)
@@ -782,7 +796,7 @@ class DirectLedger:
                     {"account_id": a, "asset": asset, "direction": d, "layer": layer, "amount": n}
                     for a, asset, d, layer, n in zip(
                         values["p_account_ids"], values["p_assets"], values["p_directions"],
-                        values["p_layers"], values["p_amounts"],
+                        values["p_layers"], values["p_amounts"], strict=True,
                     )
                 )
             ]  # fmt: skip
@@ -807,11 +821,15 @@ class DirectLedger:
         await asyncio.gather(*(c.close(timeout=5) for c in self.conns), return_exceptions=True)
 
 
-def transfer_values(cid: uuid.UUID, pid: uuid.UUID, key: str, debit: uuid.UUID, credit: uuid.UUID) -> dict[str, Any]:
+def transfer_values(
+    cid: uuid.UUID, pid: uuid.UUID, key: str, debit: uuid.UUID, credit: uuid.UUID
+) -> dict[str, Any]:
     """ledger_post's arguments for a 1-minute HOUR transfer, as service.post makes them."""
     # The request fingerprint, as idempotency.request_hash makes one per request.
-    body = '{"from_account":"%s","to_account":"%s","asset":"HOUR","amount":%d}' % (debit, credit, AMOUNT)
-    fingerprint = sha256(f'{{"body":{body},"method":"POST","path":"/v1/transfers","principal":"{pid}"}}'.encode())
+    body = f'{{"from_account":"{debit}","to_account":"{credit}","asset":"HOUR","amount":{AMOUNT:d}}}'
+    fingerprint = sha256(
+        f'{{"body":{body},"method":"POST","path":"/v1/transfers","principal":"{pid}"}}'.encode()
+    )
     return {
         "p_id": uuid.uuid4(), "p_community_id": cid, "p_kind": "transfer", "p_phase": "posted",
         "p_principal_id": pid, "p_idempotency_key": key, "p_request_hash": fingerprint,
@@ -841,7 +859,9 @@ async def fill_history(
                 while left[0] > 0:
                     left[0] -= 1
                     debit, credit = pick_pair(rng, member_ids, None, i)
-                    code = await ledger.post(transfer_values(cid, pid, f"bench-history-{n}-{i}", debit, credit))
+                    code = await ledger.post(
+                        transfer_values(cid, pid, f"bench-history-{n}-{i}", debit, credit)
+                    )
                     if code != "ok":
                         raise SystemExit(f"a history transfer failed: {code}")
                     i += 1
@@ -1010,7 +1030,11 @@ def git_commit(code: Path = REPO) -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=code, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "timebank"], cwd=code, capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain", "--", "timebank"],
+            cwd=code,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
@@ -1067,7 +1091,16 @@ def print_results(phases: list[Phase], args: argparse.Namespace, facts: dict[str
     pool = f"pool {os.environ.get('TIMEBANK_DB_POOL_SIZE', 'default')}"
     table = Table(title=f"transfers, {args.members} members, {args.duration:.0f}s per scenario, "
                   f"service --workers {args.workers} ({pool})")  # fmt: skip
-    for col in ("scenario", "clients", "transfers ok", "failed", "transfers/s", "p50 ms", "p99 ms", "ratio vs limit"):
+    for col in (
+        "scenario",
+        "clients",
+        "transfers ok",
+        "failed",
+        "transfers/s",
+        "p50 ms",
+        "p99 ms",
+        "ratio vs limit",
+    ):
         table.add_column(col, justify="left" if col == "scenario" else "right")
     for p in phases:
         kind = p.name.split("/", 1)[1]
@@ -1104,10 +1137,14 @@ def print_results(phases: list[Phase], args: argparse.Namespace, facts: dict[str
 
     noisy = [p.name for p in phases if p.cpu.get("other", 0.0) / max(p.duration, 1e-9) > NOISE_CORES]
     if noisy:
-        out.print(f"[yellow]warning: other processes used CPU during {', '.join(noisy)}; those numbers are noisy[/yellow]")
+        out.print(
+            f"[yellow]warning: other processes used CPU during {', '.join(noisy)}; those numbers are noisy[/yellow]"
+        )
     for p in phases:
         if p.seq_rows > 10 * max(p.ok, 1):
-            out.print(f"  {p.name}: sequential scans read {p.seq_by_table} rows (a plan made on small tables?)")
+            out.print(
+                f"  {p.name}: sequential scans read {p.seq_by_table} rows (a plan made on small tables?)"
+            )
         if p.failures:
             out.print(f"  {p.name} failures: {p.failures}")
 
@@ -1131,8 +1168,10 @@ def print_results(phases: list[Phase], args: argparse.Namespace, facts: dict[str
         if now and then and then.tps:
             cost = 1 - now.tps / then.tps
             mark = "[green]met   [/green]" if cost <= 0.10 else "[red]missed[/red]"
-            out.print(f"  {mark} cost against baseline {facts.get('baseline')} ({kind}) <= 10%: "
-                      f"{now.tps:,.0f}/s vs {then.tps:,.0f}/s = {100 * cost:+.1f}%")
+            out.print(
+                f"  {mark} cost against baseline {facts.get('baseline')} ({kind}) <= 10%: "
+                f"{now.tps:,.0f}/s vs {then.tps:,.0f}/s = {100 * cost:+.1f}%"
+            )
     out.print(
         f"machine: {facts['nproc']} cores, Python {facts['python']}, PostgreSQL {facts['postgres']} "
         f"(fsync={facts['fsync']}, synchronous_commit={facts['synchronous_commit']}, "
@@ -1143,9 +1182,15 @@ def print_results(phases: list[Phase], args: argparse.Namespace, facts: dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=32, help="concurrent clients / connections (default 32)")
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per scenario (default 20)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each (default 3)")
+    parser.add_argument(
+        "--clients", type=int, default=32, help="concurrent clients / connections (default 32)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=20.0, help="measured seconds per scenario (default 20)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="unmeasured seconds before each (default 3)"
+    )
     parser.add_argument("--members", type=int, default=10_000, help="member accounts (default 10000)")
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1,
@@ -1174,10 +1219,15 @@ def main() -> None:
         help="before each scenario, wait up to this many seconds for the machine to be idle (default 300)",
     )  # fmt: skip
     parser.add_argument(
-        "--retries", type=int, default=2, help="measure a scenario again if other processes were busy (default 2)"
+        "--retries",
+        type=int,
+        default=2,
+        help="measure a scenario again if other processes were busy (default 2)",
     )
     parser.add_argument(
-        "--sample-waits", action="store_true", help="sample pg_stat_activity wait events every 20 ms (diagnosis)"
+        "--sample-waits",
+        action="store_true",
+        help="sample pg_stat_activity wait events every 20 ms (diagnosis)",
     )
     parser.add_argument(
         "--client", choices=("raw", "aiohttp"), default="raw",
@@ -1218,7 +1268,9 @@ def main() -> None:
         try:
             import aiohttp  # noqa: F401
         except ImportError:
-            raise SystemExit("--client aiohttp needs aiohttp: .venv/bin/python -m pip install aiohttp") from None
+            raise SystemExit(
+                "--client aiohttp needs aiohttp: .venv/bin/python -m pip install aiohttp"
+            ) from None
     try:
         import uvloop
 
@@ -1238,8 +1290,13 @@ def main() -> None:
         rigs.append(Rig.setup(args, REPO, ""))
         if args.baseline:
             parent = Path(tempfile.mkdtemp(prefix="tb-bench-baseline-"))
-            subprocess.run(["git", "worktree", "add", "--detach", str(parent / "code"), args.baseline], cwd=REPO,
-                           check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", str(parent / "code"), args.baseline],
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
             rigs.append(Rig.setup(args, parent / "code", "baseline"))
         # Rounds interleave the rigs scenario by scenario, so slow drifts of the machine
         # (other tenants of a VM, thermal limits) touch them alike; each result is the
@@ -1267,8 +1324,12 @@ def main() -> None:
         for rig in rigs:
             rig.remove(args.keep_data)
         if parent is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(parent / "code")], cwd=REPO,
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(parent / "code")],
+                cwd=REPO,
+                capture_output=True,
+                timeout=60,
+            )
             shutil.rmtree(parent, ignore_errors=True)
     print_results(phases, args, facts)
     if args.json:
@@ -1303,15 +1364,22 @@ class Rig:
     meter: Any = None
 
     @classmethod
-    def setup(cls, args: argparse.Namespace, code: Path, tag: str) -> "Rig":
+    def setup(cls, args: argparse.Namespace, code: Path, tag: str) -> Rig:
         data_dir = Path(tempfile.mkdtemp(prefix="tb-bench-"))
         rig = cls(tag, code, data_dir, git_commit(code))  # the code the service runs is the code at its start
         env = {k: v for k, v in os.environ.items() if k != "TIMEBANK_DATABASE_URL"}
-        env.update(TIMEBANK_DATA_DIR=str(data_dir), TIMEBANK_LOG_LEVEL="WARNING", TIMEBANK_DEMO="0",
-                   TIMEBANK_BENCH_CODE=str(code), PYTHONPATH=str(code))
+        env.update(
+            TIMEBANK_DATA_DIR=str(data_dir),
+            TIMEBANK_LOG_LEVEL="WARNING",
+            TIMEBANK_DEMO="0",
+            TIMEBANK_BENCH_CODE=str(code),
+            PYTHONPATH=str(code),
+        )
         settings = Settings(data_dir=data_dir, log_level="WARNING", demo=False)
         started = time.perf_counter()
-        console.print(f"{tag or 'current code'} ({rig.commit}): data dir {data_dir}; starting the embedded PostgreSQL")
+        console.print(
+            f"{tag or 'current code'} ({rig.commit}): data dir {data_dir}; starting the embedded PostgreSQL"
+        )
         url = db.resolve_database_url(settings)  # this process joins (here: starts) the embedded server
         rig.dsn = db.to_asyncpg_dsn(url)
         created = json.loads(run_cli(env, "community", "create", "--name", "bench community"))
@@ -1335,7 +1403,8 @@ class Rig:
             conn = await asyncpg.connect(rig.dsn)
             try:
                 key_id = await conn.fetchval(
-                    "SELECT id FROM api_keys WHERE community_id = $1 AND role = 'admin'", uuid.UUID(rig.community_id)
+                    "SELECT id FROM api_keys WHERE community_id = $1 AND role = 'admin'",
+                    uuid.UUID(rig.community_id),
                 )
             finally:
                 await conn.close()
@@ -1345,13 +1414,17 @@ class Rig:
         asyncio.run(fund(service.base, rig.auth, issuance, rig.members, rig.hot))
         rig.mode = asyncio.run(limit_mode(rig.dsn, args.limit_mode))
         if args.history:
-            asyncio.run(fill_history(rig.dsn, rig.community_id, rig.key_id, rig.members, args.history, rig.mode))
+            asyncio.run(
+                fill_history(rig.dsn, rig.community_id, rig.key_id, rig.members, args.history, rig.mode)
+            )
 
         postmaster = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
         assert service.proc is not None
         rig.meter = CpuMeter(rig.dsn, {"service": service.proc.pid, "postgres": postmaster})
         if rig.mode == "batch":
-            console.print("reference limit: the service's Poster (ledger_post_batch), clients submit concurrently")
+            console.print(
+                "reference limit: the service's Poster (ledger_post_batch), clients submit concurrently"
+            )
         else:
             console.print(f"reference limit: one ledger_post per transfer on {args.limit_connections or args.clients} "
                           "connections")  # fmt: skip
@@ -1386,9 +1459,12 @@ class Rig:
             console.print(f"running {label} with {args.clients} clients for {args.warmup:g}+{args.duration:g}s",
                           highlight=False)  # fmt: skip
             if name.startswith("service/"):
+
                 def spread() -> None:
                     if args.workers > 1:
-                        console.print(f"  client connections per service worker: {service.connections_per_worker()}")
+                        console.print(
+                            f"  client connections per service worker: {service.connections_per_worker()}"
+                        )
 
                 phase = asyncio.run(
                     http_phase(name, "127.0.0.1", service.port, self.auth["Authorization"], self.members, hot_account,

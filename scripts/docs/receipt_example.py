@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from timebank.log import merkle  # noqa: E402
-from timebank.log.keys import Signer  # noqa: E402
-from timebank.log.service import canonical_json, canonical_of_rows, origin, signed_entry_timestamp  # noqa: E402
-from timebank.log.verify import b64, leaf_hash, node_hash, public_jwk  # noqa: E402
+from timebank.log import merkle
+from timebank.log.keys import Signer
+from timebank.log.service import canonical_json, canonical_of_rows, origin, signed_entry_timestamp
+from timebank.log.verify import b64, leaf_hash, node_hash, public_jwk
 
 # NOT A REAL KEY: its seed is printed right here. Never sign anything real with it.
 EXAMPLE_SEED = hashlib.sha256(b"timebank docs example key").digest()
@@ -32,13 +32,34 @@ PREFIX = "timebank.example.org/log"
 
 
 def transaction(n: int, amount: int, memo: str | None) -> dict:
-    row = {"id": f"6f0c2a43-7f5e-4c55-9d47-2b1c7e0d9a1{n}", "community_id": COMMUNITY, "kind": "transfer",
-           "phase": "posted", "memo": memo, "reason": None, "pending_id": None, "reverses_id": None,
-           "timeout_at": None, "created_at": datetime(2026, 11, 22, 8, 52, 15 + n, 123456, UTC)}
-    legs = [{"account_id": "a4d2c8e0-5b6f-4a1d-9e3c-7f8a9b0c1d2e", "asset": "HOUR", "direction": "debit",
-             "layer": "posted", "amount": amount},
-            {"account_id": "c1e3a5b7-9d2f-4c6e-8a0b-1d3f5a7c9e2b", "asset": "HOUR", "direction": "credit",
-             "layer": "posted", "amount": amount}]
+    row = {
+        "id": f"6f0c2a43-7f5e-4c55-9d47-2b1c7e0d9a1{n}",
+        "community_id": COMMUNITY,
+        "kind": "transfer",
+        "phase": "posted",
+        "memo": memo,
+        "reason": None,
+        "pending_id": None,
+        "reverses_id": None,
+        "timeout_at": None,
+        "created_at": datetime(2026, 11, 22, 8, 52, 15 + n, 123456, UTC),
+    }
+    legs = [
+        {
+            "account_id": "a4d2c8e0-5b6f-4a1d-9e3c-7f8a9b0c1d2e",
+            "asset": "HOUR",
+            "direction": "debit",
+            "layer": "posted",
+            "amount": amount,
+        },
+        {
+            "account_id": "c1e3a5b7-9d2f-4c6e-8a0b-1d3f5a7c9e2b",
+            "asset": "HOUR",
+            "direction": "credit",
+            "layer": "posted",
+            "amount": amount,
+        },
+    ]
     return canonical_of_rows(row, legs)
 
 

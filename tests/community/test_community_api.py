@@ -46,30 +46,49 @@ async def test_create_member_opens_both_accounts(tenant):
         assert account["flags"] == ["debits_must_not_exceed_credits"]
     r = await tenant.client.get(f"/v1/members/{member['id']}/balances", headers=tenant.auth())
     assert r.json() == {
-        a: {"account_id": member["accounts"][a], "posted": 0, "pending": 0, "available": 0,
-            "pending_credits": 0, "credit_limit": 0}
+        a: {
+            "account_id": member["accounts"][a],
+            "posted": 0,
+            "pending": 0,
+            "available": 0,
+            "pending_credits": 0,
+            "credit_limit": 0,
+        }
         for a in ("HOUR", "POINT")
     }
 
 
 async def test_duplicate_external_ref_is_a_conflict_and_creates_nothing(tenant, engine):
-    await tenant.client.post("/v1/members", json={"display_name": "甲", "external_ref": "X"}, headers=tenant.auth())
-    r = await tenant.client.post("/v1/members", json={"display_name": "乙", "external_ref": "X"}, headers=tenant.auth())
+    await tenant.client.post(
+        "/v1/members", json={"display_name": "甲", "external_ref": "X"}, headers=tenant.auth()
+    )
+    r = await tenant.client.post(
+        "/v1/members", json={"display_name": "乙", "external_ref": "X"}, headers=tenant.auth()
+    )
     assert_problem(r, 409, "duplicate-external-ref")
     async with engine.connect() as conn:
-        n = (await conn.execute(text("SELECT count(*) FROM parties WHERE community_id = :c"), {"c": tenant.id})).scalar()
+        n = (
+            await conn.execute(text("SELECT count(*) FROM parties WHERE community_id = :c"), {"c": tenant.id})
+        ).scalar()
     assert n == 1
 
 
 async def test_bad_member_bodies_are_problems(tenant, engine):
-    for body in ({}, {"display_name": ""}, {"display_name": "x" * 201}, {"display_name": "a", "extra": 1},
-                 {"display_name": 5}):
+    for body in (
+        {},
+        {"display_name": ""},
+        {"display_name": "x" * 201},
+        {"display_name": "a", "extra": 1},
+        {"display_name": 5},
+    ):
         r = await tenant.client.post("/v1/members", json=body, headers=tenant.auth())
         assert_problem(r, 400, "invalid-request")
     r = await tenant.client.post("/v1/members", content=b"{not json", headers=tenant.auth())
     assert_problem(r, 400, "invalid-request")
     async with engine.connect() as conn:
-        n = (await conn.execute(text("SELECT count(*) FROM parties WHERE community_id = :c"), {"c": tenant.id})).scalar()
+        n = (
+            await conn.execute(text("SELECT count(*) FROM parties WHERE community_id = :c"), {"c": tenant.id})
+        ).scalar()
     assert n == 0
 
 
@@ -102,14 +121,18 @@ async def test_member_visibility_by_role(tenant):
     # a resident never sees another resident
     r = await tenant.client.get(f"/v1/members/{bob['id']}", headers=tenant.auth(keys["alice"]))
     assert_problem(r, 404, "not-found")
-    r = await tenant.client.get(f"/v1/accounts/{bob['accounts']['POINT']}", headers=tenant.auth(keys["alice"]))
+    r = await tenant.client.get(
+        f"/v1/accounts/{bob['accounts']['POINT']}", headers=tenant.auth(keys["alice"])
+    )
     assert_problem(r, 404, "not-found")
     # only admins and auditors list members
     r = await tenant.client.get("/v1/members", headers=tenant.auth(keys["alice"]))
     assert_problem(r, 403, "forbidden")
     r = await tenant.client.get("/v1/members?limit=1", headers=tenant.auth(keys["auditor"]))
     assert r.status_code == 200 and len(r.json()["items"]) == 1 and r.json()["next_cursor"]
-    r2 = await tenant.client.get(f"/v1/members?limit=1&cursor={r.json()['next_cursor']}", headers=tenant.auth())
+    r2 = await tenant.client.get(
+        f"/v1/members?limit=1&cursor={r.json()['next_cursor']}", headers=tenant.auth()
+    )
     assert r2.json()["items"][0]["id"] != r.json()["items"][0]["id"]
 
 
@@ -118,8 +141,12 @@ async def test_only_admins_create_parties_and_keys(tenant):
     resident = await tenant.key("resident", alice["id"])
     auditor = await tenant.key("auditor", alice["id"])
     for key in (resident, auditor):
-        for path, body in (("/v1/members", {"display_name": "x"}), ("/v1/organisations", {"name": "x"}),
-                           ("/v1/merchants", {"name": "x"}), ("/v1/api-keys", {"role": "admin"})):
+        for path, body in (
+            ("/v1/members", {"display_name": "x"}),
+            ("/v1/organisations", {"name": "x"}),
+            ("/v1/merchants", {"name": "x"}),
+            ("/v1/api-keys", {"role": "admin"}),
+        ):
             r = await tenant.client.post(path, json=body, headers=tenant.auth(key))
             assert_problem(r, 403, "forbidden")
 
@@ -127,7 +154,9 @@ async def test_only_admins_create_parties_and_keys(tenant):
 async def test_api_keys_are_shown_once_stored_hashed_and_revocable(tenant, engine):
     alice = await tenant.member()
     r = await tenant.client.post(
-        "/v1/api-keys", json={"role": "resident", "subject_id": alice["id"], "label": "phone"}, headers=tenant.auth()
+        "/v1/api-keys",
+        json={"role": "resident", "subject_id": alice["id"], "label": "phone"},
+        headers=tenant.auth(),
     )
     assert r.status_code == 201, r.text
     created = r.json()
@@ -140,7 +169,9 @@ async def test_api_keys_are_shown_once_stored_hashed_and_revocable(tenant, engin
     assert bytes(row.key_hash) == hashlib.sha256(key.encode()).digest()
     assert key not in str(tuple(row))
 
-    assert (await tenant.client.get(f"/v1/members/{alice['id']}", headers=tenant.auth(key))).status_code == 200
+    assert (
+        await tenant.client.get(f"/v1/members/{alice['id']}", headers=tenant.auth(key))
+    ).status_code == 200
     r = await tenant.client.delete(f"/v1/api-keys/{created['id']}", headers=tenant.auth())
     assert r.status_code == 204
     r = await tenant.client.get(f"/v1/members/{alice['id']}", headers=tenant.auth(key))
@@ -178,8 +209,12 @@ async def test_last_admin_key_cannot_be_revoked(tenant):
 
 
 async def test_authentication_failures_are_problems(client):
-    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer tbk_nope"},
-                    {"Authorization": "Bearer " + "x" * 500}):
+    for headers in (
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer tbk_nope"},
+        {"Authorization": "Bearer " + "x" * 500},
+    ):
         r = await client.get("/v1/community", headers=headers)
         body = assert_problem(r, 401, "unauthorized")
         assert "tbk_nope" not in str(body)
@@ -188,21 +223,36 @@ async def test_authentication_failures_are_problems(client):
 async def test_another_community_sees_nothing(tenant, other_tenant):
     alice = await tenant.member()
     await tenant.fund(alice["accounts"]["HOUR"], "HOUR", 60)
-    tx = (await tenant.client.get(f"/v1/accounts/{alice['accounts']['HOUR']}/entries", headers=tenant.auth())).json()
+    tx = (
+        await tenant.client.get(f"/v1/accounts/{alice['accounts']['HOUR']}/entries", headers=tenant.auth())
+    ).json()
     tx_id = tx["items"][0]["transaction_id"]
     outsider = other_tenant.auth()
-    for path in (f"/v1/members/{alice['id']}", f"/v1/members/{alice['id']}/balances",
-                 f"/v1/accounts/{alice['accounts']['HOUR']}", f"/v1/accounts/{alice['accounts']['HOUR']}/entries",
-                 f"/v1/transactions/{tx_id}"):
+    for path in (
+        f"/v1/members/{alice['id']}",
+        f"/v1/members/{alice['id']}/balances",
+        f"/v1/accounts/{alice['accounts']['HOUR']}",
+        f"/v1/accounts/{alice['accounts']['HOUR']}/entries",
+        f"/v1/transactions/{tx_id}",
+    ):
         r = await tenant.client.get(path, headers=outsider)
         assert_problem(r, 404, "not-found")
     bob = await other_tenant.member()
-    r = await other_tenant.transfer({"from_account": alice["accounts"]["HOUR"], "to_account": bob["accounts"]["HOUR"],
-                                     "asset": "HOUR", "amount": 1})
+    r = await other_tenant.transfer(
+        {
+            "from_account": alice["accounts"]["HOUR"],
+            "to_account": bob["accounts"]["HOUR"],
+            "asset": "HOUR",
+            "amount": 1,
+        }
+    )
     assert_problem(r, 404, "not-found")
     for action in ("post", "void", "reverse"):
-        r = await tenant.client.post(f"/v1/transactions/{tx_id}/{action}", json={"reason": "x"},
-                                     headers={**outsider, "Idempotency-Key": str(uuid.uuid4())})
+        r = await tenant.client.post(
+            f"/v1/transactions/{tx_id}/{action}",
+            json={"reason": "x"},
+            headers={**outsider, "Idempotency-Key": str(uuid.uuid4())},
+        )
         assert r.status_code == 404, r.text
     r = await tenant.client.delete(f"/v1/api-keys/{uuid.uuid4()}", headers=outsider)
     assert_problem(r, 404, "not-found")
@@ -220,8 +270,12 @@ async def test_every_route_has_an_access_rule(client):
                 continue  # Litestar's automatic OPTIONS handlers: closed by the same guard, see below
             opt = handler.opt
             assert opt.get("public") or opt.get("roles"), f"{route.path} {handler} has no access rule"
-            if opt.get("public"):  # health, metrics, the log's hashes, keys and proofs, certificate checks: nothing else
-                assert route.path.startswith(("/health", "/metrics", "/v1/log/", "/v1/certificates/")), route.path
+            if opt.get(
+                "public"
+            ):  # health, metrics, the log's hashes, keys and proofs, certificate checks: nothing else
+                assert route.path.startswith(("/health", "/metrics", "/v1/log/", "/v1/certificates/")), (
+                    route.path
+                )
                 assert handler.http_methods == {"GET"}, route.path
     r = await client.options("/v1/members")
     assert r.status_code == 401
@@ -243,6 +297,12 @@ async def test_health_and_schema_need_no_key(client):
     r = await client.get("/health/ready")
     assert r.status_code == 200 and r.json()["checks"]["database"] == "ok"
     schema = (await client.get("/schema/openapi.json")).json()
-    for path in ("/v1/transfers", "/v1/members", "/v1/api-keys", "/v1/accounts/{account_id}/entries",
-                 "/v1/transactions/{tx_id}/reverse", "/v1/community"):
+    for path in (
+        "/v1/transfers",
+        "/v1/members",
+        "/v1/api-keys",
+        "/v1/accounts/{account_id}/entries",
+        "/v1/transactions/{tx_id}/reverse",
+        "/v1/community",
+    ):
         assert path in schema["paths"], path

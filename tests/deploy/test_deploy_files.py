@@ -41,8 +41,12 @@ def assert_timebank_command(args: list[str]) -> None:
 
 def test_dockerfile_passes_hadolint_and_runs_real_commands():
     hadolint = shutil.which("hadolint") or str(Path(__import__("sys").executable).parent / "hadolint")
-    out = subprocess.run([hadolint, "--failure-threshold", "info", str(DEPLOY / "Dockerfile")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [hadolint, "--failure-threshold", "info", str(DEPLOY / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     text = (DEPLOY / "Dockerfile").read_text()
     assert len(re.findall(r"^FROM ", text, re.M)) >= 2, "multi-stage"
@@ -67,8 +71,9 @@ def test_kubernetes_manifests_validate(name, doc):
 def test_kubernetes_has_every_piece_with_probes_and_real_commands():
     docs = k8s_documents()
     kinds = sorted(d["kind"] for _, d in docs)
-    assert kinds == sorted(["ConfigMap", "Secret", "Secret", "Job", "Deployment", "Deployment", "Service",
-                            "PodDisruptionBudget"])
+    assert kinds == sorted(
+        ["ConfigMap", "Secret", "Secret", "Job", "Deployment", "Deployment", "Service", "PodDisruptionBudget"]
+    )
     for _, doc in docs:
         spec = doc["spec"]["template"]["spec"] if doc["kind"] in ("Deployment", "Job") else None
         if spec is None:
@@ -93,7 +98,9 @@ def test_compose_parses_and_names_real_images_and_commands():
         assert service["image"] in IMAGES, name
         if service["image"] == "timebank:latest":
             assert_timebank_command(service["command"])
-            assert (DEPLOY / "compose" / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+            assert (
+                DEPLOY / "compose" / service["build"]["context"] / service["build"]["dockerfile"]
+            ).is_file()
     assert services["migrate"]["command"] == ["db", "upgrade"] and services["migrate"]["restart"] == "no"
     for api in ("api1", "api2"):
         assert services[api]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -141,7 +148,9 @@ def test_every_deployment_gives_prometheus_and_the_service_the_metrics_token():
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     for job in config["scrape_configs"]:
         auth = job["authorization"]
-        assert auth.get("type", "Bearer") == "Bearer" and auth["credentials_file"].startswith("/"), job["job_name"]
+        assert auth.get("type", "Bearer") == "Bearer" and auth["credentials_file"].startswith("/"), job[
+            "job_name"
+        ]
         assert "credentials" not in auth  # a secret in a file, not in the config
     # compose: setup.sh makes the token, for the service (timebank.env) and Prometheus (metrics_token)
     example = (DEPLOY / "compose" / "timebank.env.example").read_text()
@@ -156,7 +165,9 @@ def test_every_deployment_gives_prometheus_and_the_service_the_metrics_token():
     secret = next(d for _, d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "timebank")
     api = next(d for _, d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "timebank-api")
     (container,) = api["spec"]["template"]["spec"]["containers"]
-    ref = next(e for e in container["env"] if e["name"] == "TIMEBANK_METRICS_TOKEN")["valueFrom"]["secretKeyRef"]
+    ref = next(e for e in container["env"] if e["name"] == "TIMEBANK_METRICS_TOKEN")["valueFrom"][
+        "secretKeyRef"
+    ]
     assert ref["name"] == "timebank" and ref["key"] in secret["stringData"]
     # systemd: the settings file names it
     assert "TIMEBANK_METRICS_TOKEN" in (DEPLOY / "systemd" / "timebank.service").read_text()

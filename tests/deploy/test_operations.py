@@ -28,19 +28,31 @@ from timebank import db
 
 def env_for(url: str, settings: Any, tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIMEBANK_")}
-    env.update(TIMEBANK_DATABASE_URL=url, TIMEBANK_SIGNING_KEY_DIR=str(settings.key_dir),
-               TIMEBANK_DATA_DIR=str(tmp), TIMEBANK_LOG_LEVEL="WARNING", TIMEBANK_DEMO="0", **extra)
+    env.update(
+        TIMEBANK_DATABASE_URL=url,
+        TIMEBANK_SIGNING_KEY_DIR=str(settings.key_dir),
+        TIMEBANK_DATA_DIR=str(tmp),
+        TIMEBANK_LOG_LEVEL="WARNING",
+        TIMEBANK_DEMO="0",
+        **extra,
+    )
     return env
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "timebank.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "timebank.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "timebank.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "timebank.cli", *args], env=env, capture_output=True, text=True, timeout=180
+    )
 
 
 class Cluster:
@@ -52,7 +64,7 @@ class Cluster:
         self.replicas: list[subprocess.Popen[str] | None] = []
         self.worker: subprocess.Popen[str] | None = None
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         created = cli(["community", "create", "--name", "副本社区"], self.env)
         assert created.returncode == 0, created.stderr
         self.community = json.loads(created.stdout)
@@ -78,19 +90,34 @@ class Cluster:
 async def setup_members(c: Cluster, n: int) -> tuple[list[dict[str, Any]], str]:
     async with httpx.AsyncClient(timeout=30) as http:
         community = (await http.get(c.url(0) + "/v1/community", headers=c.admin)).json()
-        members = [(await http.post(c.url(i % 2) + "/v1/members", json={"display_name": f"居民{i}"},
-                                    headers=c.admin)).json() for i in range(n)]
+        members = [
+            (
+                await http.post(
+                    c.url(i % 2) + "/v1/members", json={"display_name": f"居民{i}"}, headers=c.admin
+                )
+            ).json()
+            for i in range(n)
+        ]
         issuance = community["accounts"]["issuance"]["HOUR"]
         for i, m in enumerate(members):
-            r = await http.post(c.url(i % 2) + "/v1/transfers", headers={**c.admin, "Idempotency-Key": f"fund-{i}"},
-                                json={"from_account": issuance, "to_account": m["accounts"]["HOUR"], "asset": "HOUR",
-                                      "amount": 1000, "kind": "adjustment"})
+            r = await http.post(
+                c.url(i % 2) + "/v1/transfers",
+                headers={**c.admin, "Idempotency-Key": f"fund-{i}"},
+                json={
+                    "from_account": issuance,
+                    "to_account": m["accounts"]["HOUR"],
+                    "asset": "HOUR",
+                    "amount": 1000,
+                    "kind": "adjustment",
+                },
+            )
             assert r.status_code == 201, r.text
     return members, issuance
 
 
-async def load(c: Cluster, members: list[dict[str, Any]], transfers: int, clients: int,
-               kill_after: int | None = None) -> tuple[dict[str, str], set[str]]:
+async def load(
+    c: Cluster, members: list[dict[str, Any]], transfers: int, clients: int, kill_after: int | None = None
+) -> tuple[dict[str, str], set[str]]:
     """Concurrent transfers over both replicas; a failed request is retried on the other
     replica with the same Idempotency-Key, as a client would. Returns the acknowledged
     keys (key → transaction id) and every key sent."""
@@ -106,13 +133,18 @@ async def load(c: Cluster, members: list[dict[str, Any]], transfers: int, client
             while work:
                 key, a, b, amount = work.pop()
                 sent.add(key)
-                body = {"from_account": a["accounts"]["HOUR"], "to_account": b["accounts"]["HOUR"], "asset": "HOUR",
-                        "amount": amount}
+                body = {
+                    "from_account": a["accounts"]["HOUR"],
+                    "to_account": b["accounts"]["HOUR"],
+                    "asset": "HOUR",
+                    "amount": amount,
+                }
                 for attempt in range(6):
                     target = c.url((k + attempt) % 2)
                     try:
-                        r = await http.post(target + "/v1/transfers", json=body,
-                                            headers={**c.admin, "Idempotency-Key": key})
+                        r = await http.post(
+                            target + "/v1/transfers", json=body, headers={**c.admin, "Idempotency-Key": key}
+                        )
                     except httpx.HTTPError:
                         await asyncio.sleep(0.05)
                         continue
@@ -138,16 +170,33 @@ async def check_after(c: Cluster, url: str, settings: Any, acked: dict[str, str]
     try:
         async with engine.connect() as conn:
             cid = c.community["community_id"]
-            rows = {r.idempotency_key: str(r.id) for r in await conn.execute(text(
-                "SELECT id, idempotency_key FROM transactions WHERE community_id = :c AND kind = 'transfer'"),
-                {"c": cid})}
-            dupes = (await conn.execute(text(
-                "SELECT count(*) FROM (SELECT idempotency_key FROM transactions WHERE community_id = :c "
-                "AND idempotency_key IS NOT NULL GROUP BY idempotency_key HAVING count(*) > 1) x"),
-                {"c": cid})).scalar_one()
-            total = (await conn.execute(text(
-                "SELECT sum(credits_posted - debits_posted) FROM accounts WHERE community_id = :c AND asset = 'HOUR'"),
-                {"c": cid})).scalar_one()
+            rows = {
+                r.idempotency_key: str(r.id)
+                for r in await conn.execute(
+                    text(
+                        "SELECT id, idempotency_key FROM transactions WHERE community_id = :c AND kind = 'transfer'"
+                    ),
+                    {"c": cid},
+                )
+            }
+            dupes = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM (SELECT idempotency_key FROM transactions WHERE community_id = :c "
+                        "AND idempotency_key IS NOT NULL GROUP BY idempotency_key HAVING count(*) > 1) x"
+                    ),
+                    {"c": cid},
+                )
+            ).scalar_one()
+            total = (
+                await conn.execute(
+                    text(
+                        "SELECT sum(credits_posted - debits_posted) FROM accounts "
+                        "WHERE community_id = :c AND asset = 'HOUR'"
+                    ),
+                    {"c": cid},
+                )
+            ).scalar_one()
     finally:
         await engine.dispose()
     assert dupes == 0  # nothing posted twice
@@ -168,8 +217,13 @@ async def test_two_replicas_and_a_worker_share_one_database(fresh_database_url, 
             while time.monotonic() < deadline:
                 runs = (await http.get(c.url(1) + "/v1/jobs?limit=500", headers=c.admin)).json()["items"]
                 if {r["job"] for r in runs if r["status"] == "done"} >= {
-                        "points-expiry", "expiry-reminders", "hold-timeouts", "webhook-deliveries", "log-checkpoints",
-                        "audit"}:
+                    "points-expiry",
+                    "expiry-reminders",
+                    "hold-timeouts",
+                    "webhook-deliveries",
+                    "log-checkpoints",
+                    "audit",
+                }:
                     break
                 await asyncio.sleep(0.5)
             else:
@@ -177,13 +231,19 @@ async def test_two_replicas_and_a_worker_share_one_database(fresh_database_url, 
             periods = [(r["job"], r["scope"], r["period"]) for r in runs]
             assert len(periods) == len(set(periods)) and all(r["status"] != "failed" for r in runs)
             # the integrator of the worker logged every transfer
-            receipt = (await http.get(c.url(0) + f"/v1/transactions/{next(iter(acked.values()))}/receipt",
-                                      headers=c.admin)).json()
+            receipt = (
+                await http.get(
+                    c.url(0) + f"/v1/transactions/{next(iter(acked.values()))}/receipt", headers=c.admin
+                )
+            ).json()
             deadline = time.monotonic() + 10
             while "log" not in receipt and time.monotonic() < deadline:
                 await asyncio.sleep(0.3)
-                receipt = (await http.get(c.url(0) + f"/v1/transactions/{next(iter(acked.values()))}/receipt",
-                                          headers=c.admin)).json()
+                receipt = (
+                    await http.get(
+                        c.url(0) + f"/v1/transactions/{next(iter(acked.values()))}/receipt", headers=c.admin
+                    )
+                ).json()
             assert "log" in receipt
         await check_after(c, fresh_database_url, settings, acked, sent)
         await asyncio.sleep(2.5)  # the last transfers into the log (merge delay 2 s)
@@ -207,7 +267,7 @@ async def test_a_replica_killed_mid_load_loses_nothing_acknowledged(fresh_databa
 async def test_sigterm_finishes_requests_in_flight(fresh_database_url, settings, tmp_path):
     """A large CSV import is under way when serve gets SIGTERM: it is answered and committed;
     new connections are refused; a worker stopped the same way leaves no job lock behind."""
-    ROWS = 20_000  # noqa: N806
+    ROWS = 20_000
     env = env_for(fresh_database_url, settings, tmp_path)
     created = cli(["community", "create", "--name", "停机社区"], env)
     admin = {"Authorization": f"Bearer {json.loads(created.stdout)['admin_key']}"}
@@ -220,17 +280,24 @@ async def test_sigterm_finishes_requests_in_flight(fresh_database_url, settings,
         async with httpx.AsyncClient(timeout=60) as http:
             org = (await http.post(base + "/v1/organisations", json={"name": "队"}, headers=admin)).json()
             for i in range(300):
-                r = await http.post(base + "/v1/members", json={"display_name": f"志愿者{i}", "external_ref": f"M{i}"},
-                                    headers=admin)
+                r = await http.post(
+                    base + "/v1/members",
+                    json={"display_name": f"志愿者{i}", "external_ref": f"M{i}"},
+                    headers=admin,
+                )
                 assert r.status_code == 201
             rows = ["志愿者编号,活动名称,服务类别,服务地点,开始时间,结束时间,记录编号"]
             for i in range(ROWS):  # the largest import allowed, so it is still running at the signal
                 day = (date(2026, 1, 1) + timedelta(days=i // 300)).isoformat()
                 rows.append(f"M{i % 300},助老,志愿服务,社区,{day} 09:00,{day} 10:00,R{i}")
             body = ("\n".join(rows) + "\n").encode()
-            importing = asyncio.create_task(http.post(
-                base + f"/v1/service-records/import?organisation_id={org['id']}", content=body,
-                headers={**admin, "Content-Type": "text/csv"}))
+            importing = asyncio.create_task(
+                http.post(
+                    base + f"/v1/service-records/import?organisation_id={org['id']}",
+                    content=body,
+                    headers={**admin, "Content-Type": "text/csv"},
+                )
+            )
             await asyncio.sleep(0.2)
             assert not importing.done(), "the import finished before the signal: make it larger"
             proc.send_signal(signal.SIGTERM)
@@ -238,8 +305,9 @@ async def test_sigterm_finishes_requests_in_flight(fresh_database_url, settings,
             assert answer.status_code == 200 and len(answer.json()["accepted"]) == ROWS, answer.text[:300]
         assert proc.wait(30) == 0
         with pytest.raises(httpx.HTTPError):
-            httpx.get(base + "/health/live", timeout=2)
-        time.sleep(1)
+            async with httpx.AsyncClient() as http:
+                await http.get(base + "/health/live", timeout=2)
+        await asyncio.sleep(1)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0
     finally:
@@ -250,9 +318,14 @@ async def test_sigterm_finishes_requests_in_flight(fresh_database_url, settings,
     try:
         async with engine.connect() as conn:
             records = (await conn.execute(text("SELECT count(*) FROM service_records"))).scalar_one()
-            locks = (await conn.execute(text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())"))).scalar_one()
+            locks = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                    )
+                )
+            ).scalar_one()
     finally:
         await engine.dispose()
     assert records == ROWS and locks == 0
@@ -272,14 +345,26 @@ async def test_restore_drill(fresh_database_url, settings, tmp_path):
         async with httpx.AsyncClient(timeout=30) as http:
             community = (await http.get(base + "/v1/community", headers=admin)).json()
             m = (await http.post(base + "/v1/members", json={"display_name": "甲"}, headers=admin)).json()
-            tx = (await http.post(base + "/v1/transfers", headers={**admin, "Idempotency-Key": "b1"}, json={
-                "from_account": community["accounts"]["issuance"]["POINT"], "to_account": m["accounts"]["POINT"],
-                "asset": "POINT", "amount": 50, "kind": "adjustment"})).json()
+            tx = (
+                await http.post(
+                    base + "/v1/transfers",
+                    headers={**admin, "Idempotency-Key": "b1"},
+                    json={
+                        "from_account": community["accounts"]["issuance"]["POINT"],
+                        "to_account": m["accounts"]["POINT"],
+                        "asset": "POINT",
+                        "amount": 50,
+                        "kind": "adjustment",
+                    },
+                )
+            ).json()
             deadline = time.monotonic() + 10
             receipt = (await http.get(base + f"/v1/transactions/{tx['id']}/receipt", headers=admin)).json()
             while "log" not in receipt and time.monotonic() < deadline:
                 await asyncio.sleep(0.3)
-                receipt = (await http.get(base + f"/v1/transactions/{tx['id']}/receipt", headers=admin)).json()
+                receipt = (
+                    await http.get(base + f"/v1/transactions/{tx['id']}/receipt", headers=admin)
+                ).json()
             keys = (await http.get(base + "/v1/log/keys")).json()
     finally:
         stop(proc)
@@ -294,7 +379,10 @@ async def test_restore_drill(fresh_database_url, settings, tmp_path):
     source = make_url(fresh_database_url)
     restored_name = f"restored_{uuid.uuid4().hex[:8]}"
     import asyncpg
-    admin_conn = await asyncpg.connect(db.libpq_url(source.set(database="postgres").render_as_string(hide_password=False)))
+
+    admin_conn = await asyncpg.connect(
+        db.libpq_url(source.set(database="postgres").render_as_string(hide_password=False))
+    )
     await admin_conn.execute(f'CREATE DATABASE "{restored_name}"')
     await admin_conn.close()
     restored = source.set(database=restored_name).render_as_string(hide_password=False)
@@ -306,22 +394,40 @@ async def test_restore_drill(fresh_database_url, settings, tmp_path):
     assert audit.returncode == 0 and "audit clean" in audit.stdout, audit.stdout
     assert cli(["db", "upgrade"], renv).returncode == 0
     offline = {k: v for k, v in renv.items() if k != "TIMEBANK_DATABASE_URL"}
-    verified = cli(["verify", str(tmp_path / "receipt.json"), "--keys", str(tmp_path / "keys.json"),
-                    "--checkpoint", str(tmp_path / "checkpoint.txt")], offline)
+    verified = cli(
+        [
+            "verify",
+            str(tmp_path / "receipt.json"),
+            "--keys",
+            str(tmp_path / "keys.json"),
+            "--checkpoint",
+            str(tmp_path / "checkpoint.txt"),
+        ],
+        offline,
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     port = free_port()
     proc = start(["serve", "--port", str(port), "--no-demo"], renv)
     try:
         wait_ready(port, proc)
-        again = httpx.get(f"http://127.0.0.1:{port}/v1/transactions/{tx['id']}/receipt", headers=admin).json()
-        assert again["transaction"] == receipt["transaction"] and again["leaf_hash"] == receipt["leaf_hash"]
-        assert again["set"] == receipt["set"]
-        proof = httpx.get(f"http://127.0.0.1:{port}/v1/log/proof/inclusion", params={
-            "community_id": created["community_id"], "transaction_id": tx["id"],
-            "size": receipt["log"]["tree_size"]}).json()
-        assert proof["proof"] == receipt["log"]["inclusion_proof"]
-        # and it takes new business
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/members", json={"display_name": "乙"}, headers=admin)
-        assert r.status_code == 201
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            again = (await http.get(f"/v1/transactions/{tx['id']}/receipt", headers=admin)).json()
+            assert again["transaction"] == receipt["transaction"]
+            assert again["leaf_hash"] == receipt["leaf_hash"]
+            assert again["set"] == receipt["set"]
+            proof = (
+                await http.get(
+                    "/v1/log/proof/inclusion",
+                    params={
+                        "community_id": created["community_id"],
+                        "transaction_id": tx["id"],
+                        "size": receipt["log"]["tree_size"],
+                    },
+                )
+            ).json()
+            assert proof["proof"] == receipt["log"]["inclusion_proof"]
+            # and it takes new business
+            r = await http.post("/v1/members", json={"display_name": "乙"}, headers=admin)
+            assert r.status_code == 201
     finally:
         stop(proc)

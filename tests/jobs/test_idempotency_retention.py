@@ -36,17 +36,27 @@ async def audit_clean(engine: Any) -> None:
 
 async def back_date(engine: Any, community_id: str, keys: list[str], days: float) -> None:
     async with engine.begin() as conn:
-        done = (await conn.execute(
-            text("UPDATE idempotency_keys SET created_at = now() - make_interval(secs => :s) "
-                 "WHERE community_id = :c AND key = ANY(:k)"),
-            {"s": days * 86400, "c": uuid.UUID(community_id), "k": keys})).rowcount
+        done = (
+            await conn.execute(
+                text(
+                    "UPDATE idempotency_keys SET created_at = now() - make_interval(secs => :s) "
+                    "WHERE community_id = :c AND key = ANY(:k)"
+                ),
+                {"s": days * 86400, "c": uuid.UUID(community_id), "k": keys},
+            )
+        ).rowcount
     assert done == len(keys)
 
 
 async def stored_keys(engine: Any, community_id: str) -> set[str]:
     async with engine.connect() as conn:
-        return {r.key for r in await conn.execute(
-            text("SELECT key FROM idempotency_keys WHERE community_id = :c"), {"c": uuid.UUID(community_id)})}
+        return {
+            r.key
+            for r in await conn.execute(
+                text("SELECT key FROM idempotency_keys WHERE community_id = :c"),
+                {"c": uuid.UUID(community_id)},
+            )
+        }
 
 
 async def retention_job(engine: Any, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
@@ -56,10 +66,17 @@ async def retention_job(engine: Any, settings: Settings, now: datetime | None = 
     return await JOBS["idempotency-retention"].work(ctx, None, now or datetime.now(UTC))
 
 
-async def test_a_replay_inside_the_window_answers_the_same_and_an_older_key_is_removed(tenant, engine, settings):
+async def test_a_replay_inside_the_window_answers_the_same_and_an_older_key_is_removed(
+    tenant, engine, settings
+):
     a, b = await tenant.member("甲"), await tenant.member("乙")
     await tenant.fund(a["accounts"]["HOUR"], "HOUR", 100)
-    move = {"from_account": a["accounts"]["HOUR"], "to_account": b["accounts"]["HOUR"], "asset": "HOUR", "amount": 10}
+    move = {
+        "from_account": a["accounts"]["HOUR"],
+        "to_account": b["accounts"]["HOUR"],
+        "asset": "HOUR",
+        "amount": 10,
+    }
     young, old, refused = f"young-{uuid.uuid4()}", f"old-{uuid.uuid4()}", f"refused-{uuid.uuid4()}"
     first = {k: await tenant.transfer(move, idem=k) for k in (young, old)}
     assert all(r.status_code == 201 for r in first.values())
@@ -69,7 +86,9 @@ async def test_a_replay_inside_the_window_answers_the_same_and_an_older_key_is_r
     await back_date(engine, tenant.id, [young, refused], 30 - 1 / 24)
     await back_date(engine, tenant.id, [old], 30 + 1 / 24)
     assert (await retention_job(engine, settings))["removed"] >= 1
-    assert await stored_keys(engine, tenant.id) >= {young, refused} and old not in await stored_keys(engine, tenant.id)
+    assert await stored_keys(engine, tenant.id) >= {young, refused} and old not in await stored_keys(
+        engine, tenant.id
+    )
     # inside the window: the same answer, nothing moves again
     again = await tenant.transfer(move, idem=young)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
@@ -80,8 +99,12 @@ async def test_a_replay_inside_the_window_answers_the_same_and_an_older_key_is_r
     assert (await tenant.balance(b["accounts"]["HOUR"]))["posted"] == 20
     # the transactions keep their keys (append-only) and the audit is clean
     async with engine.connect() as conn:
-        kept = (await conn.execute(text("SELECT idempotency_key FROM transactions WHERE id = :t"),
-                                   {"t": uuid.UUID(first[old].json()["id"])})).scalar_one()
+        kept = (
+            await conn.execute(
+                text("SELECT idempotency_key FROM transactions WHERE id = :t"),
+                {"t": uuid.UUID(first[old].json()["id"])},
+            )
+        ).scalar_one()
     assert kept == old
     receipt = await tenant.client.get(f"/v1/transactions/{first[old].json()['id']}", headers=tenant.auth())
     assert receipt.status_code == 200
@@ -94,13 +117,22 @@ async def test_a_replay_inside_the_window_answers_the_same_and_an_older_key_is_r
     await audit_clean(engine)
 
 
-async def test_the_job_removes_what_is_due_once_and_a_future_as_of_removes_no_young_answer(tenant, engine, settings):
+async def test_the_job_removes_what_is_due_once_and_a_future_as_of_removes_no_young_answer(
+    tenant, engine, settings
+):
     a = await tenant.member("丙")
     keys = [f"batch-{i}-{uuid.uuid4()}" for i in range(7)]
     for k in keys:
-        r = await tenant.transfer({"from_account": tenant.accounts["issuance"]["POINT"],
-                                   "to_account": a["accounts"]["POINT"], "asset": "POINT", "amount": 1,
-                                   "kind": "adjustment"}, idem=k)
+        r = await tenant.transfer(
+            {
+                "from_account": tenant.accounts["issuance"]["POINT"],
+                "to_account": a["accounts"]["POINT"],
+                "asset": "POINT",
+                "amount": 1,
+                "kind": "adjustment",
+            },
+            idem=k,
+        )
         assert r.status_code == 201
     await back_date(engine, tenant.id, keys[:5], 45)
     # a run "as of" a day far ahead measures from the database's clock, not past it
@@ -122,10 +154,13 @@ async def test_a_key_removed_between_claim_and_replay_is_answered_as_a_new_reque
     admin = Principal(uuid.uuid4(), uuid.UUID(tenant.id), Role.ADMIN, None)
     key = f"race-{uuid.uuid4()}"
     async with engine.begin() as conn:  # an old answer under the key
-        await conn.execute(text(
-            "INSERT INTO idempotency_keys (community_id, key, request_hash, principal_id, status_code, response, "
-            "created_at) VALUES (:c, :k, :h, :p, 422, '{}'::jsonb, now() - interval '40 days')"),
-            {"c": admin.community_id, "k": key, "h": b"x" * 32, "p": admin.key_id})
+        await conn.execute(
+            text(
+                "INSERT INTO idempotency_keys (community_id, key, request_hash, principal_id, status_code, response, "
+                "created_at) VALUES (:c, :k, :h, :p, 422, '{}'::jsonb, now() - interval '40 days')"
+            ),
+            {"c": admin.community_id, "k": key, "h": b"x" * 32, "p": admin.key_id},
+        )
     calls = 0
 
     async def action(conn: Any, claim: Any) -> dict[str, Any]:
@@ -134,16 +169,31 @@ async def test_a_key_removed_between_claim_and_replay_is_answered_as_a_new_reque
         if calls == 1:  # the claim finds the old answer ... which the job removes right then
             await remove_expired(engine, datetime.now(UTC), 30)
             raise KeyAlreadyUsed()
-        return await ledger.transfer(conn, admin, [ledger.Movement(
-            uuid.UUID(tenant.accounts["issuance"]["HOUR"]), uuid.UUID(a["accounts"]["HOUR"]), Asset.HOUR, 5)],
-            kind=ledger.Kind.ADJUSTMENT, claim=claim)
+        return await ledger.transfer(
+            conn,
+            admin,
+            [
+                ledger.Movement(
+                    uuid.UUID(tenant.accounts["issuance"]["HOUR"]),
+                    uuid.UUID(a["accounts"]["HOUR"]),
+                    Asset.HOUR,
+                    5,
+                )
+            ],
+            kind=ledger.Kind.ADJUSTMENT,
+            claim=claim,
+        )
 
     status, body, replayed = await run_idempotent(engine, admin, key, b"y" * 32, action)
     assert (status, replayed, calls) == (201, False, 2)
     assert (await tenant.balance(a["accounts"]["HOUR"]))["posted"] == 5
     async with engine.connect() as conn:
-        row = (await conn.execute(text("SELECT transaction_id FROM idempotency_keys WHERE community_id = :c "
-                                       "AND key = :k"), {"c": admin.community_id, "k": key})).one()
+        row = (
+            await conn.execute(
+                text("SELECT transaction_id FROM idempotency_keys WHERE community_id = :c AND key = :k"),
+                {"c": admin.community_id, "k": key},
+            )
+        ).one()
     assert str(row.transaction_id) == body["id"]
 
 
@@ -165,10 +215,14 @@ async def test_two_workers_run_the_retention_once_per_day(scratch, settings):
     cid = seeded["community_id"]
     async with engine.begin() as conn:  # answers of 10, 29 and 31 days ago
         for days in (10, 29, 31, 31):
-            await conn.execute(text(
-                "INSERT INTO idempotency_keys (community_id, key, request_hash, principal_id, status_code, response, "
-                "created_at) VALUES (:c, :k, :h, NULL, 422, '{}'::jsonb, now() - make_interval(days => :d))"),
-                {"c": cid, "k": f"d{days}-{uuid.uuid4()}", "h": b"h" * 32, "d": days})
+            await conn.execute(
+                text(
+                    "INSERT INTO idempotency_keys "
+                    "(community_id, key, request_hash, principal_id, status_code, response, created_at) "
+                    "VALUES (:c, :k, :h, NULL, 422, '{}'::jsonb, now() - make_interval(days => :d))"
+                ),
+                {"c": cid, "k": f"d{days}-{uuid.uuid4()}", "h": b"h" * 32, "d": days},
+            )
     other = db.create_engine(url, settings)
     try:
         today = datetime.now(UTC).date()
@@ -176,8 +230,10 @@ async def test_two_workers_run_the_retention_once_per_day(scratch, settings):
         def ctx(eng: Any, clock: Clock) -> Context:
             return job_context(eng, signer, settings.with_(idempotency_retention_days=30), clock)
 
-        a, b = await asyncio.gather(run_job(ctx(engine, Clock()), "idempotency-retention"),
-                                    run_job(ctx(other, Clock()), "idempotency-retention"))
+        a, b = await asyncio.gather(
+            run_job(ctx(engine, Clock()), "idempotency-retention"),
+            run_job(ctx(other, Clock()), "idempotency-retention"),
+        )
         statuses = sorted(o.status for o in a + b)
         assert statuses.count("done") == 1 and set(statuses) <= {"done", "busy", "skipped"}, statuses
         done = next(o for o in a + b if o.status == "done")
@@ -190,9 +246,15 @@ async def test_two_workers_run_the_retention_once_per_day(scratch, settings):
     finally:
         await other.dispose()
     async with engine.connect() as conn:
-        ages = sorted(r.days for r in await conn.execute(text(
-            "SELECT round(extract(epoch FROM now() - created_at) / 86400) AS days FROM idempotency_keys "
-            "WHERE response IS NOT NULL")))
+        ages = sorted(
+            r.days
+            for r in await conn.execute(
+                text(
+                    "SELECT round(extract(epoch FROM now() - created_at) / 86400) AS days FROM idempotency_keys "
+                    "WHERE response IS NOT NULL"
+                )
+            )
+        )
     assert ages == [10, 29]
     await audit_clean(engine)
 

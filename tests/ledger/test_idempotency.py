@@ -23,13 +23,20 @@ def admin_of(tenant) -> Principal:
 
 async def count_parties(engine, tenant) -> int:
     async with engine.connect() as conn:
-        return (await conn.execute(text("SELECT count(*) FROM parties WHERE community_id = :c"),
-                                   {"c": tenant.id})).scalar()
+        return (
+            await conn.execute(text("SELECT count(*) FROM parties WHERE community_id = :c"), {"c": tenant.id})
+        ).scalar()
 
 
 def issue(tenant, member, amount=5):
-    return [service.Movement(uuid.UUID(tenant.accounts["issuance"]["HOUR"]),
-                             uuid.UUID(member["accounts"]["HOUR"]), Asset.HOUR, amount)]
+    return [
+        service.Movement(
+            uuid.UUID(tenant.accounts["issuance"]["HOUR"]),
+            uuid.UUID(member["accounts"]["HOUR"]),
+            Asset.HOUR,
+            amount,
+        )
+    ]
 
 
 async def test_a_failing_action_leaves_nothing_and_stays_rejected(tenant, engine):
@@ -92,7 +99,7 @@ async def test_an_unexpected_error_releases_the_key(tenant, engine):
     async def works(conn, claim):
         return await service.transfer(conn, who, issue(tenant, member), kind=Kind.ADJUSTMENT, claim=claim)
 
-    status, body, replayed = await run_idempotent(engine, who, "retry-me", fp, works)
+    status, _body, replayed = await run_idempotent(engine, who, "retry-me", fp, works)
     assert (status, replayed) == (201, False)
     assert (await tenant.balance(member["accounts"]["HOUR"]))["posted"] == 5
 

@@ -10,8 +10,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_worked_example_is_current() -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "docs" / "receipt_example.py")],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "docs" / "receipt_example.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     doc = (ROOT / "docs" / "receipts.md").read_text()
     for line in out.splitlines():
         if line.startswith("## "):

@@ -49,7 +49,7 @@ def test_stored_nodes_are_perfect_subtrees_and_roots_match() -> None:
     nodes = stored_tree(70)
     for (level, index), h in nodes.items():
         width = 1 << level
-        assert h == mth(LEAVES[index * width:(index + 1) * width])
+        assert h == mth(LEAVES[index * width : (index + 1) * width])
     for n in range(1, 71):
         assert merkle.range_hash((0, n), nodes) == mth(LEAVES[:n])
         assert merkle.Frontier(n, nodes).root() == mth(LEAVES[:n])
@@ -60,7 +60,9 @@ def test_inclusion_proofs_verify_for_every_index_and_size() -> None:
     for size in range(1, 71):
         root = mth(LEAVES[:size])
         for index in range(size):
-            proof = merkle.prove(merkle.inclusion_ranges(index, size), lambda want: {k: nodes[k] for k in want})
+            proof = merkle.prove(
+                merkle.inclusion_ranges(index, size), lambda want: {k: nodes[k] for k in want}
+            )
             verify_inclusion(index, size, LEAVES[index], proof, root)
             # and the proof is bound to its leaf and index
             assert root_from_inclusion(index, size, LEAVES[(index + 1) % 70], proof) != root
@@ -70,7 +72,9 @@ def test_consistency_proofs_verify_for_every_pair_of_sizes() -> None:
     nodes = stored_tree(70)
     for second in range(1, 71):
         for first in range(1, second + 1):
-            proof = merkle.prove(merkle.consistency_ranges(first, second), lambda want: {k: nodes[k] for k in want})
+            proof = merkle.prove(
+                merkle.consistency_ranges(first, second), lambda want: {k: nodes[k] for k in want}
+            )
             verify_consistency(first, second, proof, mth(LEAVES[:first]), mth(LEAVES[:second]))
 
 
@@ -85,7 +89,9 @@ def test_a_proof_reads_few_nodes() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -115,24 +121,40 @@ texts = st.one_of(st.none(), st.text(max_size=40))
 
 
 @given(memo=texts, reason=texts, amount=st.integers(min_value=1, max_value=10**12))
-def test_canonical_transactions_are_jcs_by_construction(memo: str | None, reason: str | None, amount: int) -> None:
+def test_canonical_transactions_are_jcs_by_construction(
+    memo: str | None, reason: str | None, amount: int
+) -> None:
     """The service's fast path (no checks) gives the bytes an independent JCS gives."""
     from datetime import UTC, datetime
 
     from timebank.log.service import canonical_json, canonical_of_rows
 
-    row = {"id": "6f0c2a43-7f5e-4c55-9d47-2b1c7e0d9a10", "community_id": "0b9c6a7e-1d2f-4e3a-8b5c-6d7e8f9a0b1c",
-           "kind": "transfer", "phase": "posted", "memo": memo, "reason": reason, "pending_id": None,
-           "reverses_id": None, "timeout_at": None, "created_at": datetime(2026, 11, 22, 8, 52, 15, 123456, UTC)}
-    legs = [{"account_id": "a", "asset": "POINT", "direction": d, "layer": "posted", "amount": amount}
-            for d in ("credit", "debit")]
+    row = {
+        "id": "6f0c2a43-7f5e-4c55-9d47-2b1c7e0d9a10",
+        "community_id": "0b9c6a7e-1d2f-4e3a-8b5c-6d7e8f9a0b1c",
+        "kind": "transfer",
+        "phase": "posted",
+        "memo": memo,
+        "reason": reason,
+        "pending_id": None,
+        "reverses_id": None,
+        "timeout_at": None,
+        "created_at": datetime(2026, 11, 22, 8, 52, 15, 123456, UTC),
+    }
+    legs = [
+        {"account_id": "a", "asset": "POINT", "direction": d, "layer": "posted", "amount": amount}
+        for d in ("credit", "debit")
+    ]
     tx = canonical_of_rows(row, legs)
     try:
         expected = rfc8785.dumps(tx)
     except UnicodeEncodeError:
         return  # lone surrogates cannot come out of PostgreSQL's UTF-8
     assert canonical_json(tx) == expected == jcs(tx)
-    assert tx["created_at"] == "2026-11-22T08:52:15.123456Z" and [e["direction"] for e in tx["entries"]] == ["debit", "credit"]
+    assert tx["created_at"] == "2026-11-22T08:52:15.123456Z" and [e["direction"] for e in tx["entries"]] == [
+        "debit",
+        "credit",
+    ]
 
 
 @given(memo=texts, origin=st.text(min_size=1, max_size=30).filter(lambda s: not any(c.isspace() for c in s)))

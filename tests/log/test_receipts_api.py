@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from timebank.cli import main as cli
-from timebank.ledger.posting import post_batch
 from timebank.db import driver
+from timebank.ledger.posting import post_batch
 from timebank.log import keys as signing_keys
 from timebank.log import service as log_service
 from timebank.log.verify import (
@@ -52,7 +52,9 @@ async def receipt_of(tenant, tx_id: str, key: str | None = None) -> dict[str, An
 def verify_cli(tmp: Path, receipt: dict[str, Any], jwks: dict[str, Any], *extra: str) -> Any:
     (tmp / "receipt.json").write_text(json.dumps(receipt, ensure_ascii=False))
     (tmp / "keys.json").write_text(json.dumps(jwks))
-    return CliRunner().invoke(cli, ["verify", str(tmp / "receipt.json"), "--keys", str(tmp / "keys.json"), *extra])
+    return CliRunner().invoke(
+        cli, ["verify", str(tmp / "receipt.json"), "--keys", str(tmp / "keys.json"), *extra]
+    )
 
 
 async def funded_pair(tenant) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -64,8 +66,13 @@ async def funded_pair(tenant) -> tuple[dict[str, Any], dict[str, Any]]:
 async def test_a_transfer_answers_with_its_signed_entry_timestamp(tenant):
     a, b = await funded_pair(tenant)
     idem = str(uuid.uuid4())
-    body = {"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"], "asset": "POINT",
-            "amount": 7, "memo": "谢谢帮忙"}
+    body = {
+        "from_account": a["accounts"]["POINT"],
+        "to_account": b["accounts"]["POINT"],
+        "asset": "POINT",
+        "amount": 7,
+        "memo": "谢谢帮忙",
+    }
     first = await tenant.transfer(body, idem=idem)
     assert first.status_code == 201, first.text
     tx = first.json()
@@ -86,12 +93,18 @@ async def test_receipts_of_a_transfer_a_hold_its_post_and_a_reversal_verify_offl
     resident = await tenant.key("resident", a["id"])
     move = {"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"], "asset": "POINT"}
     transfer = (await tenant.transfer({**move, "amount": 5}, key=resident)).json()
-    hold = (await tenant.transfer({**move, "amount": 9, "pending": {"timeout_seconds": 600}}, key=resident)).json()
-    posted = await tenant.client.post(f"/v1/transactions/{hold['id']}/post",
-                                      headers={**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())})
+    hold = (
+        await tenant.transfer({**move, "amount": 9, "pending": {"timeout_seconds": 600}}, key=resident)
+    ).json()
+    posted = await tenant.client.post(
+        f"/v1/transactions/{hold['id']}/post", headers={**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())}
+    )
     assert posted.status_code == 201, posted.text
-    reversal = await tenant.client.post(f"/v1/transactions/{transfer['id']}/reverse", json={"reason": "记错了"},
-                                        headers={**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())})
+    reversal = await tenant.client.post(
+        f"/v1/transactions/{transfer['id']}/reverse",
+        json={"reason": "记错了"},
+        headers={**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())},
+    )
     assert reversal.status_code == 201, reversal.text
     ids = [transfer["id"], hold["id"], posted.json()["id"], reversal.json()["id"]]
 
@@ -121,9 +134,22 @@ async def test_receipts_of_a_transfer_a_hold_its_post_and_a_reversal_verify_offl
     (tmp_path / "receipt.json").write_text(json.dumps(reversal_receipt, ensure_ascii=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIMEBANK_")}
     env["TIMEBANK_DATA_DIR"] = str(tmp_path / "nothing-here")
-    offline = subprocess.run(
-        [sys.executable, "-m", "timebank.cli", "verify", str(tmp_path / "receipt.json"), "--keys",
-         str(tmp_path / "keys.json")], env=env, capture_output=True, text=True, timeout=60)
+    offline = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "timebank.cli",
+            "verify",
+            str(tmp_path / "receipt.json"),
+            "--keys",
+            str(tmp_path / "keys.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert offline.returncode == 0, offline.stdout + offline.stderr
     assert not (tmp_path / "nothing-here").exists()
 
@@ -131,12 +157,24 @@ async def test_receipts_of_a_transfer_a_hold_its_post_and_a_reversal_verify_offl
 async def test_receipts_are_only_for_keys_that_may_read_the_transaction(tenant, other_tenant):
     a, b = await funded_pair(tenant)
     c = await tenant.member("丙")
-    tx = (await tenant.transfer({"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"],
-                                 "asset": "POINT", "amount": 1})).json()
+    tx = (
+        await tenant.transfer(
+            {
+                "from_account": a["accounts"]["POINT"],
+                "to_account": b["accounts"]["POINT"],
+                "asset": "POINT",
+                "amount": 1,
+            }
+        )
+    ).json()
     stranger = await tenant.key("resident", c["id"])
     auditor = await tenant.key("auditor", (await tenant.member("监事"))["id"])
-    assert (await tenant.client.get(f"/v1/transactions/{tx['id']}/receipt", headers=tenant.auth(stranger))).status_code == 404
-    assert (await tenant.client.get(f"/v1/transactions/{tx['id']}/receipt", headers=other_tenant.auth())).status_code == 404
+    assert (
+        await tenant.client.get(f"/v1/transactions/{tx['id']}/receipt", headers=tenant.auth(stranger))
+    ).status_code == 404
+    assert (
+        await tenant.client.get(f"/v1/transactions/{tx['id']}/receipt", headers=other_tenant.auth())
+    ).status_code == 404
     assert (await tenant.client.get(f"/v1/transactions/{tx['id']}/receipt")).status_code == 401
     await receipt_of(tenant, tx["id"], auditor)
 
@@ -145,8 +183,16 @@ async def test_receipts_are_only_for_keys_that_may_read_the_transaction(tenant, 
 async def test_a_changed_receipt_fails_verification(tenant, tamper):
     a, b = await funded_pair(tenant)
     for amount in (1, 2, 3):
-        tx = (await tenant.transfer({"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"],
-                                     "asset": "POINT", "amount": amount})).json()
+        tx = (
+            await tenant.transfer(
+                {
+                    "from_account": a["accounts"]["POINT"],
+                    "to_account": b["accounts"]["POINT"],
+                    "asset": "POINT",
+                    "amount": amount,
+                }
+            )
+        ).json()
     await tenant.integrate()
     receipt = await receipt_of(tenant, tx["id"])
     keys = load_jwks(await published(tenant.client))
@@ -171,8 +217,16 @@ async def test_a_changed_receipt_fails_verification(tenant, tamper):
 
 async def test_public_log_endpoints(tenant, other_tenant):
     a, b = await funded_pair(tenant)
-    tx = (await tenant.transfer({"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"],
-                                 "asset": "POINT", "amount": 2})).json()
+    tx = (
+        await tenant.transfer(
+            {
+                "from_account": a["accounts"]["POINT"],
+                "to_account": b["accounts"]["POINT"],
+                "asset": "POINT",
+                "amount": 2,
+            }
+        )
+    ).json()
     size = await tenant.integrate()
     assert size == 2  # the funding and the transfer
     keys = load_jwks(await published(tenant.client))
@@ -188,9 +242,14 @@ async def test_public_log_endpoints(tenant, other_tenant):
     other = await client.get(f"/v1/log/checkpoint?community_id={other_tenant.id}")
     assert other.status_code in (200, 404) and other.text != note.text
 
-    by_tx = (await client.get(f"/v1/log/proof/inclusion?community_id={tenant.id}&transaction_id={tx['id']}")).json()
-    by_index = (await client.get(f"/v1/log/proof/inclusion?community_id={tenant.id}&index={by_tx['index']}"
-                                 f"&size={size}")).json()
+    by_tx = (
+        await client.get(f"/v1/log/proof/inclusion?community_id={tenant.id}&transaction_id={tx['id']}")
+    ).json()
+    by_index = (
+        await client.get(
+            f"/v1/log/proof/inclusion?community_id={tenant.id}&index={by_tx['index']}&size={size}"
+        )
+    ).json()
     assert by_tx == by_index and by_tx["tree_size"] == size
     verify_inclusion(by_tx["index"], size, unb64(by_tx["leaf_hash"]), by_tx["proof"], cp.root)
 
@@ -199,10 +258,14 @@ async def test_public_log_endpoints(tenant, other_tenant):
     assert sizes[-1] == size and sizes == sorted(sizes)
     kept = await client.get(f"/v1/log/checkpoints?community_id={tenant.id}&size={size}")
     assert kept.text == note.text
-    assert (await client.get(f"/v1/log/checkpoints?community_id={tenant.id}&size={size + 1}")).status_code == 404
+    assert (
+        await client.get(f"/v1/log/checkpoints?community_id={tenant.id}&size={size + 1}")
+    ).status_code == 404
 
     first = sizes[1] if len(sizes) > 1 else 1
-    proof = (await client.get(f"/v1/log/proof/consistency?community_id={tenant.id}&first={first}&second={size}")).json()
+    proof = (
+        await client.get(f"/v1/log/proof/consistency?community_id={tenant.id}&first={first}&second={size}")
+    ).json()
     assert proof["first"] == first and proof["second"] == size
     bad = [
         f"/v1/log/proof/consistency?community_id={tenant.id}&first={size}&second={size + 1}",
@@ -221,8 +284,14 @@ async def test_public_log_endpoints(tenant, other_tenant):
 async def test_two_integrators_at_once_append_each_transaction_once(tenant, engine, client):
     a, b = await funded_pair(tenant)
     for n in range(1, 6):
-        await tenant.transfer({"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"],
-                               "asset": "POINT", "amount": n})
+        await tenant.transfer(
+            {
+                "from_account": a["accounts"]["POINT"],
+                "to_account": b["accounts"]["POINT"],
+                "asset": "POINT",
+                "amount": n,
+            }
+        )
     signer, prefix = client.app.state.signer, client.app.state.settings.log_origin
 
     async def one() -> Any:
@@ -235,9 +304,12 @@ async def test_two_integrators_at_once_append_each_transaction_once(tenant, engi
     assert sum(r is not None for r in results) == 1
     assert await tenant.integrate() == -1  # nothing left
     async with engine.connect() as conn:
-        rows = (await conn.exec_driver_sql(
-            f"SELECT count(*), count(DISTINCT transaction_id), max(idx) FROM log_leaves WHERE community_id = '{tenant.id}'"
-        )).one()
+        rows = (
+            await conn.exec_driver_sql(
+                "SELECT count(*), count(DISTINCT transaction_id), max(idx) FROM log_leaves "
+                f"WHERE community_id = '{tenant.id}'"
+            )
+        ).one()
     assert rows[0] == rows[1] == rows[2] + 1 == 6  # the funding and 5 transfers, once each, indexes 0..5
 
 
@@ -245,13 +317,34 @@ async def test_consistency_between_every_pair_of_kept_checkpoints(tenant, engine
     """A log of a few thousand transactions, integrated in irregular steps."""
     a, b = await funded_pair(tenant)
     cid = uuid.UUID(tenant.id)
-    legs_ab = [(uuid.UUID(a["accounts"]["POINT"]), "POINT", "debit", "posted", 1),
-               (uuid.UUID(b["accounts"]["POINT"]), "POINT", "credit", "posted", 1)]
-    legs_ba = [(legs_ab[1][0], "POINT", "debit", "posted", 1), (legs_ab[0][0], "POINT", "credit", "posted", 1)]
-    for batch in range(30):
+    legs_ab = [
+        (uuid.UUID(a["accounts"]["POINT"]), "POINT", "debit", "posted", 1),
+        (uuid.UUID(b["accounts"]["POINT"]), "POINT", "credit", "posted", 1),
+    ]
+    legs_ba = [
+        (legs_ab[1][0], "POINT", "debit", "posted", 1),
+        (legs_ab[0][0], "POINT", "credit", "posted", 1),
+    ]
+    for _ in range(30):
         async with engine.begin() as conn:
-            requests = [(uuid.uuid4(), cid, "transfer", "posted", None, None, None, None, None, None, None, None,
-                         legs_ab if i % 2 else legs_ba) for i in range(100)]
+            requests = [
+                (
+                    uuid.uuid4(),
+                    cid,
+                    "transfer",
+                    "posted",
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    legs_ab if i % 2 else legs_ba,
+                )
+                for i in range(100)
+            ]
             rows = await post_batch(await driver(conn), requests)
             assert {r["code"] for r in rows} <= {"ok", "insufficient_funds"}
     signer, prefix = client.app.state.signer, client.app.state.settings.log_origin
@@ -273,8 +366,11 @@ async def test_consistency_between_every_pair_of_kept_checkpoints(tenant, engine
     pairs = 0
     for i, first in enumerate(sizes):
         for second in sizes[i:]:
-            proof = (await client.get(
-                f"/v1/log/proof/consistency?community_id={tenant.id}&first={first}&second={second}")).json()
+            proof = (
+                await client.get(
+                    f"/v1/log/proof/consistency?community_id={tenant.id}&first={first}&second={second}"
+                )
+            ).json()
             verify_consistency(first, second, proof["proof"], notes[first].root, notes[second].root)
             pairs += 1
     assert pairs == len(sizes) * (len(sizes) + 1) // 2
@@ -282,7 +378,9 @@ async def test_consistency_between_every_pair_of_kept_checkpoints(tenant, engine
     # A forged older checkpoint fails: another root for a kept size, even if signed with
     # the bank's own key (a bank rewriting its history), and an altered note is unsigned.
     old, new = sizes[len(sizes) // 2], sizes[-1]
-    proof = (await client.get(f"/v1/log/proof/consistency?community_id={tenant.id}&first={old}&second={new}")).json()
+    proof = (
+        await client.get(f"/v1/log/proof/consistency?community_id={tenant.id}&first={old}&second={new}")
+    ).json()
     forged_root = bytes(32)
     forged_note = signer.checkpoint(notes[old].origin, old, forged_root)
     forged = verify_checkpoint(forged_note, keys)  # validly signed...
@@ -292,7 +390,9 @@ async def test_consistency_between_every_pair_of_kept_checkpoints(tenant, engine
     with pytest.raises(VerificationError, match="no valid signature"):
         verify_checkpoint(altered, keys)
     # Also end to end through `timebank verify --previous-checkpoint`.
-    tx_id = (await client.get(f"/v1/log/proof/inclusion?community_id={tenant.id}&index=5")).json()["transaction_id"]
+    tx_id = (await client.get(f"/v1/log/proof/inclusion?community_id={tenant.id}&index=5")).json()[
+        "transaction_id"
+    ]
     receipt = await receipt_of(tenant, tx_id)
     assert receipt["log"]["tree_size"] == new
     runner_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"tb-{uuid.uuid4().hex[:6]}"
@@ -307,11 +407,25 @@ async def test_consistency_between_every_pair_of_kept_checkpoints(tenant, engine
         assert own.exit_code == 0, own.output
         other_size = verify_cli(runner_dir, receipt, jwks, "--checkpoint", str(runner_dir / "prev.txt"))
         assert other_size.exit_code == 1 and f"checkpoint is of size {old}" in other_size.output
-        good = verify_cli(runner_dir, receipt, jwks, "--previous-checkpoint", str(runner_dir / "prev.txt"),
-                          "--consistency", str(runner_dir / "proof.json"))
+        good = verify_cli(
+            runner_dir,
+            receipt,
+            jwks,
+            "--previous-checkpoint",
+            str(runner_dir / "prev.txt"),
+            "--consistency",
+            str(runner_dir / "proof.json"),
+        )
         assert good.exit_code == 0 and "consistent with size" in good.output, good.output
-        bad = verify_cli(runner_dir, receipt, jwks, "--previous-checkpoint", str(runner_dir / "forged.txt"),
-                         "--consistency", str(runner_dir / "proof.json"))
+        bad = verify_cli(
+            runner_dir,
+            receipt,
+            jwks,
+            "--previous-checkpoint",
+            str(runner_dir / "forged.txt"),
+            "--consistency",
+            str(runner_dir / "proof.json"),
+        )
         assert bad.exit_code == 1 and "FAIL" in bad.output
     finally:
         shutil.rmtree(runner_dir)
@@ -324,8 +438,13 @@ async def test_old_receipts_verify_after_a_key_rotation(tenant, engine, client, 
     hold = (await tenant.transfer({**move, "amount": 4, "pending": {"timeout_seconds": 600}})).json()
     idem = {**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())}
     posted = (await client.post(f"/v1/transactions/{hold['id']}/post", headers=idem)).json()
-    reversal = (await client.post(f"/v1/transactions/{posted['id']}/reverse", json={"reason": "退回"},
-                                  headers={**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())})).json()
+    reversal = (
+        await client.post(
+            f"/v1/transactions/{posted['id']}/reverse",
+            json={"reason": "退回"},
+            headers={**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())},
+        )
+    ).json()
     await tenant.integrate()
     old_receipt = await receipt_of(tenant, before["id"])
     kept_before = [await receipt_of(tenant, t["id"]) for t in (hold, posted, reversal)]
@@ -354,11 +473,20 @@ async def test_old_receipts_verify_after_a_key_rotation(tenant, engine, client, 
         new_receipt = await receipt_of(tenant, after["id"])
         assert new_receipt["set"]["kid"] == current.kid
         verify_receipt(new_receipt, keys)
-        verify_receipt(await receipt_of(tenant, before["id"]), keys)  # fetched again: now signed by the new key
+        verify_receipt(
+            await receipt_of(tenant, before["id"]), keys
+        )  # fetched again: now signed by the new key
         # The older checkpoint (old key) is consistent with the newer one (new key).
-        proof = (await client.get(f"/v1/log/proof/consistency?first={old_receipt['log']['tree_size']}"
-                                  f"&second={new_receipt['log']['tree_size']}", headers=tenant.auth())).json()
-        verify_receipt(new_receipt, keys, previous_checkpoint=old_receipt["log"]["checkpoint"], consistency=proof)
+        proof = (
+            await client.get(
+                f"/v1/log/proof/consistency?first={old_receipt['log']['tree_size']}"
+                f"&second={new_receipt['log']['tree_size']}",
+                headers=tenant.auth(),
+            )
+        ).json()
+        verify_receipt(
+            new_receipt, keys, previous_checkpoint=old_receipt["log"]["checkpoint"], consistency=proof
+        )
         # Without the retired key, the old receipt no longer verifies: the key set matters.
         with pytest.raises(VerificationError):
             verify_receipt(old_receipt, {current.kid: keys[current.kid]})
@@ -388,7 +516,10 @@ def test_signing_key_files_are_checked(tmp_path):
     note = signer.checkpoint("example.org/log", 3, bytes(32))
     assert note.startswith(checkpoint_body("example.org/log", 3, bytes(32)) + "\n\u2014 example.org/log ")
     assert note == checkpoint_body("example.org/log", 3, bytes(32)) + "\n" + note_signature_line(
-        "example.org/log", signer.public_key, signer.sign(checkpoint_body("example.org/log", 3, bytes(32)).encode()))
+        "example.org/log",
+        signer.public_key,
+        signer.sign(checkpoint_body("example.org/log", 3, bytes(32)).encode()),
+    )
 
 
 def test_keys_commands(tmp_path):
@@ -396,8 +527,13 @@ def test_keys_commands(tmp_path):
     env["TIMEBANK_SIGNING_KEY_DIR"] = str(tmp_path / "k")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "timebank.cli", "keys", *args], env=env, capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "timebank.cli", "keys", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     made = run("generate")
     assert made.returncode == 0, made.stderr
@@ -412,9 +548,19 @@ def test_keys_commands(tmp_path):
 
 async def test_log_integrate_command(tenant, database_url, settings, run_cli):
     a, b = await funded_pair(tenant)
-    tx = (await tenant.transfer({"from_account": a["accounts"]["POINT"], "to_account": b["accounts"]["POINT"],
-                                 "asset": "POINT", "amount": 3})).json()
-    done = run_cli("log", "integrate", "--once", url=database_url, TIMEBANK_SIGNING_KEY_DIR=str(settings.key_dir))
+    tx = (
+        await tenant.transfer(
+            {
+                "from_account": a["accounts"]["POINT"],
+                "to_account": b["accounts"]["POINT"],
+                "asset": "POINT",
+                "amount": 3,
+            }
+        )
+    ).json()
+    done = run_cli(
+        "log", "integrate", "--once", url=database_url, TIMEBANK_SIGNING_KEY_DIR=str(settings.key_dir)
+    )
     assert done.returncode == 0, done.stderr
     mine = [d for d in json.loads(done.stdout) if d["community_id"] == tenant.id]
     assert mine and mine[0]["tree_size"] >= 2

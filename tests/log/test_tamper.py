@@ -16,8 +16,6 @@ from timebank.log import service as log_service
 from timebank.security import Principal
 
 
-
-
 async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, settings, tmp_path, run_cli):
     url = fresh_database_url
 
@@ -30,17 +28,33 @@ async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, 
             created = await create_community(c, "被篡改的社区")
             cid = uuid.UUID(created["community_id"])
             member = await create_party(c, cid, PartyKind.MEMBER, "居民")
-            issuance = (await c.exec_driver_sql(
-                f"SELECT id FROM accounts WHERE community_id = '{cid}' AND system_role = 'issuance' AND asset = 'POINT'"
-            )).scalar_one()
+            issuance = (
+                await c.exec_driver_sql(
+                    f"SELECT id FROM accounts WHERE community_id = '{cid}' "
+                    "AND system_role = 'issuance' AND asset = 'POINT'"
+                )
+            ).scalar_one()
         admin = Principal(uuid.UUID(created["admin_key_id"]), cid, Role.ADMIN, None)
         txs = []
         for amount in (30, 40, 50):
             async with engine.begin() as c:
-                txs.append(await ledger.post(
-                    c, community_id=cid, kind=Kind.ADJUSTMENT, phase=Phase.POSTED, principal_id=admin.key_id,
-                    legs=ledger.legs_of([ledger.Movement(issuance, uuid.UUID(member["accounts"]["POINT"]),
-                                                         Asset.POINT, amount)], Layer.POSTED)))
+                txs.append(
+                    await ledger.post(
+                        c,
+                        community_id=cid,
+                        kind=Kind.ADJUSTMENT,
+                        phase=Phase.POSTED,
+                        principal_id=admin.key_id,
+                        legs=ledger.legs_of(
+                            [
+                                ledger.Movement(
+                                    issuance, uuid.UUID(member["accounts"]["POINT"]), Asset.POINT, amount
+                                )
+                            ],
+                            Layer.POSTED,
+                        ),
+                    )
+                )
         async with engine.begin() as c:
             assert (await log_service.integrate(c, cid, signer, prefix)).tree_size == 3
         victim = txs[1]["id"]
@@ -49,14 +63,18 @@ async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, 
         keys_file = tmp_path / "keys.json"
         keys_file.write_text((settings.key_dir / "keys.json").read_text())
         (tmp_path / "before.json").write_text(json.dumps(before))
-        assert run_cli("verify", str(tmp_path / "before.json"), "--keys", str(keys_file), url=url).returncode == 0
+        assert (
+            run_cli("verify", str(tmp_path / "before.json"), "--keys", str(keys_file), url=url).returncode
+            == 0
+        )
         assert run_cli("audit", url=url).returncode == 0
 
         # A superuser changes one amount, with the guarding triggers off.
         async with engine.begin() as c:
             await c.exec_driver_sql("SET LOCAL session_replication_role = replica")
             await c.exec_driver_sql(
-                f"UPDATE entries SET amount = amount + 1 WHERE transaction_id = '{victim}' AND direction = 'credit'")
+                f"UPDATE entries SET amount = amount + 1 WHERE transaction_id = '{victim}' AND direction = 'credit'"
+            )
         async with engine.connect() as c:
             after = await log_service.receipt(c, admin, uuid.UUID(victim), signer, prefix)
     finally:
@@ -96,9 +114,11 @@ async def test_references_without_foreign_keys_are_audited(fresh_database_url, s
             cid = (await create_community(c, "幽灵社区"))["community_id"]
             await c.exec_driver_sql(
                 "INSERT INTO idempotency_keys (community_id, key, request_hash, status_code, transaction_id) "
-                f"VALUES ('{cid}', 'k', '\\x00', 201, '{ghost}')")
+                f"VALUES ('{cid}', 'k', '\\x00', 201, '{ghost}')"
+            )
             await c.exec_driver_sql(
-                f"INSERT INTO log_leaves (community_id, idx, transaction_id) VALUES ('{cid}', 0, '{ghost}')")
+                f"INSERT INTO log_leaves (community_id, idx, transaction_id) VALUES ('{cid}', 0, '{ghost}')"
+            )
     finally:
         await engine.dispose()
     report = json.loads(run_cli("audit", "--json", url=url).stdout)

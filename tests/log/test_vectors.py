@@ -40,14 +40,24 @@ def _expect(case: dict, check: Callable[[], None]) -> None:
 
 @pytest.mark.parametrize(("name", "case"), _cases("inclusion"), ids=lambda v: v if isinstance(v, str) else "")
 def test_inclusion_vector(name: str, case: dict) -> None:
-    _expect(case, lambda: verify_inclusion(case["leafIdx"], case["treeSize"], _b(case["leafHash"]),
-                                           _proof(case["proof"]), _b(case["root"])))
+    _expect(
+        case,
+        lambda: verify_inclusion(
+            case["leafIdx"], case["treeSize"], _b(case["leafHash"]), _proof(case["proof"]), _b(case["root"])
+        ),
+    )
 
 
-@pytest.mark.parametrize(("name", "case"), _cases("consistency"), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    ("name", "case"), _cases("consistency"), ids=lambda v: v if isinstance(v, str) else ""
+)
 def test_consistency_vector(name: str, case: dict) -> None:
-    _expect(case, lambda: verify_consistency(case["size1"], case["size2"], _proof(case["proof"]), _b(case["root1"]),
-                                             _b(case["root2"])))
+    _expect(
+        case,
+        lambda: verify_consistency(
+            case["size1"], case["size2"], _proof(case["proof"]), _b(case["root1"]), _b(case["root2"])
+        ),
+    )
 
 
 def test_both_outcomes_are_represented() -> None:

@@ -31,7 +31,7 @@ class Shop:
         self.t = tenant
         self.c = tenant.client
 
-    async def setup(self) -> "Shop":
+    async def setup(self) -> Shop:
         self.merchant = await self.t.party("merchants", "爱心超市")
         self.merchant_key = await self.t.key("merchant", self.merchant["id"])
         self.other_merchant = await self.t.party("merchants", "理发店")
@@ -50,14 +50,21 @@ class Shop:
         assert r.status_code == 201, r.text
         return r.json()
 
-    async def redeem(self, reward: dict[str, Any], member: dict[str, Any], key: str, idem: str | None = None,
-                     **extra: Any) -> Any:
-        return await self.c.post("/v1/redemptions", json={"reward_id": reward["id"], "member_id": member["id"], **extra},
-                                 headers={**self.t.auth(key), "Idempotency-Key": idem or str(uuid.uuid4())})
+    async def redeem(
+        self, reward: dict[str, Any], member: dict[str, Any], key: str, idem: str | None = None, **extra: Any
+    ) -> Any:
+        return await self.c.post(
+            "/v1/redemptions",
+            json={"reward_id": reward["id"], "member_id": member["id"], **extra},
+            headers={**self.t.auth(key), "Idempotency-Key": idem or str(uuid.uuid4())},
+        )
 
     async def confirm(self, redemption_id: str, key: str | None = None, **body: Any) -> Any:
-        return await self.c.post(f"/v1/redemptions/{redemption_id}/confirm", json=body,
-                                 headers=self.t.auth(key or self.merchant_key))
+        return await self.c.post(
+            f"/v1/redemptions/{redemption_id}/confirm",
+            json=body,
+            headers=self.t.auth(key or self.merchant_key),
+        )
 
     async def cancel(self, redemption_id: str, key: str) -> Any:
         return await self.c.post(f"/v1/redemptions/{redemption_id}/cancel", headers=self.t.auth(key))
@@ -91,43 +98,92 @@ async def assert_audit_clean(engine: Any) -> None:
 async def test_rewards_are_published_changed_and_listed_by_the_right_keys(shop, tenant, other_tenant):
     c, t = shop.c, tenant
     member, resident = await shop.resident("甲")
-    own = await shop.reward(title="  理发一次 ", price_points=50, stock=5, limit={"count": 1, "period": "month"},
-                            min_star=1, star_prices={"3": 40, "5": 30}, description="周一至周五")
+    own = await shop.reward(
+        title="  理发一次 ",
+        price_points=50,
+        stock=5,
+        limit={"count": 1, "period": "month"},
+        min_star=1,
+        star_prices={"3": 40, "5": 30},
+        description="周一至周五",
+    )
     assert own["merchant_id"] == shop.merchant["id"] and own["title"] == "理发一次"
     assert own["stock"] == 5 and own["held"] == 0 and own["redeemed"] == 0 and own["active"] is True
     assert own["limit"] == {"count": 1, "period": "month"} and own["star_prices"] == {"3": 40, "5": 30}
     # an admin publishes for a merchant; a merchant only for itself; residents not at all
     by_admin = await shop.reward(key=t.admin_key, merchant_id=shop.other_merchant["id"], title="洗剪吹")
     assert by_admin["merchant_id"] == shop.other_merchant["id"]
-    problem(await c.post("/v1/rewards", json={"title": "x", "price_points": 1}, headers=t.auth()), 400, "invalid-request")
-    problem(await c.post("/v1/rewards", json={"merchant_id": shop.other_merchant["id"], "title": "x", "price_points": 1},
-                         headers=t.auth(shop.merchant_key)), 403, "forbidden")
-    problem(await c.post("/v1/rewards", json={"title": "x", "price_points": 1}, headers=t.auth(resident)), 403, "forbidden")
-    problem(await c.post("/v1/rewards", json={"merchant_id": member["id"], "title": "x", "price_points": 1},
-                         headers=t.auth()), 404, "not-found")
+    problem(
+        await c.post("/v1/rewards", json={"title": "x", "price_points": 1}, headers=t.auth()),
+        400,
+        "invalid-request",
+    )
+    problem(
+        await c.post(
+            "/v1/rewards",
+            json={"merchant_id": shop.other_merchant["id"], "title": "x", "price_points": 1},
+            headers=t.auth(shop.merchant_key),
+        ),
+        403,
+        "forbidden",
+    )
+    problem(
+        await c.post("/v1/rewards", json={"title": "x", "price_points": 1}, headers=t.auth(resident)),
+        403,
+        "forbidden",
+    )
+    problem(
+        await c.post(
+            "/v1/rewards",
+            json={"merchant_id": member["id"], "title": "x", "price_points": 1},
+            headers=t.auth(),
+        ),
+        404,
+        "not-found",
+    )
     # bad input: a clear 400, nothing written
     before = len((await c.get("/v1/rewards", headers=t.auth())).json()["items"])
-    for bad in ({"title": "", "price_points": 1}, {"title": "x", "price_points": 0}, {"title": "x", "price_points": "5"},
-                {"title": "x", "price_points": 1, "stock": -1},
-                {"title": "x", "price_points": 1, "limit": {"count": 1, "period": "fortnight"}},
-                {"title": "x", "price_points": 1, "limit": {"count": 0, "period": "day"}},
-                {"title": "x", "price_points": 1, "star_prices": {"7": 1}},
-                {"title": "x", "price_points": 1, "star_prices": {"2": 0}},
-                {"title": "x", "price_points": 1, "min_star": 6},
-                {"title": "x", "price_points": 1, "valid_from": "2026-12-01T00:00:00Z",
-                 "valid_until": "2026-11-01T00:00:00Z"},
-                {"title": "x", "price_points": 1, "colour": "red"}):
-        problem(await c.post("/v1/rewards", json=bad, headers=t.auth(shop.merchant_key)), 400, "invalid-request")
+    for bad in (
+        {"title": "", "price_points": 1},
+        {"title": "x", "price_points": 0},
+        {"title": "x", "price_points": "5"},
+        {"title": "x", "price_points": 1, "stock": -1},
+        {"title": "x", "price_points": 1, "limit": {"count": 1, "period": "fortnight"}},
+        {"title": "x", "price_points": 1, "limit": {"count": 0, "period": "day"}},
+        {"title": "x", "price_points": 1, "star_prices": {"7": 1}},
+        {"title": "x", "price_points": 1, "star_prices": {"2": 0}},
+        {"title": "x", "price_points": 1, "min_star": 6},
+        {
+            "title": "x",
+            "price_points": 1,
+            "valid_from": "2026-12-01T00:00:00Z",
+            "valid_until": "2026-11-01T00:00:00Z",
+        },
+        {"title": "x", "price_points": 1, "colour": "red"},
+    ):
+        problem(
+            await c.post("/v1/rewards", json=bad, headers=t.auth(shop.merchant_key)), 400, "invalid-request"
+        )
     assert len((await c.get("/v1/rewards", headers=t.auth())).json()["items"]) == before
     # changes: by its merchant or an admin; null clears; other merchants may not
-    r = await c.patch(f"/v1/rewards/{own['id']}", json={"price_points": 45, "stock": None, "limit": None},
-                      headers=t.auth(shop.merchant_key))
+    r = await c.patch(
+        f"/v1/rewards/{own['id']}",
+        json={"price_points": 45, "stock": None, "limit": None},
+        headers=t.auth(shop.merchant_key),
+    )
     assert r.status_code == 200, r.text
     assert r.json()["price_points"] == 45 and r.json()["stock"] is None and r.json()["limit"] is None
     assert r.json()["title"] == "理发一次" and r.json()["min_star"] == 1
-    problem(await c.patch(f"/v1/rewards/{own['id']}", json={"price_points": 1}, headers=t.auth(shop.other_key)),
-            403, "forbidden")
-    problem(await c.patch(f"/v1/rewards/{own['id']}", json={"price_points": -1}, headers=t.auth()), 400, "invalid-request")
+    problem(
+        await c.patch(f"/v1/rewards/{own['id']}", json={"price_points": 1}, headers=t.auth(shop.other_key)),
+        403,
+        "forbidden",
+    )
+    problem(
+        await c.patch(f"/v1/rewards/{own['id']}", json={"price_points": -1}, headers=t.auth()),
+        400,
+        "invalid-request",
+    )
     # listing and filters; another community sees nothing
     mine = (await c.get(f"/v1/rewards?merchant_id={shop.merchant['id']}", headers=t.auth())).json()["items"]
     assert [x["id"] for x in mine] == [own["id"]]
@@ -143,7 +199,9 @@ async def test_rewards_are_published_changed_and_listed_by_the_right_keys(shop, 
         await shop.reward(title=f"商品{i}")
     first = (await c.get("/v1/rewards?limit=2", headers=t.auth())).json()
     second = (await c.get(f"/v1/rewards?limit=2&cursor={first['next_cursor']}", headers=t.auth())).json()
-    assert len(first["items"]) == 2 and not {x["id"] for x in first["items"]} & {x["id"] for x in second["items"]}
+    assert len(first["items"]) == 2 and not {x["id"] for x in first["items"]} & {
+        x["id"] for x in second["items"]
+    }
 
 
 async def test_a_resident_sees_whether_and_why_not(shop, tenant):
@@ -155,12 +213,19 @@ async def test_a_resident_sees_whether_and_why_not(shop, tenant):
     starred = await shop.reward(title="油", price_points=10, min_star=1)
     gone = await shop.reward(title="面", price_points=5, stock=0)
     dear = await shop.reward(title="电饭锅", price_points=500)
-    later = await shop.reward(title="月饼", price_points=5,
-                              valid_from=(datetime.now(UTC) + timedelta(days=30)).isoformat())
-    over = await shop.reward(title="粽子", price_points=5,
-                             valid_from=(datetime.now(UTC) - timedelta(days=30)).isoformat(),
-                             valid_until=(datetime.now(UTC) - timedelta(days=1)).isoformat())
-    seen = {x["id"]: x["eligibility"] for x in (await c.get("/v1/rewards", headers=tenant.auth(resident))).json()["items"]}
+    later = await shop.reward(
+        title="月饼", price_points=5, valid_from=(datetime.now(UTC) + timedelta(days=30)).isoformat()
+    )
+    over = await shop.reward(
+        title="粽子",
+        price_points=5,
+        valid_from=(datetime.now(UTC) - timedelta(days=30)).isoformat(),
+        valid_until=(datetime.now(UTC) - timedelta(days=1)).isoformat(),
+    )
+    seen = {
+        x["id"]: x["eligibility"]
+        for x in (await c.get("/v1/rewards", headers=tenant.auth(resident))).json()["items"]
+    }
     assert seen[plain["id"]] == {"may_redeem": True, "reasons": [], "price_points": 20, "star_level": 0}
     assert seen[starred["id"]]["reasons"] == ["star_level"]
     assert seen[gone["id"]]["reasons"] == ["out_of_stock"]
@@ -170,26 +235,51 @@ async def test_a_resident_sees_whether_and_why_not(shop, tenant):
     # staff see the rewards without a resident's eligibility
     assert "eligibility" not in (await c.get("/v1/rewards", headers=tenant.auth())).json()["items"][0]
     # each reason refuses a redemption with the same words
-    for reward, reason in ((starred, "star_level"), (gone, "out_of_stock"), (dear, "insufficient_points"),
-                           (later, "not_valid_yet"), (over, "no_longer_valid")):
+    for reward, reason in (
+        (starred, "star_level"),
+        (gone, "out_of_stock"),
+        (dear, "insufficient_points"),
+        (later, "not_valid_yet"),
+        (over, "no_longer_valid"),
+    ):
         body = problem(await shop.redeem(reward, member, resident), 409, "reward-unavailable")
         assert body["reason"] == reason
     # the limit, once reached
     assert (await shop.redeem(plain, member, resident)).status_code == 201
     assert (await shop.get_reward(plain["id"], resident))["eligibility"]["reasons"] == ["limit_reached"]
-    assert problem(await shop.redeem(plain, member, resident), 409, "reward-unavailable")["reason"] == "limit_reached"
+    assert (
+        problem(await shop.redeem(plain, member, resident), 409, "reward-unavailable")["reason"]
+        == "limit_reached"
+    )
     # VIP love-exchange: a star (one approved hour) unlocks the starred reward at its star price
     org = await tenant.party("organisations", "志愿队")
     start = datetime(2026, 11, 2, 1, tzinfo=UTC)
-    rec = (await c.post("/v1/service-records", json={
-        "member_id": member["id"], "organisation_id": org["id"], "activity": "助老", "category": "volunteer_service",
-        "place": "社区", "started_at": start.isoformat(), "ended_at": (start + timedelta(hours=1)).isoformat()},
-        headers=tenant.auth())).json()
-    assert (await c.post(f"/v1/service-records/{rec['id']}/approve", headers=tenant.auth())).status_code == 201
+    rec = (
+        await c.post(
+            "/v1/service-records",
+            json={
+                "member_id": member["id"],
+                "organisation_id": org["id"],
+                "activity": "助老",
+                "category": "volunteer_service",
+                "place": "社区",
+                "started_at": start.isoformat(),
+                "ended_at": (start + timedelta(hours=1)).isoformat(),
+            },
+            headers=tenant.auth(),
+        )
+    ).json()
+    assert (
+        await c.post(f"/v1/service-records/{rec['id']}/approve", headers=tenant.auth())
+    ).status_code == 201
     r = await c.patch(f"/v1/rewards/{starred['id']}", json={"star_prices": {"1": 7}}, headers=tenant.auth())
     assert r.status_code == 200, r.text
     assert (await shop.get_reward(starred["id"], resident))["eligibility"] == {
-        "may_redeem": True, "reasons": [], "price_points": 7, "star_level": 1}
+        "may_redeem": True,
+        "reasons": [],
+        "price_points": 7,
+        "star_level": 1,
+    }
     held = await shop.redeem(starred, member, resident)
     assert held.status_code == 201 and held.json()["price_points"] == 7 and held.json()["star_level"] == 1
 
@@ -197,7 +287,7 @@ async def test_a_resident_sees_whether_and_why_not(shop, tenant):
 async def test_redeem_and_confirm_at_the_counter(shop, tenant, engine):
     c = shop.c
     member, resident = await shop.resident("丙", points=100)
-    stranger, stranger_key = await shop.resident("丁", points=100)
+    _stranger, stranger_key = await shop.resident("丁", points=100)
     reward = await shop.reward(title="一袋面粉", price_points=30, stock=3)
     idem = str(uuid.uuid4())
     r = await shop.redeem(reward, member, resident, idem=idem)
@@ -214,8 +304,12 @@ async def test_redeem_and_confirm_at_the_counter(shop, tenant, engine):
     claims = vouchers.read_token(held["qr"], vouchers.VOUCHER, keys, datetime.now(UTC))
     assert claims["redemption_id"] == held["id"] and claims["code"] == held["code"]
     with pytest.raises(vouchers.TokenError):
-        vouchers.read_token(held["qr"][:-2] + ("AA" if held["qr"][-2:] != "AA" else "BB"), vouchers.VOUCHER, keys,
-                            datetime.now(UTC))
+        vouchers.read_token(
+            held["qr"][:-2] + ("AA" if held["qr"][-2:] != "AA" else "BB"),
+            vouchers.VOUCHER,
+            keys,
+            datetime.now(UTC),
+        )
     with pytest.raises(vouchers.TokenError, match="expired"):
         vouchers.read_token(held["qr"], vouchers.VOUCHER, keys, expires + timedelta(seconds=1))
     # replay: the same answer, the same voucher
@@ -225,11 +319,17 @@ async def test_redeem_and_confirm_at_the_counter(shop, tenant, engine):
     # held: points reserved, one unit reserved
     pts = await shop.points(member, resident)
     assert pts["balance"] == 100 and pts["available"] == 70
-    assert (await shop.get_reward(reward["id"]))["stock"] == 2 and (await shop.get_reward(reward["id"]))["held"] == 1
+    assert (await shop.get_reward(reward["id"]))["stock"] == 2 and (await shop.get_reward(reward["id"]))[
+        "held"
+    ] == 1
     # the counter finds it by code (another merchant does not)
-    found = await c.get(f"/v1/redemptions?code={held['code'].lower()}", headers=tenant.auth(shop.merchant_key))
+    found = await c.get(
+        f"/v1/redemptions?code={held['code'].lower()}", headers=tenant.auth(shop.merchant_key)
+    )
     assert found.status_code == 200 and found.json()["id"] == held["id"]
-    assert (await c.get(f"/v1/redemptions?code={held['code']}", headers=tenant.auth(shop.other_key))).status_code == 404
+    assert (
+        await c.get(f"/v1/redemptions?code={held['code']}", headers=tenant.auth(shop.other_key))
+    ).status_code == 404
     # wrong code, another merchant, a resident: refused, nothing moves
     wrong = "".join("2" if ch != "2" else "3" for ch in held["code"])
     problem(await shop.confirm(held["id"], code=wrong), 422, "wrong-voucher-code")
@@ -237,8 +337,14 @@ async def test_redeem_and_confirm_at_the_counter(shop, tenant, engine):
     problem(await shop.confirm(held["id"], resident, code=held["code"]), 403, "forbidden")
     problem(await shop.confirm(held["id"]), 400, "invalid-request")
     # the resident cannot post or void the hold behind the redemption's back
-    problem(await c.post(f"/v1/transactions/{held['hold_id']}/void",
-                         headers={**tenant.auth(resident), "Idempotency-Key": str(uuid.uuid4())}), 409, "not-a-hold")
+    problem(
+        await c.post(
+            f"/v1/transactions/{held['hold_id']}/void",
+            headers={**tenant.auth(resident), "Idempotency-Key": str(uuid.uuid4())},
+        ),
+        409,
+        "not-a-hold",
+    )
     assert (await shop.points(member))["available"] == 70
     # the right code (as typed, with a dash and in lower case)
     typed = f"{held['code'][:4]}-{held['code'][4:]}".lower()
@@ -251,8 +357,15 @@ async def test_redeem_and_confirm_at_the_counter(shop, tenant, engine):
     assert replay.status_code == 201 and replay.headers.get("Idempotent-Replayed") == "true"
     assert replay.json()["transaction"]["id"] == confirmed["transaction"]["id"]
     # the code cannot be used twice, by a new request or by the other way in
-    problem(await c.post(f"/v1/redemptions/{held['id']}/confirm", json={"code": held["code"]},
-                         headers={**tenant.auth(shop.merchant_key), "Idempotency-Key": "another"}), 409, "voucher-used")
+    problem(
+        await c.post(
+            f"/v1/redemptions/{held['id']}/confirm",
+            json={"code": held["code"]},
+            headers={**tenant.auth(shop.merchant_key), "Idempotency-Key": "another"},
+        ),
+        409,
+        "voucher-used",
+    )
     problem(await shop.cancel(held["id"], resident), 409, "voucher-used")
     assert (await shop.points(member))["balance"] == 70
     assert (await tenant.balance(shop.merchant["accounts"]["POINT"]))["posted"] == 30
@@ -263,11 +376,19 @@ async def test_redeem_and_confirm_at_the_counter(shop, tenant, engine):
     problem(await shop.confirm(second["id"], qr=held["qr"]), 422, "wrong-voucher-code")
     assert (await shop.confirm(second["id"], qr=second["qr"])).status_code == 201
     # who reads what
-    assert (await c.get(f"/v1/redemptions/{held['id']}", headers=tenant.auth(stranger_key))).status_code == 404
-    assert (await c.get(f"/v1/redemptions/{held['id']}", headers=tenant.auth(shop.other_key))).status_code == 404
-    mine = (await c.get(f"/v1/members/{member['id']}/redemptions", headers=tenant.auth(resident))).json()["items"]
+    assert (
+        await c.get(f"/v1/redemptions/{held['id']}", headers=tenant.auth(stranger_key))
+    ).status_code == 404
+    assert (
+        await c.get(f"/v1/redemptions/{held['id']}", headers=tenant.auth(shop.other_key))
+    ).status_code == 404
+    mine = (await c.get(f"/v1/members/{member['id']}/redemptions", headers=tenant.auth(resident))).json()[
+        "items"
+    ]
     assert [x["id"] for x in mine] == [second["id"], held["id"]]
-    assert (await c.get(f"/v1/members/{member['id']}/redemptions", headers=tenant.auth(stranger_key))).status_code == 404
+    assert (
+        await c.get(f"/v1/members/{member['id']}/redemptions", headers=tenant.auth(stranger_key))
+    ).status_code == 404
     # receipts of the hold and its post verify offline
     await tenant.integrate()
     for tx_id in (held["hold_id"], confirmed["resolution_id"]):
@@ -281,11 +402,18 @@ async def test_cancel_gives_back_points_stock_and_limit(shop, tenant, engine):
     other, other_key = await shop.resident("己", points=50)
     reward = await shop.reward(price_points=20, stock=1, limit={"count": 1, "period": "week"})
     held = (await shop.redeem(reward, member, resident)).json()
-    assert problem(await shop.redeem(reward, other, other_key), 409, "reward-unavailable")["reason"] == "out_of_stock"
+    assert (
+        problem(await shop.redeem(reward, other, other_key), 409, "reward-unavailable")["reason"]
+        == "out_of_stock"
+    )
     problem(await shop.cancel(held["id"], other_key), 404, "not-found")
     problem(await shop.cancel(held["id"], shop.other_key), 403, "forbidden")
     r = await shop.cancel(held["id"], resident)
-    assert r.status_code == 201 and r.json()["status"] == "cancelled" and r.json()["transaction"]["phase"] == "void"
+    assert (
+        r.status_code == 201
+        and r.json()["status"] == "cancelled"
+        and r.json()["transaction"]["phase"] == "void"
+    )
     assert (await shop.points(member))["available"] == 50
     back = await shop.get_reward(reward["id"])
     assert (back["stock"], back["held"], back["redeemed"]) == (1, 0, 0)
@@ -306,24 +434,36 @@ async def test_a_merchant_redeems_with_the_residents_token(shop, tenant, engine)
     r = await c.post(f"/v1/members/{member['id']}/redemption-token", headers=tenant.auth(resident))
     assert r.status_code == 201, r.text
     token = r.json()["token"]
-    assert (await c.post(f"/v1/members/{other['id']}/redemption-token", headers=tenant.auth(resident))).status_code == 404
+    assert (
+        await c.post(f"/v1/members/{other['id']}/redemption-token", headers=tenant.auth(resident))
+    ).status_code == 404
     problem(await shop.redeem(reward, member, shop.merchant_key), 400, "invalid-request")  # no token
     problem(await shop.redeem(reward, other, shop.merchant_key, member_token=token), 400, "invalid-request")
-    problem(await shop.redeem(reward, member, shop.merchant_key, member_token=token[:-3] + "abc"), 400, "invalid-request")
+    problem(
+        await shop.redeem(reward, member, shop.merchant_key, member_token=token[:-3] + "abc"),
+        400,
+        "invalid-request",
+    )
     other_reward = await shop.reward(key=shop.other_key, price_points=10)
     problem(await shop.redeem(other_reward, member, shop.merchant_key, member_token=token), 403, "forbidden")
     made = await shop.redeem(reward, member, shop.merchant_key, member_token=token)
     assert made.status_code == 201, made.text
     assert (await shop.confirm(made.json()["id"], code=made.json()["code"])).status_code == 201
-    body = problem(await shop.redeem(reward, member, shop.merchant_key, member_token=token), 400, "invalid-request")
+    body = problem(
+        await shop.redeem(reward, member, shop.merchant_key, member_token=token), 400, "invalid-request"
+    )
     assert "already used" in body["detail"]
     problem(await shop.redeem(reward, member, resident, member_token=token), 400, "invalid-request")
     problem(await shop.redeem(reward, member, tenant.admin_key), 403, "forbidden")
     # one token, two rewards at once: one redemption, one clear refusal
-    fresh = (await c.post(f"/v1/members/{member['id']}/redemption-token", headers=tenant.auth(resident))).json()["token"]
+    fresh = (
+        await c.post(f"/v1/members/{member['id']}/redemption-token", headers=tenant.auth(resident))
+    ).json()["token"]
     second_reward = await shop.reward(price_points=5)
-    both = await asyncio.gather(shop.redeem(reward, member, shop.merchant_key, member_token=fresh),
-                                shop.redeem(second_reward, member, shop.merchant_key, member_token=fresh))
+    both = await asyncio.gather(
+        shop.redeem(reward, member, shop.merchant_key, member_token=fresh),
+        shop.redeem(second_reward, member, shop.merchant_key, member_token=fresh),
+    )
     assert sorted(r.status_code for r in both) == [201, 400], [r.text for r in both]
     assert (await shop.points(member))["available"] in (20, 25)
     await assert_audit_clean(engine)
@@ -346,9 +486,15 @@ async def test_an_expired_voucher_cannot_be_confirmed_and_the_sweep_voids_it(sho
     assert gone["status"] == "expired" and gone["resolution_id"] and "code" not in gone
     # the same request again is answered as before; a new one finds the voucher expired for good
     problem(await shop.confirm(held["id"], code=held["code"]), 409, "voucher-expired")
-    problem(await shop.c.post(f"/v1/redemptions/{held['id']}/confirm", json={"code": held["code"]},
-                              headers={**tenant.auth(shop.merchant_key), "Idempotency-Key": "later"}),
-            409, "voucher-used")
+    problem(
+        await shop.c.post(
+            f"/v1/redemptions/{held['id']}/confirm",
+            json={"code": held["code"]},
+            headers={**tenant.auth(shop.merchant_key), "Idempotency-Key": "later"},
+        ),
+        409,
+        "voucher-used",
+    )
     assert (await shop.points(member))["available"] == 30
     back = await shop.get_reward(reward["id"])
     assert (back["stock"], back["held"], back["redeemed"]) == (1, 0, 0)
@@ -368,26 +514,46 @@ async def test_points_are_spent_oldest_expiry_first_across_lots(shop, tenant, en
     assert expiry == sorted(expiry) and [x["remaining"] for x in lots] == [30, 30, 30]
     first, middle, last = (x["id"] for x in lots)
     # local midnight in Asia/Shanghai
-    assert all(d.astimezone(SHANGHAI).time().isoformat() == "00:00:00"
-               for d in expiry)
+    assert all(d.astimezone(SHANGHAI).time().isoformat() == "00:00:00" for d in expiry)
     reward = await shop.reward(price_points=50)
     held = (await shop.redeem(reward, member, resident)).json()
-    assert [x["remaining"] for x in (await shop.points(member))["lots"]] == [30, 30, 30]  # a hold spends nothing yet
+    assert [x["remaining"] for x in (await shop.points(member))["lots"]] == [
+        30,
+        30,
+        30,
+    ]  # a hold spends nothing yet
     assert (await shop.confirm(held["id"], code=held["code"])).status_code == 201
     after = {x["id"]: x["remaining"] for x in (await shop.points(member))["lots"]}
     assert first not in after and after == {middle: 10, last: 30}
     # a donation to the community fund spends the same way
     fund = tenant.accounts["fund"]["POINT"]
-    r = await tenant.transfer({"from_account": member["accounts"]["POINT"], "to_account": fund, "asset": "POINT",
-                               "amount": 15, "kind": "donation"}, key=resident)
+    r = await tenant.transfer(
+        {
+            "from_account": member["accounts"]["POINT"],
+            "to_account": fund,
+            "asset": "POINT",
+            "amount": 15,
+            "kind": "donation",
+        },
+        key=resident,
+    )
     assert r.status_code == 201, r.text
     assert {x["id"]: x["remaining"] for x in (await shop.points(member))["lots"]} == {last: 25}
     # an admin's reversal of the redemption gives the points back to the lots they came from
-    posted = (await shop.c.get(f"/v1/redemptions/{held['id']}", headers=tenant.auth())).json()["resolution_id"]
-    rev = await shop.c.post(f"/v1/transactions/{posted}/reverse", json={"reason": "商品缺货, 退回积分"},
-                            headers={**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())})
+    posted = (await shop.c.get(f"/v1/redemptions/{held['id']}", headers=tenant.auth())).json()[
+        "resolution_id"
+    ]
+    rev = await shop.c.post(
+        f"/v1/transactions/{posted}/reverse",
+        json={"reason": "商品缺货, 退回积分"},
+        headers={**tenant.auth(), "Idempotency-Key": str(uuid.uuid4())},
+    )
     assert rev.status_code == 201, rev.text
-    assert {x["id"]: x["remaining"] for x in (await shop.points(member))["lots"]} == {first: 30, middle: 20, last: 25}
+    assert {x["id"]: x["remaining"] for x in (await shop.points(member))["lots"]} == {
+        first: 30,
+        middle: 20,
+        last: 25,
+    }
     await assert_audit_clean(engine)
 
 
@@ -396,27 +562,66 @@ async def test_neighbour_help_and_donations_are_ordinary_transfers(shop, tenant,
     neighbour, neighbour_key = await shop.resident("李奶奶", points=20)
     await tenant.fund(neighbour["accounts"]["HOUR"], "HOUR", 120)
     # 邻里互助: the neighbour gives an hour to the helper, from her own account only
-    r = await tenant.transfer({"from_account": neighbour["accounts"]["HOUR"], "to_account": helper["accounts"]["HOUR"],
-                               "asset": "HOUR", "amount": 60, "memo": "修水管"}, key=neighbour_key)
+    r = await tenant.transfer(
+        {
+            "from_account": neighbour["accounts"]["HOUR"],
+            "to_account": helper["accounts"]["HOUR"],
+            "asset": "HOUR",
+            "amount": 60,
+            "memo": "修水管",
+        },
+        key=neighbour_key,
+    )
     assert r.status_code == 201 and "set" in r.json(), r.text
     gift = r.json()
-    problem(await tenant.transfer({"from_account": neighbour["accounts"]["HOUR"],
-                                   "to_account": helper["accounts"]["HOUR"], "asset": "HOUR", "amount": 1},
-                                  key=helper_key), 403, "forbidden")
+    problem(
+        await tenant.transfer(
+            {
+                "from_account": neighbour["accounts"]["HOUR"],
+                "to_account": helper["accounts"]["HOUR"],
+                "asset": "HOUR",
+                "amount": 1,
+            },
+            key=helper_key,
+        ),
+        403,
+        "forbidden",
+    )
     # donation: points to the community fund, and only there
     fund = tenant.accounts["fund"]["POINT"]
-    d = await tenant.transfer({"from_account": neighbour["accounts"]["POINT"], "to_account": fund, "asset": "POINT",
-                               "amount": 5, "kind": "donation"}, key=neighbour_key)
+    d = await tenant.transfer(
+        {
+            "from_account": neighbour["accounts"]["POINT"],
+            "to_account": fund,
+            "asset": "POINT",
+            "amount": 5,
+            "kind": "donation",
+        },
+        key=neighbour_key,
+    )
     assert d.status_code == 201, d.text
-    problem(await tenant.transfer({"from_account": neighbour["accounts"]["POINT"],
-                                   "to_account": helper["accounts"]["POINT"], "asset": "POINT", "amount": 5,
-                                   "kind": "donation"}, key=neighbour_key), 400, "invalid-request")
+    problem(
+        await tenant.transfer(
+            {
+                "from_account": neighbour["accounts"]["POINT"],
+                "to_account": helper["accounts"]["POINT"],
+                "asset": "POINT",
+                "amount": 5,
+                "kind": "donation",
+            },
+            key=neighbour_key,
+        ),
+        400,
+        "invalid-request",
+    )
     assert (await tenant.balance(helper["accounts"]["HOUR"]))["posted"] == 60
     assert (await shop.points(neighbour))["balance"] == 15
     await tenant.integrate()
     keys = load_jwks((await shop.c.get("/v1/log/keys")).json())
     for tx in (gift, d.json()):
-        verify_receipt((await shop.c.get(f"/v1/transactions/{tx['id']}/receipt", headers=tenant.auth())).json(), keys)
+        verify_receipt(
+            (await shop.c.get(f"/v1/transactions/{tx['id']}/receipt", headers=tenant.auth())).json(), keys
+        )
     await assert_audit_clean(engine)
 
 
@@ -443,19 +648,36 @@ async def test_merchant_statement_as_json_and_csv(shop, tenant, engine):
     assert csv_r.status_code == 200 and csv_r.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(csv_r.content.decode("utf-8-sig"))))
     assert rows[0][:3] == ["redemption_id", "confirmed_at", "reward_id"]
-    assert [row[3] for row in rows[1:-1]] == ["大米, 5kg", "食用油"] and rows[-1][:2] == ["total", "2 redemptions"] and rows[-1][5] == "35"
+    assert (
+        [row[3] for row in rows[1:-1]] == ["大米, 5kg", "食用油"]
+        and rows[-1][:2] == ["total", "2 redemptions"]
+        and rows[-1][5] == "35"
+    )
     by_accept = await c.get(url, headers={**tenant.auth(), "Accept": "text/csv"})
     assert by_accept.headers["content-type"].startswith("text/csv")
     # the other merchant's statement is empty; it may not read this one; bad periods are refused
-    other = await c.get(f"/v1/merchants/{shop.other_merchant['id']}/statement?from={today}&to={today}",
-                        headers=tenant.auth(shop.other_key))
+    other = await c.get(
+        f"/v1/merchants/{shop.other_merchant['id']}/statement?from={today}&to={today}",
+        headers=tenant.auth(shop.other_key),
+    )
     assert other.json()["items"] == [] and other.json()["totals"] == {"redemptions": 0, "points": 0}
     problem(await c.get(url, headers=tenant.auth(shop.other_key)), 404, "not-found")
     problem(await c.get(url, headers=tenant.auth(resident)), 403, "forbidden")
-    problem(await c.get(f"/v1/merchants/{shop.merchant['id']}/statement?from={today}&to={today - timedelta(days=1)}",
-                        headers=tenant.auth()), 400, "invalid-request")
-    problem(await c.get(f"/v1/merchants/{shop.merchant['id']}/statement?from=2020-01-01&to={today}",
-                        headers=tenant.auth()), 400, "invalid-request")
+    problem(
+        await c.get(
+            f"/v1/merchants/{shop.merchant['id']}/statement?from={today}&to={today - timedelta(days=1)}",
+            headers=tenant.auth(),
+        ),
+        400,
+        "invalid-request",
+    )
+    problem(
+        await c.get(
+            f"/v1/merchants/{shop.merchant['id']}/statement?from=2020-01-01&to={today}", headers=tenant.auth()
+        ),
+        400,
+        "invalid-request",
+    )
     await assert_audit_clean(engine)
 
 
@@ -497,17 +719,39 @@ async def test_answers_match_the_documented_shapes(shop, tenant):
         return msgspec.convert(body, shape, strict=True)
 
     member, resident = await shop.resident("形", points=50)
-    reward = conforms(await shop.reward(stock=3, limit={"count": 2, "period": "quarter"}, star_prices={"2": 8},
-                                        valid_until="2099-01-01T00:00:00+08:00"), schemas.Reward)
+    reward = conforms(
+        await shop.reward(
+            stock=3,
+            limit={"count": 2, "period": "quarter"},
+            star_prices={"2": 8},
+            valid_until="2099-01-01T00:00:00+08:00",
+        ),
+        schemas.Reward,
+    )
     conforms((await shop.c.get("/v1/rewards", headers=tenant.auth(resident))).json(), schemas.RewardPage)
     held = conforms((await shop.redeem({"id": reward.id}, member, resident)).json(), schemas.Redemption)
     conforms((await shop.confirm(held.id, code=held.code)).json(), schemas.Redemption)
-    conforms((await shop.c.get(f"/v1/redemptions/{held.id}", headers=tenant.auth())).json(), schemas.Redemption)
-    conforms((await shop.c.get(f"/v1/members/{member['id']}/redemptions", headers=tenant.auth(resident))).json(),
-             schemas.RedemptionPage)
-    conforms((await shop.c.post(f"/v1/members/{member['id']}/redemption-token", headers=tenant.auth(resident))).json(),
-             schemas.MemberToken)
+    conforms(
+        (await shop.c.get(f"/v1/redemptions/{held.id}", headers=tenant.auth())).json(), schemas.Redemption
+    )
+    conforms(
+        (await shop.c.get(f"/v1/members/{member['id']}/redemptions", headers=tenant.auth(resident))).json(),
+        schemas.RedemptionPage,
+    )
+    conforms(
+        (
+            await shop.c.post(f"/v1/members/{member['id']}/redemption-token", headers=tenant.auth(resident))
+        ).json(),
+        schemas.MemberToken,
+    )
     conforms(await shop.points(member, resident), schemas.MemberPoints)
     today = datetime.now(SHANGHAI).date()
-    conforms((await shop.c.get(f"/v1/merchants/{shop.merchant['id']}/statement?from={today}&to={today}",
-                               headers=tenant.auth())).json(), schemas.Statement)
+    conforms(
+        (
+            await shop.c.get(
+                f"/v1/merchants/{shop.merchant['id']}/statement?from={today}&to={today}",
+                headers=tenant.auth(),
+            )
+        ).json(),
+        schemas.Statement,
+    )

@@ -23,14 +23,24 @@ async def volunteer_with_service(t):
     member = await t.member("王阿姨")
     for n, hours in enumerate((2, 3, 1.5)):
         start = DAY + timedelta(days=n)
-        r = await t.client.post("/v1/service-records", headers=t.auth(recorder), json={
-            "member_id": member["id"], "activity": ["陪老人聊天", "修水管", "法律咨询"][n],
-            "category": "volunteer_service", "place": "活动室", "started_at": start.isoformat(),
-            "ended_at": (start + timedelta(hours=hours)).isoformat()})
+        r = await t.client.post(
+            "/v1/service-records",
+            headers=t.auth(recorder),
+            json={
+                "member_id": member["id"],
+                "activity": ["陪老人聊天", "修水管", "法律咨询"][n],
+                "category": "volunteer_service",
+                "place": "活动室",
+                "started_at": start.isoformat(),
+                "ended_at": (start + timedelta(hours=hours)).isoformat(),
+            },
+        )
         assert r.status_code == 201, r.text
         if n < 2:  # the third stays submitted: not on the certificate
-            a = await t.client.post(f"/v1/service-records/{r.json()['id']}/approve",
-                                    headers={**t.auth(), "Idempotency-Key": str(uuid.uuid4())})
+            a = await t.client.post(
+                f"/v1/service-records/{r.json()['id']}/approve",
+                headers={**t.auth(), "Idempotency-Key": str(uuid.uuid4())},
+            )
             assert a.status_code == 201, a.text
     return member
 
@@ -43,10 +53,19 @@ async def test_a_certificate_is_signed_numbered_and_checkable_by_anyone(tenant, 
     assert r.status_code == 200, r.text
     signed = r.json()
     cert = signed["certificate"]
-    assert cert["volunteer"]["name"] == "王阿姨" and cert["total_minutes"] == 300 and cert["total_hours"] == "5.00"
+    assert (
+        cert["volunteer"]["name"] == "王阿姨"
+        and cert["total_minutes"] == 300
+        and cert["total_hours"] == "5.00"
+    )
     assert [a["activity"] for a in cert["activities"]] == ["陪老人聊天", "修水管"]
-    assert cert["period"] == {"from": "2026-03-01", "to": "2026-03-31"} and cert["issuer"] == cert["community"]["name"]
-    assert cert["number"].startswith("TB-") and cert["verify_url"].endswith("/v1/certificates/" + cert["number"])
+    assert (
+        cert["period"] == {"from": "2026-03-01", "to": "2026-03-31"}
+        and cert["issuer"] == cert["community"]["name"]
+    )
+    assert cert["number"].startswith("TB-") and cert["verify_url"].endswith(
+        "/v1/certificates/" + cert["number"]
+    )
     keys = load_jwks((await t.client.get("/v1/log/keys")).json())
     verify_certificate(signed, keys)
     # The same period again: the same certificate, not a new number.
@@ -58,7 +77,9 @@ async def test_a_certificate_is_signed_numbered_and_checkable_by_anyone(tenant, 
     # Offline, with only the published keys.
     (tmp_path / "keys.json").write_text((await t.client.get("/v1/log/keys")).text)
     (tmp_path / "cert.json").write_text(json.dumps(signed, ensure_ascii=False))
-    ok = CliRunner().invoke(cli, ["verify", str(tmp_path / "cert.json"), "--keys", str(tmp_path / "keys.json")])
+    ok = CliRunner().invoke(
+        cli, ["verify", str(tmp_path / "cert.json"), "--keys", str(tmp_path / "keys.json")]
+    )
     assert ok.exit_code == 0 and "certificate verified" in ok.output, ok.output
     # A tampered certificate fails, offline too.
     forged = json.loads(json.dumps(signed))
@@ -69,7 +90,9 @@ async def test_a_certificate_is_signed_numbered_and_checkable_by_anyone(tenant, 
     except VerificationError as exc:
         assert cert["number"] in str(exc)
     (tmp_path / "forged.json").write_text(json.dumps(forged, ensure_ascii=False))
-    bad = CliRunner().invoke(cli, ["verify", str(tmp_path / "forged.json"), "--keys", str(tmp_path / "keys.json")])
+    bad = CliRunner().invoke(
+        cli, ["verify", str(tmp_path / "forged.json"), "--keys", str(tmp_path / "keys.json")]
+    )
     assert bad.exit_code == 1 and "FAIL" in bad.output and "changed" in bad.output
 
 
@@ -103,7 +126,12 @@ async def test_who_may_have_a_certificate(tenant, other_tenant):
     assert (await t.client.get(url, headers=other_tenant.auth())).status_code == 404
     auditor = await t.key("auditor", neighbour["id"])
     assert (await t.client.get(url, headers=t.auth(auditor))).status_code == 403
-    bad = await t.client.get(f"/v1/members/{member['id']}/certificate?from=2026-03-31&to=2026-03-01", headers=t.auth())
+    bad = await t.client.get(
+        f"/v1/members/{member['id']}/certificate?from=2026-03-31&to=2026-03-01", headers=t.auth()
+    )
     assert bad.status_code == 400
-    assert (await t.client.get(f"/v1/members/{member['id']}/certificate?from=soon&to=2026-03-01",
-                               headers=t.auth())).status_code == 400
+    assert (
+        await t.client.get(
+            f"/v1/members/{member['id']}/certificate?from=soon&to=2026-03-01", headers=t.auth()
+        )
+    ).status_code == 400

@@ -34,14 +34,18 @@ def row(ref: str, day: date, start: str, end: str, n: int, activity: str = "陪�
 
 def one_volunteer(rows: int, ref: str) -> list[str]:
     """``rows`` hour-long records of one volunteer, ten a day back to back (08:00-18:00 local)."""
-    return [row(ref, FIRST_DAY + timedelta(days=i // 10), f"{8 + i % 10:02d}:00", f"{9 + i % 10:02d}:00", i)
-            for i in range(rows)]
+    return [
+        row(ref, FIRST_DAY + timedelta(days=i // 10), f"{8 + i % 10:02d}:00", f"{9 + i % 10:02d}:00", i)
+        for i in range(rows)
+    ]
 
 
 async def setup(t: Any, ref: str) -> tuple[dict[str, Any], str, dict[str, str]]:
     org = await t.party("organisations", "华锦志愿服务队")
     recorder = await t.key("recorder", org["id"])
-    r = await t.client.post("/v1/members", json={"display_name": "王阿姨", "external_ref": ref}, headers=t.auth())
+    r = await t.client.post(
+        "/v1/members", json={"display_name": "王阿姨", "external_ref": ref}, headers=t.auth()
+    )
     assert r.status_code == 201, r.text
     return r.json(), recorder, {**t.auth(recorder), "Content-Type": "text/csv"}
 
@@ -59,16 +63,28 @@ async def test_twenty_thousand_rows_of_one_volunteer_while_the_service_keeps_ans
     # 2.5 h on the evening of day 200 (with it, the file's tenth hour that day is over the cap).
     for start, end in (("08:30", "08:45"), ("20:00", "22:30")):
         day = FIRST_DAY + timedelta(days=100 if start == "08:30" else 200)
-        r = await t.client.post("/v1/service-records", headers=t.auth(recorder), json={
-            "member_id": member["id"], "activity": "读报", "category": "volunteer_service", "place": "活动室",
-            "started_at": f"{day}T{start}:00+08:00", "ended_at": f"{day}T{end}:00+08:00"})
+        r = await t.client.post(
+            "/v1/service-records",
+            headers=t.auth(recorder),
+            json={
+                "member_id": member["id"],
+                "activity": "读报",
+                "category": "volunteer_service",
+                "place": "活动室",
+                "started_at": f"{day}T{start}:00+08:00",
+                "ended_at": f"{day}T{end}:00+08:00",
+            },
+        )
         assert r.status_code == 201, r.text
     lines = one_volunteer(ROWS - 1, "V-BIG")
-    lines.append(row("V-BIG", FIRST_DAY + timedelta(days=5), "07:30", "08:30", ROWS))  # overlaps an earlier row
+    lines.append(
+        row("V-BIG", FIRST_DAY + timedelta(days=5), "07:30", "08:30", ROWS)
+    )  # overlaps an earlier row
     body = (HEADER + "".join(lines)).encode()
 
-    r, took, latencies = await while_polling_liveness(t.client, t.client.post(
-        "/v1/service-records/import", content=body, headers=headers))
+    r, took, latencies = await while_polling_liveness(
+        t.client, t.client.post("/v1/service-records/import", content=body, headers=headers)
+    )
     assert r.status_code == 200, r.text[:500]
     result = r.json()
     rejected = {x["line"]: x["reason"] for x in result["rejected"]}
@@ -82,8 +98,9 @@ async def test_twenty_thousand_rows_of_one_volunteer_while_the_service_keeps_ans
     assert max(latencies) < 0.2, f"/health/live waited {max(latencies) * 1000:.0f} ms during the import"
 
     # The same file again: every row is its record, nothing is written twice.
-    again, took, latencies = await while_polling_liveness(t.client, t.client.post(
-        "/v1/service-records/import", content=body, headers=headers))
+    again, took, latencies = await while_polling_liveness(
+        t.client, t.client.post("/v1/service-records/import", content=body, headers=headers)
+    )
     assert again.status_code == 200
     assert sum(a["duplicate"] for a in again.json()["accepted"]) == ROWS - 3
     assert [x["line"] for x in again.json()["rejected"]] == sorted(rejected)
@@ -144,9 +161,12 @@ async def test_records_of_a_trusted_organisation_are_approved_in_order_with_thei
     balances = (await t.client.get(f"/v1/members/{member['id']}/balances", headers=t.auth())).json()
     assert balances["HOUR"]["posted"] == 240 and balances["POINT"]["posted"] == 43
     async with engine.connect() as conn:
-        lots = (await conn.exec_driver_sql(
-            "SELECT record_id::text, transaction_id::text FROM points_lots WHERE record_id IS NOT NULL "
-            f"AND account_id = '{member['accounts']['POINT']}'")).all()
+        lots = (
+            await conn.exec_driver_sql(
+                "SELECT record_id::text, transaction_id::text FROM points_lots WHERE record_id IS NOT NULL "
+                f"AND account_id = '{member['accounts']['POINT']}'"
+            )
+        ).all()
     assert sorted(lots) == sorted((a["id"], a["transaction_id"]) for a in accepted)
     assert (await t.client.get(f"/v1/members/{member['id']}", headers=t.auth())).json()["star_level"] == 4
 
@@ -156,8 +176,11 @@ async def test_a_file_over_the_row_limit_is_refused_whole(tenant):
     member, _, headers = await setup(t, "V-ROWS")
     body = (HEADER + "".join(one_volunteer(ROWS + 1, "V-ROWS"))).encode()
     assert len(body) < MAX_BYTES
-    body_ = problem(await t.client.post("/v1/service-records/import", content=body, headers=headers), 413,
-                    "payload-too-large")
+    body_ = problem(
+        await t.client.post("/v1/service-records/import", content=body, headers=headers),
+        413,
+        "payload-too-large",
+    )
     assert f"more than {ROWS} records" in body_["detail"]
     assert await count_records(t, member["id"]) == 0  # nothing of it is recorded
 
@@ -170,16 +193,22 @@ async def test_a_file_over_the_byte_limit_is_refused_whole(tenant):
     at_limit = valid + (b"," * 999 + b"\n") * (filler // 1000) + b"\n" * (filler % 1000)
     body = at_limit + b"\n"
     assert len(body) == MAX_BYTES + 1
-    detail = problem(await t.client.post("/v1/service-records/import", content=body, headers=headers), 413,
-                     "payload-too-large")["detail"]
+    detail = problem(
+        await t.client.post("/v1/service-records/import", content=body, headers=headers),
+        413,
+        "payload-too-large",
+    )["detail"]
     assert f"{MAX_BYTES} bytes" in detail
 
     async def chunks() -> Any:  # no Content-Length: the file is measured as it is read
         for start in range(0, len(body), 1 << 20):
-            yield body[start:start + (1 << 20)]
+            yield body[start : start + (1 << 20)]
 
-    problem(await t.client.post("/v1/service-records/import", content=chunks(), headers=headers), 413,
-            "payload-too-large")
+    problem(
+        await t.client.post("/v1/service-records/import", content=chunks(), headers=headers),
+        413,
+        "payload-too-large",
+    )
     assert await count_records(t, member["id"]) == 0
     # At the limit it is read: the blank lines mean nothing.
     r = await t.client.post("/v1/service-records/import", content=at_limit, headers=headers)
@@ -190,16 +219,24 @@ async def test_control_characters_in_cells_are_rejected_rows_never_a_500(tenant)
     t = tenant
     member, _, headers = await setup(t, "V-CTRL")
     day = FIRST_DAY
-    csv = HEADER + "".join([
-        row("V-CTRL", day, "08:00", "09:00", 1, activity="陪老\x00人聊天"),  # NUL
-        row("V-CTRL", day, "09:00", "10:00", 2, activity="读\x1b报"),  # ESC
-        row("V-C\x00TRL", day, "10:00", "11:00", 3),  # NUL in the volunteer's number
-        f'V-CTRL,"两行\n内容",志愿服务,活动室,{day} 11:00,{day} 12:00,R4\n',  # a quoted cell with a line break
-        row("V-CTRL", day, "12:00", "13:00", 5).replace(",R5", ",R\x7f5"),  # DEL in the reference
-        row("V-CTRL", day, "13:00", "14:00", 6).replace(f"{day} 14:00", f"{day} 14:\x0000"),  # NUL in a time
-        f"V-CTRL,义剪,志愿服务,活动室\u0085,{day} 14:00,{day} 15:00,R7\n",  # C1 control at a cell's end: trimmed
-        f"V-CTRL,义剪,志愿服务,活\u0090动室,{day} 15:00,{day} 16:00,R8\n",  # C1 control inside
-    ])
+    csv = (
+        HEADER
+        + "".join(
+            [
+                row("V-CTRL", day, "08:00", "09:00", 1, activity="陪老\x00人聊天"),  # NUL
+                row("V-CTRL", day, "09:00", "10:00", 2, activity="读\x1b报"),  # ESC
+                row("V-C\x00TRL", day, "10:00", "11:00", 3),  # NUL in the volunteer's number
+                f'V-CTRL,"两行\n内容",志愿服务,活动室,{day} 11:00,{day} 12:00,R4\n',  # a quoted cell with a line break
+                row("V-CTRL", day, "12:00", "13:00", 5).replace(",R5", ",R\x7f5"),  # DEL in the reference
+                row("V-CTRL", day, "13:00", "14:00", 6).replace(
+                    f"{day} 14:00", f"{day} 14:\x0000"
+                ),  # NUL in a time
+                # C1 control at a cell's end: trimmed
+                f"V-CTRL,义剪,志愿服务,活动室\u0085,{day} 14:00,{day} 15:00,R7\n",
+                f"V-CTRL,义剪,志愿服务,活\u0090动室,{day} 15:00,{day} 16:00,R8\n",  # C1 control inside
+            ]
+        )
+    )
     r = await t.client.post("/v1/service-records/import", content=csv.encode(), headers=headers)
     assert r.status_code == 200, r.text
     result = r.json()
@@ -217,17 +254,35 @@ async def test_control_characters_in_cells_are_rejected_rows_never_a_500(tenant)
     assert accepted[6]["activity"] == "两行\n内容" and accepted[9]["place"] == "活动室"
     assert await count_records(t, member["id"]) == 2
     # A cell longer than any field (the csv module's limit): the whole file is a 400, nothing recorded.
-    huge = HEADER + row("V-CTRL", day, "16:00", "17:00", 9) + f'V-CTRL,"{"长" * 200_000}",志愿服务,室,{day} 17:00,{day} 18:00,R10\n'
-    body = problem(await t.client.post("/v1/service-records/import", content=huge.encode(), headers=headers), 400,
-                   "invalid-request")
+    huge = (
+        HEADER
+        + row("V-CTRL", day, "16:00", "17:00", 9)
+        + f'V-CTRL,"{"长" * 200_000}",志愿服务,室,{day} 17:00,{day} 18:00,R10\n'
+    )
+    body = problem(
+        await t.client.post("/v1/service-records/import", content=huge.encode(), headers=headers),
+        400,
+        "invalid-request",
+    )
     assert "line 3" in body["detail"]
     assert await count_records(t, member["id"]) == 2
     # The form refuses a NUL too (422, or the edge's 400 where it checks JSON strings first).
-    r = await t.client.post("/v1/service-records", headers=t.auth(), json={
-        "member_id": member["id"], "organisation_id": result["accepted"][0]["organisation_id"], "activity": "a\x00b",
-        "category": "volunteer_service", "place": "x", "started_at": "2019-02-01T08:00:00+08:00",
-        "ended_at": "2019-02-01T09:00:00+08:00"})
-    assert r.status_code in (400, 422) and r.headers["content-type"].startswith("application/problem+json"), r.text
+    r = await t.client.post(
+        "/v1/service-records",
+        headers=t.auth(),
+        json={
+            "member_id": member["id"],
+            "organisation_id": result["accepted"][0]["organisation_id"],
+            "activity": "a\x00b",
+            "category": "volunteer_service",
+            "place": "x",
+            "started_at": "2019-02-01T08:00:00+08:00",
+            "ended_at": "2019-02-01T09:00:00+08:00",
+        },
+    )
+    assert r.status_code in (400, 422) and r.headers["content-type"].startswith("application/problem+json"), (
+        r.text
+    )
     assert await count_records(t, member["id"]) == 2
 
 
@@ -261,8 +316,9 @@ def _reference_day_seconds(start: datetime, end: datetime, tz: ZoneInfo) -> dict
     return out
 
 
-def _reference_check(fresh: list[Any], stored: list[tuple[Any, datetime, datetime]], tz: ZoneInfo,
-                     cap_minutes: int) -> None:
+def _reference_check(
+    fresh: list[Any], stored: list[tuple[Any, datetime, datetime]], tz: ZoneInfo, cap_minutes: int
+) -> None:
     """The quadratic overlap and daily-cap checks this change replaced, verbatim in substance."""
     taken: dict[Any, list[tuple[datetime, datetime]]] = defaultdict(list)
     for m, s, e in stored:
@@ -277,11 +333,16 @@ def _reference_check(fresh: list[Any], stored: list[tuple[Any, datetime, datetim
         for s, e in mine:
             for d, secs in _reference_day_seconds(s, e, tz).items():
                 per_day[d] += secs
-        over = [d for d, secs in _reference_day_seconds(g.started_at, g.ended_at, tz).items()
-                if per_day[d] + secs > cap]
+        over = [
+            d
+            for d, secs in _reference_day_seconds(g.started_at, g.ended_at, tz).items()
+            if per_day[d] + secs > cap
+        ]
         if over:
-            r.reason = f"more than the daily cap of {cap_minutes // 60} h " \
-                       f"{cap_minutes % 60} min on {over[0].isoformat()}".replace(" 0 min", "")
+            r.reason = (
+                f"more than the daily cap of {cap_minutes // 60} h "
+                f"{cap_minutes % 60} min on {over[0].isoformat()}".replace(" 0 min", "")
+            )
             continue
         mine.append((g.started_at, g.ended_at))
 
@@ -292,7 +353,11 @@ def test_linear_checks_agree_with_the_quadratic_ones(zone):
     rnd = random.Random(zone)
     members = [uuid.uuid4() for _ in range(3)]
     # Around a daylight-saving change in each hemisphere (23 and 25 hour days).
-    bases = [datetime(2026, 3, 28, tzinfo=tz), datetime(2026, 10, 24, tzinfo=tz), datetime(2026, 4, 3, tzinfo=tz)]
+    bases = [
+        datetime(2026, 3, 28, tzinfo=tz),
+        datetime(2026, 10, 24, tzinfo=tz),
+        datetime(2026, 4, 3, tzinfo=tz),
+    ]
     verdicts: set[str] = set()
     for case in range(300):
         base = rnd.choice(bases)
@@ -301,7 +366,9 @@ def test_linear_checks_agree_with_the_quadratic_ones(zone):
             start = base.astimezone(UTC) + timedelta(minutes=15 * rnd.randrange(0, 4 * 24 * 4))
             return start, start + timedelta(minutes=15 * rnd.choice([1, 2, 4, 8, 16, 30, 48, 60, 100, 130]))
 
-        stored = [(rnd.choice(members), *interval()) for _ in range(rnd.randrange(0, 8))]  # may overlap (old data)
+        stored = [
+            (rnd.choice(members), *interval()) for _ in range(rnd.randrange(0, 8))
+        ]  # may overlap (old data)
         items = []
         for n in range(rnd.randrange(1, 40)):
             s, e = interval()

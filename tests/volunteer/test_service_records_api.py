@@ -24,7 +24,7 @@ class Volunteering:
     def __init__(self, tenant: Any) -> None:
         self.t = tenant
 
-    async def setup(self) -> "Volunteering":
+    async def setup(self) -> Volunteering:
         self.org = await self.t.party("organisations", "华锦志愿服务队")
         self.recorder = await self.t.key("recorder", self.org["id"])
         self.member = await self.t.member("王阿姨")
@@ -32,16 +32,28 @@ class Volunteering:
         return self
 
     def body(self, start: float, end: float, **extra: Any) -> dict[str, Any]:
-        return {"member_id": self.member["id"], "activity": "陪老人聊天", "category": "volunteer_service",
-                "place": "华锦社区日间照料中心", "started_at": at(start), "ended_at": at(end), **extra}
+        return {
+            "member_id": self.member["id"],
+            "activity": "陪老人聊天",
+            "category": "volunteer_service",
+            "place": "华锦社区日间照料中心",
+            "started_at": at(start),
+            "ended_at": at(end),
+            **extra,
+        }
 
     async def record(self, start: float, end: float, key: str | None = None, **extra: Any) -> Any:
-        return await self.t.client.post("/v1/service-records", json=self.body(start, end, **extra),
-                                        headers=self.t.auth(key or self.recorder))
+        return await self.t.client.post(
+            "/v1/service-records",
+            json=self.body(start, end, **extra),
+            headers=self.t.auth(key or self.recorder),
+        )
 
     async def approve(self, record_id: str, key: str | None = None, idem: str | None = None) -> Any:
-        return await self.t.client.post(f"/v1/service-records/{record_id}/approve",
-                                        headers={**self.t.auth(key), "Idempotency-Key": idem or str(uuid.uuid4())})
+        return await self.t.client.post(
+            f"/v1/service-records/{record_id}/approve",
+            headers={**self.t.auth(key), "Idempotency-Key": idem or str(uuid.uuid4())},
+        )
 
     async def standing(self) -> dict[str, Any]:
         r = await self.t.client.get(f"/v1/members/{self.member['id']}", headers=self.t.auth())
@@ -62,19 +74,36 @@ async def test_policy_is_versioned_and_only_admins_change_it(vol):
     assert default["version"] == 0 and default["policy"]["points_per_hour"] == 10
     assert default["policy"]["star_thresholds_hours"] == [100, 300, 600, 1000, 1500]
     assert default["policy"]["daily_cap_minutes"] == 720
-    assert [c["name"] for c in default["policy"]["categories"]] == ["志愿服务", "邻里互助", "日间照料", "法律援助", "文体健康"]
+    assert [c["name"] for c in default["policy"]["categories"]] == [
+        "志愿服务",
+        "邻里互助",
+        "日间照料",
+        "法律援助",
+        "文体健康",
+    ]
     new = {**default["policy"], "points_per_hour": 12}
-    assert (await t.client.put("/v1/community/policy", json=new, headers=t.auth(vol.recorder))).status_code == 403
+    assert (
+        await t.client.put("/v1/community/policy", json=new, headers=t.auth(vol.recorder))
+    ).status_code == 403
     r = await t.client.put("/v1/community/policy", json=new, headers=t.auth())
     assert r.status_code == 200 and r.json()["version"] == 1 and r.json()["policy"]["points_per_hour"] == 12
     r = await t.client.put("/v1/community/policy", json={"daily_cap_minutes": 480}, headers=t.auth())
     assert r.json()["version"] == 2 and r.json()["policy"]["points_per_hour"] == 10  # omitted: the default
-    for bad in ({"points_per_hour": -1}, {"star_thresholds_hours": [5, 3, 600, 1000, 1500]},
-                {"tier_multipliers": {"0": "x"}}, {"points_per_hour": "10"}, {"nonsense": 1},
-                {"trusted_organisations": [str(uuid.uuid4())]}):
-        problem(await t.client.put("/v1/community/policy", json=bad, headers=t.auth()), 400, "invalid-request")
+    for bad in (
+        {"points_per_hour": -1},
+        {"star_thresholds_hours": [5, 3, 600, 1000, 1500]},
+        {"tier_multipliers": {"0": "x"}},
+        {"points_per_hour": "10"},
+        {"nonsense": 1},
+        {"trusted_organisations": [str(uuid.uuid4())]},
+    ):
+        problem(
+            await t.client.put("/v1/community/policy", json=bad, headers=t.auth()), 400, "invalid-request"
+        )
     history = (await t.client.get("/v1/community/policy/versions", headers=t.auth())).json()["items"]
-    assert [v["version"] for v in history] == [1, 2] and all(v["changed_by"] and v["changed_at"] for v in history)
+    assert [v["version"] for v in history] == [1, 2] and all(
+        v["changed_by"] and v["changed_at"] for v in history
+    )
     assert (await t.client.get("/v1/community/policy", headers=t.auth())).json()["version"] == 2
 
 
@@ -91,11 +120,11 @@ async def test_recording_rules(vol):
     r = await vol.record(4, 5, category="邻里互助")
     assert r.status_code == 201 and r.json()["category"] == "neighbour_aid"
     cases = [
-        (dict(start=7, end=6), "after started_at"),
-        (dict(start=-1, end=2 + 24 * 3650), "future"),
-        (dict(start=10, end=11, category="跳舞"), "categories"),
-        (dict(start=2, end=4), "overlaps"),
-        (dict(start=6, end=6.005), "rounding unit"),
+        ({"start": 7, "end": 6}, "after started_at"),
+        ({"start": -1, "end": 2 + 24 * 3650}, "future"),
+        ({"start": 10, "end": 11, "category": "跳舞"}, "categories"),
+        ({"start": 2, "end": 4}, "overlaps"),
+        ({"start": 6, "end": 6.005}, "rounding unit"),
     ]
     for case, words in cases:
         start, end = case.pop("start"), case.pop("end")
@@ -121,10 +150,24 @@ async def test_recording_rules(vol):
     # Other roles do not record.
     assert (await vol.record(22, 23, key=vol.resident)).status_code == 403
     # Unknown member, bad JSON types: clear problems, nothing written.
-    problem(await t.client.post("/v1/service-records", json={**vol.body(30, 31), "member_id": str(uuid.uuid4())},
-                                headers=t.auth(vol.recorder)), 422, "invalid-service-record")
-    problem(await t.client.post("/v1/service-records", json={**vol.body(30, 31), "started_at": "yesterday"},
-                                headers=t.auth(vol.recorder)), 400, "invalid-request")
+    problem(
+        await t.client.post(
+            "/v1/service-records",
+            json={**vol.body(30, 31), "member_id": str(uuid.uuid4())},
+            headers=t.auth(vol.recorder),
+        ),
+        422,
+        "invalid-service-record",
+    )
+    problem(
+        await t.client.post(
+            "/v1/service-records",
+            json={**vol.body(30, 31), "started_at": "yesterday"},
+            headers=t.auth(vol.recorder),
+        ),
+        400,
+        "invalid-request",
+    )
 
 
 async def test_approval_credits_hours_and_points_once(vol, engine):
@@ -138,12 +181,19 @@ async def test_approval_credits_hours_and_points_once(vol, engine):
     tx = decision["transaction"]
     assert tx["kind"] == "service_credit" and "set" in tx
     assert {(e["asset"], e["direction"], e["amount"]) for e in tx["entries"]} == {
-        ("HOUR", "debit", 90), ("HOUR", "credit", 90), ("POINT", "debit", 15), ("POINT", "credit", 15)}
+        ("HOUR", "debit", 90),
+        ("HOUR", "credit", 90),
+        ("POINT", "debit", 15),
+        ("POINT", "credit", 15),
+    }
     balances = (await t.client.get(f"/v1/members/{vol.member['id']}/balances", headers=t.auth())).json()
     assert balances["HOUR"]["posted"] == 90 and balances["POINT"]["posted"] == 15
     async with engine.connect() as conn:
-        lot = (await conn.exec_driver_sql(
-            f"SELECT points, credited_at, expires_at FROM points_lots WHERE record_id = '{rec['id']}'")).one()
+        lot = (
+            await conn.exec_driver_sql(
+                f"SELECT points, credited_at, expires_at FROM points_lots WHERE record_id = '{rec['id']}'"
+            )
+        ).one()
     assert lot.points == 15 and 364 <= (lot.expires_at - lot.credited_at).days <= 366  # 12 months
     problem(await vol.approve(rec["id"]), 409, "record-already-resolved")
     standing = await vol.standing()
@@ -156,9 +206,12 @@ async def test_concurrent_approvals_make_exactly_one_transaction(vol, engine):
     results = await asyncio.gather(*(vol.approve(rec["id"]) for _ in range(8)))
     assert sorted(r.status_code for r in results) == [201] + [409] * 7
     async with engine.connect() as conn:
-        n = (await conn.exec_driver_sql(
-            "SELECT count(*) FROM transactions t JOIN entries e ON e.transaction_id = t.id "
-            f"WHERE t.kind = 'service_credit' AND e.account_id = '{vol.member['accounts']['HOUR']}'")).scalar_one()
+        n = (
+            await conn.exec_driver_sql(
+                "SELECT count(*) FROM transactions t JOIN entries e ON e.transaction_id = t.id "
+                f"WHERE t.kind = 'service_credit' AND e.account_id = '{vol.member['accounts']['HOUR']}'"
+            )
+        ).scalar_one()
     assert n == 1
 
 
@@ -182,13 +235,27 @@ async def test_an_approval_replays_with_its_idempotency_key(vol):
 async def test_rejection(vol):
     t = vol.t
     rec = (await vol.record(1, 2)).json()
-    r = await t.client.post(f"/v1/service-records/{rec['id']}/reject", json={"reason": "时间不符"}, headers=t.auth())
-    assert r.status_code == 200 and r.json()["status"] == "rejected" and r.json()["reject_reason"] == "时间不符"
-    problem(await t.client.post(f"/v1/service-records/{rec['id']}/reject", json={"reason": "x"}, headers=t.auth()),
-            409, "record-already-resolved")
+    r = await t.client.post(
+        f"/v1/service-records/{rec['id']}/reject", json={"reason": "时间不符"}, headers=t.auth()
+    )
+    assert (
+        r.status_code == 200 and r.json()["status"] == "rejected" and r.json()["reject_reason"] == "时间不符"
+    )
+    problem(
+        await t.client.post(
+            f"/v1/service-records/{rec['id']}/reject", json={"reason": "x"}, headers=t.auth()
+        ),
+        409,
+        "record-already-resolved",
+    )
     problem(await vol.approve(rec["id"]), 409, "record-already-resolved")
-    problem(await t.client.post(f"/v1/service-records/{rec['id']}/reject", json={"reason": " "}, headers=t.auth()),
-            400, "invalid-request")
+    problem(
+        await t.client.post(
+            f"/v1/service-records/{rec['id']}/reject", json={"reason": " "}, headers=t.auth()
+        ),
+        400,
+        "invalid-request",
+    )
     # A rejected record does not block its corrected replacement.
     assert (await vol.record(1, 2)).status_code == 201
 
@@ -209,15 +276,29 @@ async def test_star_levels_follow_approvals_and_corrections_with_four_eyes(vol, 
 
     # A correction: asked by one admin, decided by another.
     second_admin = await t.key("admin")
-    r = await t.client.post(f"/v1/service-records/{second['id']}/reversal", json={"reason": "重复登记"},
-                            headers=t.auth())
+    r = await t.client.post(
+        f"/v1/service-records/{second['id']}/reversal", json={"reason": "重复登记"}, headers=t.auth()
+    )
     assert r.status_code == 201 and r.json()["status"] == "requested"
-    problem(await t.client.post(f"/v1/service-records/{second['id']}/reversal", json={"reason": "again"},
-                                headers=t.auth()), 409, "conflict")
-    problem(await t.client.post(f"/v1/service-records/{second['id']}/reversal/approve",
-                                headers={**t.auth(), "Idempotency-Key": str(uuid.uuid4())}), 403, "four-eyes")
-    r = await t.client.post(f"/v1/service-records/{second['id']}/reversal/approve",
-                            headers={**t.auth(second_admin), "Idempotency-Key": str(uuid.uuid4())})
+    problem(
+        await t.client.post(
+            f"/v1/service-records/{second['id']}/reversal", json={"reason": "again"}, headers=t.auth()
+        ),
+        409,
+        "conflict",
+    )
+    problem(
+        await t.client.post(
+            f"/v1/service-records/{second['id']}/reversal/approve",
+            headers={**t.auth(), "Idempotency-Key": str(uuid.uuid4())},
+        ),
+        403,
+        "four-eyes",
+    )
+    r = await t.client.post(
+        f"/v1/service-records/{second['id']}/reversal/approve",
+        headers={**t.auth(second_admin), "Idempotency-Key": str(uuid.uuid4())},
+    )
     assert r.status_code == 201, r.text
     decision = r.json()
     assert decision["record"]["status"] == "reversed"
@@ -228,31 +309,48 @@ async def test_star_levels_follow_approvals_and_corrections_with_four_eyes(vol, 
     balances = (await t.client.get(f"/v1/members/{vol.member['id']}/balances", headers=t.auth())).json()
     assert balances["HOUR"]["posted"] == 60 and balances["POINT"]["posted"] == 10
     # Nothing is deleted: the record, the correction and both transactions remain.
-    assert (await t.client.get(f"/v1/service-records/{second['id']}", headers=t.auth())).json()["status"] == "reversed"
+    assert (await t.client.get(f"/v1/service-records/{second['id']}", headers=t.auth())).json()[
+        "status"
+    ] == "reversed"
     async with engine.connect() as conn:
-        row = (await conn.exec_driver_sql(
-            f"SELECT status, requested_by <> decided_by FROM service_reversals WHERE record_id = '{second['id']}'")).one()
+        row = (
+            await conn.exec_driver_sql(
+                f"SELECT status, requested_by <> decided_by FROM service_reversals WHERE record_id = '{second['id']}'"
+            )
+        ).one()
         assert tuple(row) == ("approved", True)
-        lot = (await conn.exec_driver_sql(
-            f"SELECT reversed_at FROM points_lots WHERE record_id = '{second['id']}'")).scalar_one()
+        lot = (
+            await conn.exec_driver_sql(
+                f"SELECT reversed_at FROM points_lots WHERE record_id = '{second['id']}'"
+            )
+        ).scalar_one()
         assert lot is not None
     # The corrected service can be recorded again.
     assert (await vol.record(3, 4)).status_code == 201
     # Only an approved record is corrected; a turned-down correction leaves it approved.
-    problem(await t.client.post(f"/v1/service-records/{second['id']}/reversal", json={"reason": "x"},
-                                headers=t.auth()), 409, "conflict")
+    problem(
+        await t.client.post(
+            f"/v1/service-records/{second['id']}/reversal", json={"reason": "x"}, headers=t.auth()
+        ),
+        409,
+        "conflict",
+    )
     await t.client.post(f"/v1/service-records/{first['id']}/reversal", json={"reason": "x"}, headers=t.auth())
-    r = await t.client.post(f"/v1/service-records/{first['id']}/reversal/reject", headers=t.auth(second_admin))
+    r = await t.client.post(
+        f"/v1/service-records/{first['id']}/reversal/reject", headers=t.auth(second_admin)
+    )
     assert r.status_code == 200 and r.json()["status"] == "rejected"
     assert (await vol.standing())["star_level"] == 1
 
 
 async def test_the_database_refuses_edits_and_deletes_of_records(vol, engine):
     rec = (await vol.record(1, 2)).json()
-    for sql in (f"UPDATE service_records SET minutes = 999 WHERE id = '{rec['id']}'",
-                f"DELETE FROM service_records WHERE id = '{rec['id']}'",
-                f"UPDATE service_records SET status = 'reversed' WHERE id = '{rec['id']}'"):
-        with pytest.raises(Exception, match="never deleted|not edited|cannot go"):
+    for sql in (
+        f"UPDATE service_records SET minutes = 999 WHERE id = '{rec['id']}'",
+        f"DELETE FROM service_records WHERE id = '{rec['id']}'",
+        f"UPDATE service_records SET status = 'reversed' WHERE id = '{rec['id']}'",
+    ):
+        with pytest.raises(Exception, match=r"never deleted|not edited|cannot go"):
             async with engine.begin() as conn:
                 await conn.exec_driver_sql(sql)
 
@@ -261,8 +359,13 @@ async def test_who_sees_which_records(vol, tenant, other_tenant):
     t = vol.t
     mine = (await vol.record(1, 2)).json()
     neighbour = await t.member("邻居")
-    other_record = (await t.client.post("/v1/service-records", json={**vol.body(1, 2), "member_id": neighbour["id"]},
-                                        headers=t.auth(vol.recorder))).json()
+    other_record = (
+        await t.client.post(
+            "/v1/service-records",
+            json={**vol.body(1, 2), "member_id": neighbour["id"]},
+            headers=t.auth(vol.recorder),
+        )
+    ).json()
     auditor = await t.key("auditor", neighbour["id"])
     merchant = await t.key("merchant", (await t.party("merchants", "爱心超市"))["id"])
     other_org = await t.party("organisations", "另一个队")
@@ -273,27 +376,48 @@ async def test_who_sees_which_records(vol, tenant, other_tenant):
         return {x["id"] for x in r.json()["items"]}
 
     assert ids(await t.client.get("/v1/service-records", headers=t.auth(vol.resident))) == {mine["id"]}
-    assert ids(await t.client.get("/v1/service-records", headers=t.auth(auditor))) == {mine["id"], other_record["id"]}
-    assert ids(await t.client.get("/v1/service-records", headers=t.auth(vol.recorder))) == {mine["id"], other_record["id"]}
+    assert ids(await t.client.get("/v1/service-records", headers=t.auth(auditor))) == {
+        mine["id"],
+        other_record["id"],
+    }
+    assert ids(await t.client.get("/v1/service-records", headers=t.auth(vol.recorder))) == {
+        mine["id"],
+        other_record["id"],
+    }
     assert ids(await t.client.get("/v1/service-records", headers=t.auth(other_recorder))) == set()
     assert (await t.client.get("/v1/service-records", headers=t.auth(merchant))).status_code == 403
-    assert (await t.client.get(f"/v1/service-records/{other_record['id']}", headers=t.auth(vol.resident))).status_code == 404
-    assert (await t.client.get(f"/v1/service-records/{mine['id']}", headers=other_tenant.auth())).status_code == 404
-    history = await t.client.get(f"/v1/members/{vol.member['id']}/service-records", headers=t.auth(vol.resident))
+    assert (
+        await t.client.get(f"/v1/service-records/{other_record['id']}", headers=t.auth(vol.resident))
+    ).status_code == 404
+    assert (
+        await t.client.get(f"/v1/service-records/{mine['id']}", headers=other_tenant.auth())
+    ).status_code == 404
+    history = await t.client.get(
+        f"/v1/members/{vol.member['id']}/service-records", headers=t.auth(vol.resident)
+    )
     assert ids(history) == {mine["id"]}
-    assert (await t.client.get(f"/v1/members/{neighbour['id']}/service-records",
-                               headers=t.auth(vol.resident))).status_code == 404
+    assert (
+        await t.client.get(f"/v1/members/{neighbour['id']}/service-records", headers=t.auth(vol.resident))
+    ).status_code == 404
     assert (await vol.approve(mine["id"], key=auditor)).status_code == 403
     # Filters and pages.
     for n in range(3, 8):
         await vol.record(n * 2, n * 2 + 1)
-    page = (await t.client.get(f"/v1/members/{vol.member['id']}/service-records?limit=2", headers=t.auth())).json()
+    page = (
+        await t.client.get(f"/v1/members/{vol.member['id']}/service-records?limit=2", headers=t.auth())
+    ).json()
     assert len(page["items"]) == 2 and page["next_cursor"]
     starts = [x["started_at"] for x in page["items"]]
-    rest = (await t.client.get(f"/v1/members/{vol.member['id']}/service-records?limit=50&cursor={page['next_cursor']}",
-                               headers=t.auth())).json()["items"]
+    rest = (
+        await t.client.get(
+            f"/v1/members/{vol.member['id']}/service-records?limit=50&cursor={page['next_cursor']}",
+            headers=t.auth(),
+        )
+    ).json()["items"]
     assert len(rest) == 4 and starts == sorted(starts, reverse=True) and rest[0]["started_at"] < starts[-1]
-    approved = await t.client.get(f"/v1/members/{vol.member['id']}/service-records?status=approved", headers=t.auth())
+    approved = await t.client.get(
+        f"/v1/members/{vol.member['id']}/service-records?status=approved", headers=t.auth()
+    )
     assert ids(approved) == set()
     problem(await t.client.get("/v1/service-records?status=nope", headers=t.auth()), 400, "invalid-request")
 
@@ -313,7 +437,9 @@ async def test_csv_import_reports_each_row_and_imports_nothing_twice(tenant):
     t = tenant
     org = await t.party("organisations", "华锦志愿服务队")
     recorder = await t.key("recorder", org["id"])
-    r = await t.client.post("/v1/members", json={"display_name": "王阿姨", "external_ref": "V001"}, headers=t.auth())
+    r = await t.client.post(
+        "/v1/members", json={"display_name": "王阿姨", "external_ref": "V001"}, headers=t.auth()
+    )
     member = r.json()
     headers = {**t.auth(recorder), "Content-Type": "text/csv"}
     r = await t.client.post("/v1/service-records/import", content=CSV.encode(), headers=headers)
@@ -327,17 +453,29 @@ async def test_csv_import_reports_each_row_and_imports_nothing_twice(tenant):
     again = (await t.client.post("/v1/service-records/import", content=CSV.encode(), headers=headers)).json()
     assert [(a["line"], a["duplicate"]) for a in again["accepted"]] == [(2, True), (7, True)]
     assert [a["id"] for a in again["accepted"]] == [a["id"] for a in result["accepted"]]
-    listed = (await t.client.get(f"/v1/members/{member['id']}/service-records", headers=t.auth())).json()["items"]
+    listed = (await t.client.get(f"/v1/members/{member['id']}/service-records", headers=t.auth())).json()[
+        "items"
+    ]
     assert len(listed) == 2
     # English headers, no BOM, the organisation named by an admin.
-    english = ("member_ref,activity,category,place,started_at,ended_at\n"
-               "V001,chess,culture_health,hall,2026-11-05T10:00:00+08:00,2026-11-05T11:00:00+08:00\n")
-    r = await t.client.post(f"/v1/service-records/import?organisation_id={org['id']}", content=english.encode(),
-                            headers={**t.auth(), "Content-Type": "text/csv"})
-    assert r.status_code == 200 and len(r.json()["accepted"]) == 1 and r.json()["accepted"][0]["minutes"] == 60
+    english = (
+        "member_ref,activity,category,place,started_at,ended_at\n"
+        "V001,chess,culture_health,hall,2026-11-05T10:00:00+08:00,2026-11-05T11:00:00+08:00\n"
+    )
+    r = await t.client.post(
+        f"/v1/service-records/import?organisation_id={org['id']}",
+        content=english.encode(),
+        headers={**t.auth(), "Content-Type": "text/csv"},
+    )
+    assert (
+        r.status_code == 200 and len(r.json()["accepted"]) == 1 and r.json()["accepted"][0]["minutes"] == 60
+    )
     for bad, words in ((b"\xff\xfe", "UTF-8"), (b"", "empty"), (b"activity,place\nx,y\n", "missing")):
-        body = problem(await t.client.post("/v1/service-records/import", content=bad, headers=headers), 400,
-                       "invalid-request")
+        body = problem(
+            await t.client.post("/v1/service-records/import", content=bad, headers=headers),
+            400,
+            "invalid-request",
+        )
         assert words in body["detail"]
 
 

@@ -37,13 +37,17 @@ class CommunityController(Controller):
     path = "/v1/community"
     tags = ["community"]
 
-    @get("/", opt=access(*READERS), responses=problems(), summary="The key's community and its system accounts")
+    @get(
+        "/", opt=access(*READERS), responses=problems(), summary="The key's community and its system accounts"
+    )
     async def get_community(self, request: Request) -> Response[schemas.Community]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.community_view(conn, web.principal(request).community_id))
 
 
-async def _create_party(request: Request, kind: PartyKind, name: str, external_ref: str | None) -> Response[Any]:
+async def _create_party(
+    request: Request, kind: PartyKind, name: str, external_ref: str | None
+) -> Response[Any]:
     async with web.engine(request).begin() as conn:
         view = await service.create_party(conn, web.principal(request).community_id, kind, name, external_ref)
     return web.json_response(view, 201)
@@ -55,10 +59,14 @@ async def _get_party(request: Request, kind: PartyKind, party_id: uuid.UUID) -> 
     return web.json_response(service.party_view(party, {a: str(acc.id) for a, acc in accounts.items()}))
 
 
-async def _list_parties(request: Request, kind: PartyKind, cursor: str | None, limit: int | None) -> Response[Any]:
+async def _list_parties(
+    request: Request, kind: PartyKind, cursor: str | None, limit: int | None
+) -> Response[Any]:
     n = web.page_limit(request, limit)
     async with web.engine(request).connect() as conn:
-        items, next_cursor = await service.list_parties(conn, web.principal(request), kind, web.uuid_cursor(cursor), n)
+        items, next_cursor = await service.list_parties(
+            conn, web.principal(request), kind, web.uuid_cursor(cursor), n
+        )
     return web.json_response({"items": items, "next_cursor": next_cursor})
 
 
@@ -66,7 +74,14 @@ class MemberController(Controller):
     path = "/v1/members"
     tags = ["members"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX, responses=problems(409, 413), summary="Register a member (opens HOUR and POINT accounts)")
+    @post(
+        "/",
+        opt=access(Role.ADMIN),
+        status_code=201,
+        request_max_body_size=schemas.JSON_BODY_MAX,
+        responses=problems(409, 413),
+        summary="Register a member (opens HOUR and POINT accounts)",
+    )
     async def create(self, request: Request, data: MemberIn) -> Response[schemas.Party]:
         return await _create_party(request, PartyKind.MEMBER, data.display_name, data.external_ref)
 
@@ -76,8 +91,12 @@ class MemberController(Controller):
     ) -> Response[schemas.PartyPage]:
         return await _list_parties(request, PartyKind.MEMBER, cursor, limit)
 
-    @get("/{member_id:uuid}", opt=access(*READERS), responses=problems(404),
-         summary="A member, with lifetime service and star level")
+    @get(
+        "/{member_id:uuid}",
+        opt=access(*READERS),
+        responses=problems(404),
+        summary="A member, with lifetime service and star level",
+    )
     async def get_one(self, request: Request, member_id: uuid.UUID) -> Response[schemas.Party]:
         who = web.principal(request)
         async with web.engine(request).connect() as conn:
@@ -86,9 +105,15 @@ class MemberController(Controller):
             view.update(await standing(conn, who.community_id, member_id))
         return web.json_response(view)
 
-    @get("/{member_id:uuid}/balances", opt=access(*READERS), responses=problems(404),
-         summary="A member's balances per asset")
-    async def balances(self, request: Request, member_id: uuid.UUID) -> Response[dict[str, schemas.MemberBalance]]:
+    @get(
+        "/{member_id:uuid}/balances",
+        opt=access(*READERS),
+        responses=problems(404),
+        summary="A member's balances per asset",
+    )
+    async def balances(
+        self, request: Request, member_id: uuid.UUID
+    ) -> Response[dict[str, schemas.MemberBalance]]:
         async with web.engine(request).connect() as conn:
             _, accounts = await service.get_party(conn, web.principal(request), PartyKind.MEMBER, member_id)
         return web.json_response(
@@ -100,7 +125,14 @@ class OrganisationController(Controller):
     path = "/v1/organisations"
     tags = ["organisations"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX, responses=problems(409, 413), summary="Register a volunteer organisation")
+    @post(
+        "/",
+        opt=access(Role.ADMIN),
+        status_code=201,
+        request_max_body_size=schemas.JSON_BODY_MAX,
+        responses=problems(409, 413),
+        summary="Register a volunteer organisation",
+    )
     async def create(self, request: Request, data: NamedPartyIn) -> Response[schemas.Party]:
         return await _create_party(request, PartyKind.ORGANISATION, data.name, data.external_ref)
 
@@ -119,7 +151,14 @@ class MerchantController(Controller):
     path = "/v1/merchants"
     tags = ["merchants"]
 
-    @post("/", opt=access(Role.ADMIN), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX, responses=problems(409, 413), summary="Register a partner merchant")
+    @post(
+        "/",
+        opt=access(Role.ADMIN),
+        status_code=201,
+        request_max_body_size=schemas.JSON_BODY_MAX,
+        responses=problems(409, 413),
+        summary="Register a partner merchant",
+    )
     async def create(self, request: Request, data: NamedPartyIn) -> Response[schemas.Party]:
         return await _create_party(request, PartyKind.MERCHANT, data.name, data.external_ref)
 
@@ -148,7 +187,9 @@ class ApiKeyController(Controller):
     )
     async def create(self, request: Request, data: ApiKeyIn) -> Response[schemas.ApiKeyCreated]:
         async with web.engine(request).begin() as conn:
-            view = await service.issue_key(conn, web.principal(request), data.role, data.subject_id, data.label)
+            view = await service.issue_key(
+                conn, web.principal(request), data.role, data.subject_id, data.label
+            )
         return web.json_response(view, 201)
 
     @get(

@@ -34,12 +34,15 @@ def _clean_name(value: str | None, field: str) -> str:
     return name
 
 
-async def create_community(conn: AsyncConnection, name: str, timezone: str = "Asia/Shanghai") -> dict[str, Any]:
+async def create_community(
+    conn: AsyncConnection, name: str, timezone: str = "Asia/Shanghai"
+) -> dict[str, Any]:
     """A new tenant with its system accounts and a first admin key (shown once)."""
     name = _clean_name(name, "name")
     community_id = (
         await conn.execute(
-            text("INSERT INTO communities (name, timezone) VALUES (:n, :tz) RETURNING id"), {"n": name, "tz": timezone}
+            text("INSERT INTO communities (name, timezone) VALUES (:n, :tz) RETURNING id"),
+            {"n": name, "tz": timezone},
         )
     ).scalar_one()
     for role, guarded in SYSTEM_ACCOUNT_GUARDED.items():
@@ -61,7 +64,9 @@ async def community_view(conn: AsyncConnection, community_id: uuid.UUID) -> dict
     ).one()
     accounts: dict[str, dict[str, str]] = {role.value: {} for role in SystemRole}
     rows = await conn.execute(
-        text("SELECT id, system_role, asset FROM accounts WHERE community_id = :c AND system_role IS NOT NULL"),
+        text(
+            "SELECT id, system_role, asset FROM accounts WHERE community_id = :c AND system_role IS NOT NULL"
+        ),
         {"c": community_id},
     )
     for row in rows:
@@ -76,7 +81,11 @@ async def community_view(conn: AsyncConnection, community_id: uuid.UUID) -> dict
 
 
 async def create_party(
-    conn: AsyncConnection, community_id: uuid.UUID, kind: PartyKind, name: str, external_ref: str | None = None
+    conn: AsyncConnection,
+    community_id: uuid.UUID,
+    kind: PartyKind,
+    name: str,
+    external_ref: str | None = None,
 ) -> dict[str, Any]:
     name = _clean_name(name, "display_name" if kind is PartyKind.MEMBER else "name")
     if external_ref is not None:
@@ -94,7 +103,9 @@ async def create_party(
             ).one()
     except IntegrityError as exc:
         if "parties_external_ref" in str(exc.orig):
-            raise DuplicateExternalRef(f"a {kind.value} with external_ref {external_ref!r} already exists") from None
+            raise DuplicateExternalRef(
+                f"a {kind.value} with external_ref {external_ref!r} already exists"
+            ) from None
         raise
     accounts = {}
     for asset in Asset:
@@ -151,7 +162,8 @@ async def list_parties(
         await conn.execute(
             text(
                 "SELECT p.*, (SELECT jsonb_object_agg(a.asset, a.id) FROM accounts a WHERE a.party_id = p.id) AS accs "
-                "FROM parties p WHERE p.community_id = :c AND p.kind = :k AND (CAST(:after AS uuid) IS NULL OR p.id > :after) "
+                "FROM parties p WHERE p.community_id = :c AND p.kind = :k "
+                "AND (CAST(:after AS uuid) IS NULL OR p.id > :after) "
                 "ORDER BY p.id LIMIT :n"
             ),
             {"c": principal.community_id, "k": kind.value, "after": after, "n": limit + 1},
@@ -179,7 +191,15 @@ async def _insert_key(
                 "INSERT INTO api_keys (community_id, role, subject_id, label, key_hash, key_prefix, created_by) "
                 "VALUES (:c, :r, :s, :l, :h, :p, :b) RETURNING id, created_at"
             ),
-            {"c": community_id, "r": role.value, "s": subject_id, "l": label, "h": key_hash, "p": prefix, "b": created_by},
+            {
+                "c": community_id,
+                "r": role.value,
+                "s": subject_id,
+                "l": label,
+                "h": key_hash,
+                "p": prefix,
+                "b": created_by,
+            },
         )
     ).one()
     view = {
@@ -226,7 +246,8 @@ async def issue_key(
 
 async def list_keys(conn: AsyncConnection, principal: Principal) -> list[dict[str, Any]]:
     rows = await conn.execute(
-        text("SELECT * FROM api_keys WHERE community_id = :c ORDER BY created_at, id"), {"c": principal.community_id}
+        text("SELECT * FROM api_keys WHERE community_id = :c ORDER BY created_at, id"),
+        {"c": principal.community_id},
     )
     return [
         {

@@ -17,9 +17,15 @@ class JobController(Controller):
     path = "/v1/jobs"
     tags = ["operations"]
 
-    @get("/", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(),
-         summary="The last runs of the scheduled jobs (this community's and the global ones), newest first")
-    async def runs(self, request: Request, job: JobName = None, limit: schemas.PageLimit = None) -> Response[schemas.JobRunList]:
+    @get(
+        "/",
+        opt=access(Role.ADMIN, Role.AUDITOR),
+        responses=problems(),
+        summary="The last runs of the scheduled jobs (this community's and the global ones), newest first",
+    )
+    async def runs(
+        self, request: Request, job: JobName = None, limit: schemas.PageLimit = None
+    ) -> Response[schemas.JobRunList]:
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:
             items = await service.recent_runs(conn, web.principal(request).community_id, job, n)

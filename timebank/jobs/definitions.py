@@ -51,10 +51,17 @@ class Context:
     idempotency_retention_days: int = 30
 
 
-def job_context(engine: AsyncEngine, signer: Signer, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Context:
-    return Context(engine, signer, settings.log_origin, clock,
-                   {c: Webhook(h["url"], h["secret"]) for c, h in settings.webhooks.items()},
-                   idempotency_retention_days=settings.idempotency_retention_days)
+def job_context(
+    engine: AsyncEngine, signer: Signer, settings: Settings, clock: Clock = SYSTEM_CLOCK
+) -> Context:
+    return Context(
+        engine,
+        signer,
+        settings.log_origin,
+        clock,
+        {c: Webhook(h["url"], h["secret"]) for c, h in settings.webhooks.items()},
+        idempotency_retention_days=settings.idempotency_retention_days,
+    )
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,16 @@ async def _hold_timeouts(ctx: Context, _: uuid.UUID | None, now: datetime) -> di
     back with them), then any other hold."""
     counts = {"redemptions": 0, "holds": 0}
     async with ctx.engine.connect() as conn:
-        communities = [r.community_id for r in await conn.execute(text(
-            "SELECT DISTINCT community_id FROM transactions t WHERE t.phase = 'pending' AND t.timeout_at <= now() "
-            "AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.pending_id = t.id)"))]
+        communities = [
+            r.community_id
+            for r in await conn.execute(
+                text(
+                    "SELECT DISTINCT community_id FROM transactions t "
+                    "WHERE t.phase = 'pending' AND t.timeout_at <= now() "
+                    "AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.pending_id = t.id)"
+                )
+            )
+        ]
         await conn.rollback()
         for community_id in communities:
             async with conn.begin():
@@ -142,21 +156,26 @@ async def _idempotency_retention(ctx: Context, _: uuid.UUID | None, now: datetim
     return await remove_expired(ctx.engine, now, ctx.idempotency_retention_days)
 
 
-JOBS: dict[str, Job] = {job.name: job for job in (
-    Job("points-expiry", True, _day, _expiry, 300),
-    Job("expiry-reminders", True, _day, _reminders, 300),
-    Job("hold-timeouts", False, _minute, _hold_timeouts, 60),
-    Job("webhook-deliveries", False, _minute, _webhooks, 60),
-    Job("log-checkpoints", False, _minute, _checkpoints, 60),
-    Job("audit", False, _audit_day, _audit, 600),
-    Job("idempotency-retention", False, _day, _idempotency_retention, 3600),
-)}
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job("points-expiry", True, _day, _expiry, 300),
+        Job("expiry-reminders", True, _day, _reminders, 300),
+        Job("hold-timeouts", False, _minute, _hold_timeouts, 60),
+        Job("webhook-deliveries", False, _minute, _webhooks, 60),
+        Job("log-checkpoints", False, _minute, _checkpoints, 60),
+        Job("audit", False, _audit_day, _audit, 600),
+        Job("idempotency-retention", False, _day, _idempotency_retention, 3600),
+    )
+}
 
 
 async def communities(engine: AsyncEngine) -> list[tuple[uuid.UUID, ZoneInfo]]:
     async with engine.connect() as conn:
-        return [(r.id, ZoneInfo(r.timezone))
-                for r in await conn.execute(text("SELECT id, timezone FROM communities ORDER BY id"))]
+        return [
+            (r.id, ZoneInfo(r.timezone))
+            for r in await conn.execute(text("SELECT id, timezone FROM communities ORDER BY id"))
+        ]
 
 
 async def run_job(ctx: Context, name: str) -> list[Outcome]:
@@ -164,7 +183,9 @@ async def run_job(ctx: Context, name: str) -> list[Outcome]:
     job = JOBS[name]
     if not job.per_community:
         now = ctx.clock.now(UTC)
-        return [await run_once(ctx.engine, job.name, "all", job.period(now), lambda: job.work(ctx, None, now))]
+        return [
+            await run_once(ctx.engine, job.name, "all", job.period(now), lambda: job.work(ctx, None, now))
+        ]
     outcomes = []
     for community_id, tz in await communities(ctx.engine):
         now = ctx.clock.now(tz)

@@ -16,7 +16,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from timebank import logs, outage
 from timebank.jobs.definitions import JOBS, Context, run_job
 
-
 # Jobs at work at once in one process. Each holds a connection for its lock and uses
 # one more for its work: a bound on what the scheduler takes from the pool.
 CONCURRENT_JOBS = 3
@@ -32,8 +31,16 @@ class Scheduler:
 
     def start(self) -> None:
         for job in JOBS.values():
-            self._scheduler.add_job(self._tick, "interval", args=[job.name], seconds=job.every_seconds,
-                                    id=job.name, max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+            self._scheduler.add_job(
+                self._tick,
+                "interval",
+                args=[job.name],
+                seconds=job.every_seconds,
+                id=job.name,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+            )
         self._scheduler.start()
 
     async def _tick(self, name: str) -> None:
@@ -43,7 +50,7 @@ class Scheduler:
         try:
             async with self._slots:
                 await run_job(self.ctx, name)
-        except Exception as exc:  # noqa: BLE001 - a broken tick must not stop the others
+        except Exception as exc:
             if not outage.report(exc):  # a database outage is logged once, not every tick
                 logs.log.error("job tick failed", job=name, exc_info=exc)
         finally:

@@ -20,30 +20,52 @@ def run_view(row: Any) -> dict[str, Any]:
     counts = dict(row.counts) if own else {k: v for k, v in row.counts.items() if k in ("ok", "seconds")}
     error = row.error if own or row.error is None else "failed: see the service's logs"
     return {
-        "job": row.job, "scope": row.scope, "period": row.period, "status": row.status, "attempts": row.attempts,
-        "worker": row.worker, "started_at": rfc3339(row.started_at),
+        "job": row.job,
+        "scope": row.scope,
+        "period": row.period,
+        "status": row.status,
+        "attempts": row.attempts,
+        "worker": row.worker,
+        "started_at": rfc3339(row.started_at),
         "finished_at": None if row.finished_at is None else rfc3339(row.finished_at),
-        "counts": counts, "error": error,
+        "counts": counts,
+        "error": error,
     }
 
 
-async def recent_runs(conn: AsyncConnection, community_id: uuid.UUID, job: str | None, limit: int) -> list[dict[str, Any]]:
+async def recent_runs(
+    conn: AsyncConnection, community_id: uuid.UUID, job: str | None, limit: int
+) -> list[dict[str, Any]]:
     if job is not None and job not in JOBS:
         raise BadRequest(f"job is one of {', '.join(JOBS)}")
-    rows = (await conn.execute(
-        text("SELECT * FROM job_runs WHERE scope IN ('all', :c) AND (CAST(:j AS text) IS NULL OR job = :j) "
-             "ORDER BY started_at DESC, id DESC LIMIT :n"),
-        {"c": str(community_id), "j": job, "n": limit})).all()
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT * FROM job_runs WHERE scope IN ('all', :c) AND (CAST(:j AS text) IS NULL OR job = :j) "
+                "ORDER BY started_at DESC, id DESC LIMIT :n"
+            ),
+            {"c": str(community_id), "j": job, "n": limit},
+        )
+    ).all()
     return [run_view(r) for r in rows]
 
 
 async def last_audit(conn: AsyncConnection) -> dict[str, Any]:
     """The nightly audit's last finished result, for /health/ready."""
-    row = (await conn.execute(text(
-        "SELECT * FROM job_runs WHERE job = 'audit' AND status <> 'running' ORDER BY started_at DESC LIMIT 1"))).first()
+    row = (
+        await conn.execute(
+            text(
+                "SELECT * FROM job_runs WHERE job = 'audit' AND status <> 'running' ORDER BY started_at DESC LIMIT 1"
+            )
+        )
+    ).first()
     if row is None:
         return {"status": "not run yet"}
     ok = row.status == "done" and row.counts.get("ok") is True
-    return {"status": "ok" if ok else "failed", "period": row.period,
-            "finished_at": rfc3339(row.finished_at), "failed_checks": row.counts.get("failed_checks", {}),
-            **({"error": row.error} if row.error else {})}
+    return {
+        "status": "ok" if ok else "failed",
+        "period": row.period,
+        "finished_at": rfc3339(row.finished_at),
+        "failed_checks": row.counts.get("failed_checks", {}),
+        **({"error": row.error} if row.error else {}),
+    }

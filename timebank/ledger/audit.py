@@ -173,11 +173,13 @@ def domain_checks() -> tuple[ExtraChecks, ...]:
 async def run_audit(engine: AsyncEngine, *extra: ExtraChecks) -> AuditReport:
     report = AuditReport()
     # One REPEATABLE READ snapshot, so the checks see one consistent ledger while it is busy.
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+    async with engine.connect() as plain:
+        conn = await plain.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
             for table in ("communities", "accounts", "transactions", "entries"):
-                report.counts[table] = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+                report.counts[table] = (
+                    await conn.execute(text(f"SELECT count(*) FROM {table}"))
+                ).scalar_one()
             report.results.update(await run_checks(conn, CHECKS))
             for checks in extra:
                 report.results.update(await checks(conn))

@@ -57,7 +57,9 @@ class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
         if self.legs is not None:
             if any(v is not None for v in single):
                 raise BadRequest("send either legs or from_account/to_account/asset/amount, not both")
-            return [service.Movement(leg.debit, leg.credit, Asset(leg.asset), leg.amount) for leg in self.legs]
+            return [
+                service.Movement(leg.debit, leg.credit, Asset(leg.asset), leg.amount) for leg in self.legs
+            ]
         if any(v is None for v in single):
             raise BadRequest("from_account, to_account, asset and amount are required (or legs)")
         return [service.Movement(self.from_account, self.to_account, Asset(self.asset), self.amount)]  # type: ignore[arg-type]
@@ -75,8 +77,15 @@ class TransactionController(Controller):
     path = "/v1"
     tags = ["ledger"]
 
-    @post("/transfers", opt=access(*MOVERS), status_code=201, request_max_body_size=schemas.JSON_BODY_MAX,
-          responses=problems(404, 409, 413, 422), operation_class=schemas.IDEMPOTENT, summary="Move value (single or multi-leg, optionally pending)")
+    @post(
+        "/transfers",
+        opt=access(*MOVERS),
+        status_code=201,
+        request_max_body_size=schemas.JSON_BODY_MAX,
+        responses=problems(404, 409, 413, 422),
+        operation_class=schemas.IDEMPOTENT,
+        summary="Move value (single or multi-leg, optionally pending)",
+    )
     async def create_transfer(
         self, request: Request, data: TransferIn, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[schemas.Transaction]:
@@ -99,7 +108,10 @@ class TransactionController(Controller):
 
         fingerprint = request_hash(who, "POST", request.url.path, msgspec.to_builtins(data))
         return web.transaction_response(
-            request, await run_idempotent(web.engine(request), who, idempotency_key, fingerprint, action, instance=request.url.path)
+            request,
+            await run_idempotent(
+                web.engine(request), who, idempotency_key, fingerprint, action, instance=request.url.path
+            ),
         )
 
     @get(
@@ -112,7 +124,9 @@ class TransactionController(Controller):
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.get_transaction(conn, web.principal(request), tx_id))
 
-    async def _resolve(self, request: Request, tx_id: uuid.UUID, action: Phase, key: str | None) -> Response[Any]:
+    async def _resolve(
+        self, request: Request, tx_id: uuid.UUID, action: Phase, key: str | None
+    ) -> Response[Any]:
         who = web.principal(request)
 
         async def run(conn: Any, claim: service.Claim) -> dict[str, Any]:
@@ -120,18 +134,31 @@ class TransactionController(Controller):
 
         fingerprint = request_hash(who, "POST", request.url.path, None)
         return web.transaction_response(
-            request, await run_idempotent(web.engine(request), who, key, fingerprint, run, instance=request.url.path)
+            request,
+            await run_idempotent(web.engine(request), who, key, fingerprint, run, instance=request.url.path),
         )
 
-    @post("/transactions/{tx_id:uuid}/post", opt=access(*MOVERS), status_code=201, responses=problems(404, 409, 422),
-          operation_class=schemas.IDEMPOTENT, summary="Post a pending hold")
+    @post(
+        "/transactions/{tx_id:uuid}/post",
+        opt=access(*MOVERS),
+        status_code=201,
+        responses=problems(404, 409, 422),
+        operation_class=schemas.IDEMPOTENT,
+        summary="Post a pending hold",
+    )
     async def post_hold(
         self, request: Request, tx_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[schemas.Transaction]:
         return await self._resolve(request, tx_id, Phase.POST, idempotency_key)
 
-    @post("/transactions/{tx_id:uuid}/void", opt=access(*MOVERS), status_code=201, responses=problems(404, 409, 422),
-          operation_class=schemas.IDEMPOTENT, summary="Void a pending hold")
+    @post(
+        "/transactions/{tx_id:uuid}/void",
+        opt=access(*MOVERS),
+        status_code=201,
+        responses=problems(404, 409, 422),
+        operation_class=schemas.IDEMPOTENT,
+        summary="Void a pending hold",
+    )
     async def void_hold(
         self, request: Request, tx_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[schemas.Transaction]:
@@ -160,7 +187,10 @@ class TransactionController(Controller):
 
         fingerprint = request_hash(who, "POST", request.url.path, msgspec.to_builtins(data))
         return web.transaction_response(
-            request, await run_idempotent(web.engine(request), who, idempotency_key, fingerprint, run, instance=request.url.path)
+            request,
+            await run_idempotent(
+                web.engine(request), who, idempotency_key, fingerprint, run, instance=request.url.path
+            ),
         )
 
 
@@ -168,7 +198,12 @@ class AccountController(Controller):
     path = "/v1/accounts"
     tags = ["ledger"]
 
-    @get("/{account_id:uuid}", opt=access(*READERS), responses=problems(404), summary="An account and its balances")
+    @get(
+        "/{account_id:uuid}",
+        opt=access(*READERS),
+        responses=problems(404),
+        summary="An account and its balances",
+    )
     async def get_account(self, request: Request, account_id: uuid.UUID) -> Response[schemas.Account]:
         async with web.engine(request).connect() as conn:
             account = await service.get_account(conn, web.principal(request), account_id)
@@ -186,7 +221,9 @@ class AccountController(Controller):
     ) -> Response[schemas.Account]:
         data = await web.strict_body(request, CreditLimitIn)
         async with web.engine(request).begin() as conn:
-            account = await service.set_credit_limit(conn, web.principal(request), account_id, data.credit_limit)
+            account = await service.set_credit_limit(
+                conn, web.principal(request), account_id, data.credit_limit
+            )
         return web.json_response(service.account_view(account))
 
     @get(
@@ -196,7 +233,11 @@ class AccountController(Controller):
         summary="An account's entries, oldest first",
     )
     async def entries(
-        self, request: Request, account_id: uuid.UUID, cursor: schemas.IntCursor = None, limit: schemas.PageLimit = None
+        self,
+        request: Request,
+        account_id: uuid.UUID,
+        cursor: schemas.IntCursor = None,
+        limit: schemas.PageLimit = None,
     ) -> Response[schemas.EntryPage]:
         n = web.page_limit(request, limit)
         after = web.int_cursor(cursor)

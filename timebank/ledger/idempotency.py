@@ -39,7 +39,6 @@ from timebank.security import Principal
 MAX_KEY_LENGTH = 255
 
 
-
 def request_hash(principal: Principal, method: str, path: str, body: Any) -> bytes:
     canonical = json.dumps(
         {"principal": str(principal.key_id), "method": method, "path": path, "body": body},
@@ -53,7 +52,9 @@ def request_hash(principal: Principal, method: str, path: str, body: Any) -> byt
 
 def check_key(key: str | None) -> str:
     if key is None or key.strip() == "":
-        raise IdempotencyKeyRequired("send an Idempotency-Key header (for example a UUID) with every write that moves value")
+        raise IdempotencyKeyRequired(
+            "send an Idempotency-Key header (for example a UUID) with every write that moves value"
+        )
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise BadRequest(f"Idempotency-Key is 1 to {MAX_KEY_LENGTH} printable characters")
     return key
@@ -102,7 +103,12 @@ async def run_idempotent(
                 problem = err.to_problem(instance)
                 drv = await driver(conn)
                 recorded = await drv.fetchval(
-                    _RECORD, principal.community_id, claim.key, fingerprint, principal.key_id, err.status,
+                    _RECORD,
+                    principal.community_id,
+                    claim.key,
+                    fingerprint,
+                    principal.key_id,
+                    err.status,
                     json.dumps(problem, ensure_ascii=False),
                 )
                 if recorded:
@@ -123,7 +129,9 @@ async def _replay(
     if stored is None:
         return None
     if bytes(stored.request_hash) != claim.request_hash:
-        raise IdempotencyConflict("this Idempotency-Key was already used with a different request; use a new key")
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different request; use a new key"
+        )
     if stored.transaction_id is not None:
         return stored.status_code, await render(conn, principal.community_id, stored.transaction_id), True
     return stored.status_code, stored.response, True
@@ -135,7 +143,9 @@ _REMOVE = text(
 )
 
 
-async def remove_expired(engine: AsyncEngine, now: datetime, retention_days: int, batch: int = 5000) -> dict[str, Any]:
+async def remove_expired(
+    engine: AsyncEngine, now: datetime, retention_days: int, batch: int = 5000
+) -> dict[str, Any]:
     """Remove the answers older than the retention (the ``idempotency-retention`` job).
 
     Idempotent (removing what is already gone removes nothing) and in short batches,

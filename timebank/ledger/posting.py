@@ -33,7 +33,9 @@ Request = tuple[Any, ...]  # a ledger_request row, see migration 0001
 
 async def post_batch(conn: asyncpg.Connection, requests: Sequence[Request]) -> list[asyncpg.Record]:
     rows = await conn.fetch(BATCH_SQL, list(requests))
-    assert [r["n"] for r in rows] == list(range(1, len(requests) + 1)), "ledger_post_batch answered out of order"
+    assert [r["n"] for r in rows] == list(range(1, len(requests) + 1)), (
+        "ledger_post_batch answered out of order"
+    )
     count_posted(requests, rows)
     return rows
 
@@ -67,14 +69,18 @@ class Poster:
         finally:
             self._running -= 1
 
-    async def _run(self, batch: list[tuple[Request, asyncio.Future[asyncpg.Record]]], fresh: bool = False) -> None:
+    async def _run(
+        self, batch: list[tuple[Request, asyncio.Future[asyncpg.Record]]], fresh: bool = False
+    ) -> None:
         conn = self._idle.pop() if self._idle and not fresh else None
         reused = conn is not None and not conn.is_closed()
         try:
             if conn is None or conn.is_closed():
-                conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "timebank-poster"})
+                conn = await asyncpg.connect(
+                    self.dsn, server_settings={"application_name": "timebank-poster"}
+                )
             rows = await post_batch(conn, [request for request, _ in batch])
-        except Exception as exc:  # noqa: BLE001 - isolate the request that caused it
+        except Exception as exc:
             broken = database_unavailable(exc) or not isinstance(exc, asyncpg.PostgresError)
             if conn is not None and not conn.is_closed():
                 # Reuse it only after an error the server answered (its protocol cycle is
@@ -106,14 +112,14 @@ class Poster:
 
     async def close(self) -> None:
         self._closed = True
-        while self._running:
+        while self._running:  # noqa: ASYNC110 - once, at shutdown: a poll costs nothing here
             await asyncio.sleep(0.01)
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
 
 
-_posters: "weakref.WeakKeyDictionary[Any, Poster]" = weakref.WeakKeyDictionary()
+_posters: weakref.WeakKeyDictionary[Any, Poster] = weakref.WeakKeyDictionary()
 
 
 def poster_for(engine: AsyncEngine) -> Poster:

@@ -200,7 +200,11 @@ def _rejection(code: str, detail: str | None) -> DomainError:
     cls = _REJECTIONS.get(code)
     if cls is None:  # a code the function added without the service knowing: fail loudly
         raise AssertionError(f"unknown ledger_post result {code!r}")
-    extra = {"account_id": detail} if code in ("insufficient_funds", "asset_mismatch", "account_not_found") else {}
+    extra = (
+        {"account_id": detail}
+        if code in ("insufficient_funds", "asset_mismatch", "account_not_found")
+        else {}
+    )
     return cls(messages[code], **extra)
 
 
@@ -215,8 +219,13 @@ _LAYER_RANK = {"release": 0, "pending": 1, "posted": 2}
 
 def entry_order(entry: dict[str, Any]) -> tuple[Any, ...]:
     """One canonical order for a transaction's entries, however they were written."""
-    return (_LAYER_RANK[entry["layer"]], entry["asset"], entry["direction"] != "debit", entry["account_id"],
-            entry["amount"])
+    return (
+        _LAYER_RANK[entry["layer"]],
+        entry["asset"],
+        entry["direction"] != "debit",
+        entry["account_id"],
+        entry["amount"],
+    )
 
 
 def transaction_view(
@@ -336,7 +345,9 @@ def account_view(account: Any) -> dict[str, Any]:
     }
 
 
-async def set_credit_limit(conn: AsyncConnection, principal: Principal, account_id: uuid.UUID, limit: int) -> Any:
+async def set_credit_limit(
+    conn: AsyncConnection, principal: Principal, account_id: uuid.UUID, limit: int
+) -> Any:
     if not 0 <= limit <= MAX_AMOUNT:
         raise BadRequest(f"credit_limit must be from 0 to {MAX_AMOUNT}")
     account = await get_account(conn, principal, account_id)
@@ -344,15 +355,14 @@ async def set_credit_limit(conn: AsyncConnection, principal: Principal, account_
         raise BadRequest("this account has no overdraft limit to set")
     # Lock, then check: the CHECK constraint would reject too, but with a rolled-back error.
     row = (
-        await conn.execute(
-            text("SELECT * FROM accounts WHERE id = :id FOR UPDATE"), {"id": account_id}
-        )
+        await conn.execute(text("SELECT * FROM accounts WHERE id = :id FOR UPDATE"), {"id": account_id})
     ).one()
     if row.debits_posted + row.debits_pending > row.credits_posted + limit:
         raise CreditLimitBelowUsage(f"account {account_id} already uses more than {limit}")
     return (
         await conn.execute(
-            text("UPDATE accounts SET credit_limit = :l WHERE id = :id RETURNING *"), {"l": limit, "id": account_id}
+            text("UPDATE accounts SET credit_limit = :l WHERE id = :id RETURNING *"),
+            {"l": limit, "id": account_id},
         )
     ).one()
 
@@ -392,7 +402,8 @@ async def entries_page(
 async def _load_transaction(conn: AsyncConnection, community_id: uuid.UUID, tx_id: uuid.UUID) -> Any:
     tx = (
         await conn.execute(
-            text("SELECT * FROM transactions WHERE id = :id AND community_id = :c"), {"id": tx_id, "c": community_id}
+            text("SELECT * FROM transactions WHERE id = :id AND community_id = :c"),
+            {"id": tx_id, "c": community_id},
         )
     ).first()
     if tx is None:
@@ -424,10 +435,13 @@ async def get_transaction(conn: AsyncConnection, principal: Principal, tx_id: uu
         raise NotFound(f"transaction {tx_id} not found")
     related = (
         await conn.execute(
-            text("SELECT id, phase, kind FROM transactions WHERE pending_id = :t OR reverses_id = :t"), {"t": tx_id}
+            text("SELECT id, phase, kind FROM transactions WHERE pending_id = :t OR reverses_id = :t"),
+            {"t": tx_id},
         )
     ).all()
-    resolver = next((r for r in related if r.kind != Kind.REVERSAL and r.phase in ("post", "void", "expire")), None)
+    resolver = next(
+        (r for r in related if r.kind != Kind.REVERSAL and r.phase in ("post", "void", "expire")), None
+    )
     reversal = next((r.id for r in related if r.kind == Kind.REVERSAL), None)
     return transaction_view(tx, entries, resolver=resolver, reversed_by=reversal)
 
@@ -467,18 +481,35 @@ async def transfer(
         for leg in legs:
             account = accounts[leg.account_id]
             if account.asset != leg.asset:
-                raise AssetMismatch(f"account {leg.account_id} holds {account.asset}", account_id=str(leg.account_id))
-            if leg.direction is Direction.DEBIT and not principal.is_admin and account.party_id != principal.subject_id:
+                raise AssetMismatch(
+                    f"account {leg.account_id} holds {account.asset}", account_id=str(leg.account_id)
+                )
+            if (
+                leg.direction is Direction.DEBIT
+                and not principal.is_admin
+                and account.party_id != principal.subject_id
+            ):
                 raise Forbidden(f"this key may only move value from its own accounts, not {leg.account_id}")
-            if kind is Kind.DONATION and leg.direction is Direction.CREDIT and account.system_role != SystemRole.FUND:
+            if (
+                kind is Kind.DONATION
+                and leg.direction is Direction.CREDIT
+                and account.system_role != SystemRole.FUND
+            ):
                 raise BadRequest("a donation goes to the community fund account")
-            if (leg.direction is Direction.CREDIT and not principal.is_admin and account.system_role is not None
-                    and not (kind is Kind.DONATION and account.system_role == SystemRole.FUND)):
+            if (
+                leg.direction is Direction.CREDIT
+                and not principal.is_admin
+                and account.system_role is not None
+                and not (kind is Kind.DONATION and account.system_role == SystemRole.FUND)
+            ):
                 raise Forbidden(
                     f"a {principal.role.value} key may move value into the community fund only as a donation "
-                    '("kind": "donation")' if account.system_role == SystemRole.FUND else
-                    f"a {principal.role.value} key may not move value into the community's "
-                    f"{account.system_role} account", account_id=str(leg.account_id))
+                    '("kind": "donation")'
+                    if account.system_role == SystemRole.FUND
+                    else f"a {principal.role.value} key may not move value into the community's "
+                    f"{account.system_role} account",
+                    account_id=str(leg.account_id),
+                )
     return await post(
         conn,
         community_id=principal.community_id,
@@ -515,10 +546,16 @@ async def resolve_hold(
         raise NotAHold(f"transaction {hold_id} is not a pending hold")
     if hold.kind == Kind.REDEMPTION and not system:
         # its voucher, stock and limit move with it: /v1/redemptions/{id}/confirm or /cancel
-        raise NotAHold(f"transaction {hold_id} is a redemption's hold: confirm or cancel the redemption instead")
-    legs = [Leg(e.account_id, Asset(e.asset), Direction(e.direction), Layer.RELEASE, e.amount) for e in entries]
+        raise NotAHold(
+            f"transaction {hold_id} is a redemption's hold: confirm or cancel the redemption instead"
+        )
+    legs = [
+        Leg(e.account_id, Asset(e.asset), Direction(e.direction), Layer.RELEASE, e.amount) for e in entries
+    ]
     if action is Phase.POST:
-        legs += [Leg(e.account_id, Asset(e.asset), Direction(e.direction), Layer.POSTED, e.amount) for e in entries]
+        legs += [
+            Leg(e.account_id, Asset(e.asset), Direction(e.direction), Layer.POSTED, e.amount) for e in entries
+        ]
     return await post(
         conn,
         community_id=principal.community_id,

@@ -30,7 +30,8 @@ SQL_CHECKS: dict[str, str] = {
              + (SELECT count(*) FROM log_queue q WHERE q.transaction_id = t.id) <> 1
     """,
     "log leaves belong to their community's transactions": """
-        SELECT l.community_id, l.idx, l.transaction_id FROM log_leaves l LEFT JOIN transactions t ON t.id = l.transaction_id
+        SELECT l.community_id, l.idx, l.transaction_id
+          FROM log_leaves l LEFT JOIN transactions t ON t.id = l.transaction_id
          WHERE t.id IS NULL OR t.community_id <> l.community_id
     """,
     "log indexes are contiguous and cover every checkpoint": """
@@ -45,7 +46,8 @@ SQL_CHECKS: dict[str, str] = {
         SELECT p.community_id, p.level, p.idx FROM log_nodes p
           LEFT JOIN log_nodes l ON l.community_id = p.community_id AND l.level = p.level - 1 AND l.idx = 2 * p.idx
           LEFT JOIN log_nodes r ON r.community_id = p.community_id AND r.level = p.level - 1 AND r.idx = 2 * p.idx + 1
-         WHERE p.level > 0 AND (l.hash IS NULL OR r.hash IS NULL OR p.hash <> sha256('\\x01'::bytea || l.hash || r.hash))
+         WHERE p.level > 0
+           AND (l.hash IS NULL OR r.hash IS NULL OR p.hash <> sha256('\\x01'::bytea || l.hash || r.hash))
     """,
 }
 
@@ -57,7 +59,9 @@ async def log_checks(conn: AsyncConnection) -> dict[str, list[dict[str, Any]]]:
     for name, sql in SQL_CHECKS.items():
         rows = (await conn.execute(text(sql))).mappings().all()
         results[name] = [{k: str(v) for k, v in row.items()} for row in rows]
-    keys = {r.kid: bytes(r.public_key) for r in await conn.execute(text("SELECT kid, public_key FROM log_keys"))}
+    keys = {
+        r.kid: bytes(r.public_key) for r in await conn.execute(text("SELECT kid, public_key FROM log_keys"))
+    }
     prefix = get_settings().log_origin
     problems: list[dict[str, Any]] = []
     for (community_id,) in (await conn.execute(text("SELECT id FROM communities ORDER BY id"))).all():
@@ -66,11 +70,15 @@ async def log_checks(conn: AsyncConnection) -> dict[str, list[dict[str, Any]]]:
     return results
 
 
-async def _recompute(conn: AsyncConnection, community_id: Any, keys: dict[str, bytes], prefix: str) -> list[dict[str, Any]]:
+async def _recompute(
+    conn: AsyncConnection, community_id: Any, keys: dict[str, bytes], prefix: str
+) -> list[dict[str, Any]]:
     problems: list[dict[str, Any]] = []
     checkpoints = (
         await conn.execute(
-            text("SELECT tree_size, root_hash, note FROM log_checkpoints WHERE community_id = :c ORDER BY tree_size"),
+            text(
+                "SELECT tree_size, root_hash, note FROM log_checkpoints WHERE community_id = :c ORDER BY tree_size"
+            ),
             {"c": community_id},
         )
     ).all()
@@ -81,24 +89,36 @@ async def _recompute(conn: AsyncConnection, community_id: Any, keys: dict[str, b
         while pending and pending[0].tree_size == frontier.size:
             cp = pending.pop(0)
             if frontier.root() != bytes(cp.root_hash):
-                problems.append({"community_id": str(community_id), "tree_size": cp.tree_size,
-                                 "problem": f"root recomputed from the ledger is {b64(frontier.root())}, "
-                                            f"checkpoint says {b64(bytes(cp.root_hash))}"})
+                problems.append(
+                    {
+                        "community_id": str(community_id),
+                        "tree_size": cp.tree_size,
+                        "problem": f"root recomputed from the ledger is {b64(frontier.root())}, "
+                        f"checkpoint says {b64(bytes(cp.root_hash))}",
+                    }
+                )
             try:
                 signed = verify_checkpoint(cp.note, keys, origin(prefix, community_id))
                 if (signed.size, signed.root) != (cp.tree_size, bytes(cp.root_hash)):
                     raise VerificationError("its note names another size or root")
             except VerificationError as exc:
-                problems.append({"community_id": str(community_id), "tree_size": cp.tree_size,
-                                 "problem": f"checkpoint signature: {exc}"})
+                problems.append(
+                    {
+                        "community_id": str(community_id),
+                        "tree_size": cp.tree_size,
+                        "problem": f"checkpoint signature: {exc}",
+                    }
+                )
 
     compare_checkpoints()
     after = -1
     while True:
         leaves = (
             await conn.execute(
-                text(f"SELECT l.idx, l.transaction_id, n.hash AS leaf_hash FROM log_leaves l {LEAF_HASH} "
-                     "WHERE l.community_id = :c AND l.idx > :a ORDER BY l.idx LIMIT :n"),
+                text(
+                    f"SELECT l.idx, l.transaction_id, n.hash AS leaf_hash FROM log_leaves l {LEAF_HASH} "
+                    "WHERE l.community_id = :c AND l.idx > :a ORDER BY l.idx LIMIT :n"
+                ),
                 {"c": community_id, "a": after, "n": CHUNK},
             )
         ).all()
@@ -109,13 +129,23 @@ async def _recompute(conn: AsyncConnection, community_id: Any, keys: dict[str, b
             stored = bytes(leaf.leaf_hash)
             tx_bytes = data.get(str(leaf.transaction_id))
             if tx_bytes is None or leaf_hash(tx_bytes) != stored:
-                problems.append({"community_id": str(community_id), "index": leaf.idx,
-                                 "transaction_id": str(leaf.transaction_id),
-                                 "problem": "the ledger's transaction no longer hashes to its logged leaf"})
+                problems.append(
+                    {
+                        "community_id": str(community_id),
+                        "index": leaf.idx,
+                        "transaction_id": str(leaf.transaction_id),
+                        "problem": "the ledger's transaction no longer hashes to its logged leaf",
+                    }
+                )
             frontier.append(stored)  # the tree as logged; a root mismatch shows a changed leaf record
             compare_checkpoints()
         after = leaves[-1].idx
     for cp in pending:
-        problems.append({"community_id": str(community_id), "tree_size": cp.tree_size,
-                         "problem": "checkpoint is larger than the stored log"})
+        problems.append(
+            {
+                "community_id": str(community_id),
+                "tree_size": cp.tree_size,
+                "problem": "checkpoint is larger than the stored log",
+            }
+        )
     return problems

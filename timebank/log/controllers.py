@@ -10,7 +10,7 @@ from timebank import schemas, web
 from timebank.log import service
 from timebank.log.keys import Signer
 from timebank.schemas import problems
-from timebank.security import PUBLIC, READERS, KEY_PREFIX, Principal, access, lookup_key
+from timebank.security import KEY_PREFIX, PUBLIC, READERS, Principal, access, lookup_key
 
 NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
 # OpenAPI: no key needed; a key, if sent, names the default community.
@@ -41,7 +41,13 @@ class LogController(Controller):
     path = "/v1/log"
     tags = ["transparency log"]
 
-    @get("/keys", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(public=True), summary="Public signing keys, current and retired (JWK set)")
+    @get(
+        "/keys",
+        opt=PUBLIC,
+        security=OPTIONAL_KEY,
+        responses=problems(public=True),
+        summary="Public signing keys, current and retired (JWK set)",
+    )
     async def keys(self, request: Request) -> Response[schemas.KeySet]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.published_keys(conn))
@@ -80,10 +86,18 @@ class LogController(Controller):
         async with web.engine(request).connect() as conn:
             if size is not None:
                 return Response(await service.checkpoint_note(conn, cid, size), media_type=NOTE_MEDIA_TYPE)
-            items, next_cursor = await service.checkpoints_page(conn, cid, web.int_cursor(cursor), web.page_limit(request, limit))
+            items, next_cursor = await service.checkpoints_page(
+                conn, cid, web.int_cursor(cursor), web.page_limit(request, limit)
+            )
         return web.json_response({"items": items, "next_cursor": next_cursor})
 
-    @get("/proof/inclusion", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(404, public=True), summary="Inclusion proof of an entry in a tree size")
+    @get(
+        "/proof/inclusion",
+        opt=PUBLIC,
+        security=OPTIONAL_KEY,
+        responses=problems(404, public=True),
+        summary="Inclusion proof of an entry in a tree size",
+    )
     async def inclusion(
         self,
         request: Request,
@@ -94,12 +108,23 @@ class LogController(Controller):
     ) -> Response[schemas.InclusionProof]:
         cid = await _community(request, community_id)
         async with web.engine(request).connect() as conn:
-            body = await service.inclusion_proof(conn, cid, index=index, transaction_id=transaction_id, size=size)
+            body = await service.inclusion_proof(
+                conn, cid, index=index, transaction_id=transaction_id, size=size
+            )
         return web.json_response(body)
 
-    @get("/proof/consistency", opt=PUBLIC, security=OPTIONAL_KEY, responses=problems(404, public=True), summary="Consistency proof between two tree sizes")
+    @get(
+        "/proof/consistency",
+        opt=PUBLIC,
+        security=OPTIONAL_KEY,
+        responses=problems(404, public=True),
+        summary="Consistency proof between two tree sizes",
+    )
     async def consistency(
-        self, request: Request, first: schemas.ProofSize, second: schemas.ProofSize,
+        self,
+        request: Request,
+        first: schemas.ProofSize,
+        second: schemas.ProofSize,
         community_id: uuid.UUID | None = None,
     ) -> Response[schemas.ConsistencyProof]:
         cid = await _community(request, community_id)

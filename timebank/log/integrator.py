@@ -20,7 +20,9 @@ from timebank.log.keys import Signer
 
 
 class Integrator:
-    def __init__(self, engine: AsyncEngine, signer: Signer, origin_prefix: str, interval_seconds: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, signer: Signer, origin_prefix: str, interval_seconds: float
+    ) -> None:
         assert 0 < interval_seconds <= service.MAXIMUM_MERGE_DELAY_SECONDS
         self.engine = engine
         self.signer = signer
@@ -38,7 +40,7 @@ class Integrator:
             started = time.monotonic()
             try:
                 await service.integrate_all(self.engine, self.signer, self.origin_prefix)
-            except Exception as exc:  # noqa: BLE001 - keep integrating; the queue holds the work
+            except Exception as exc:
                 if not outage.report(exc):  # a database outage is logged once, not every pass
                     logs.log.error("log integration failed", error=type(exc).__name__, exc_info=exc)
             delay = max(0.0, self.interval - (time.monotonic() - started))

@@ -177,7 +177,9 @@ def load_signer(key_dir: Path) -> Signer:
     keys = read_keyring(key_dir)
     info = current(keys)
     if info is None:
-        raise SigningKeyError(f"no signing key in {key_dir}: run `timebank keys generate` (see docs/operations.md)")
+        raise SigningKeyError(
+            f"no signing key in {key_dir}: run `timebank keys generate` (see docs/operations.md)"
+        )
     path = key_dir / f"{info.kid}.pem"
     if not path.exists():
         raise SigningKeyError(f"the current signing key {info.kid} has no private key file {path}")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy import text
@@ -24,10 +24,10 @@ from timebank.ledger import service as ledger
 from timebank.log import merkle
 from timebank.log.keys import PublicKey, Signer
 from timebank.log.verify import b64, leaf_hash
-
-_encode_str = encode_basestring  # JSON.stringify's string escaping (ensure_ascii=False)
 from timebank.problems import BadRequest, NotFound
 from timebank.security import Principal
+
+_encode_str = encode_basestring  # JSON.stringify's string escaping (ensure_ascii=False)
 
 # Seconds within which every committed transaction is in a signed checkpoint. The
 # integrator runs at least this often (TIMEBANK_LOG_INTERVAL_MS is capped below it).
@@ -40,8 +40,17 @@ YIELD_EVERY = 100
 # changes once it is written. (Its status does change, e.g. when a hold is posted:
 # that is the posting's own transaction and leaf.)
 CANONICAL_FIELDS = (
-    "id", "community_id", "kind", "phase", "memo", "reason",
-    "pending_id", "reverses_id", "timeout_at", "created_at", "entries",
+    "id",
+    "community_id",
+    "kind",
+    "phase",
+    "memo",
+    "reason",
+    "pending_id",
+    "reverses_id",
+    "timeout_at",
+    "created_at",
+    "entries",
 )
 ENTRY_FIELDS = ("account_id", "asset", "direction", "layer", "amount")
 
@@ -77,14 +86,16 @@ def canonical_json(tx: Mapping[str, Any]) -> bytes:
         f'"memo":{_json_str(tx["memo"])},"pending_id":{_json_str(tx["pending_id"])},'
         f'"phase":{_encode_str(tx["phase"])},"reason":{_json_str(tx["reason"])},'
         f'"reverses_id":{_json_str(tx["reverses_id"])},"timeout_at":{_json_str(tx["timeout_at"])}}}'
-    ).encode("utf-8")
+    ).encode()
 
 
 def origin(prefix: str, community_id: uuid.UUID | str) -> str:
     return f"{prefix}/{community_id}"
 
 
-def signed_entry_timestamp(signer: Signer, log_origin: str, tx: Mapping[str, Any], leaf: bytes) -> dict[str, Any]:
+def signed_entry_timestamp(
+    signer: Signer, log_origin: str, tx: Mapping[str, Any], leaf: bytes
+) -> dict[str, Any]:
     """The log's signed promise that ``tx`` (accepted at its created_at) enters the log.
 
     Ed25519 signatures are deterministic: the same payload and key always give the
@@ -104,15 +115,19 @@ def signed_entry_timestamp(signer: Signer, log_origin: str, tx: Mapping[str, Any
         f'{{"community_id":{_encode_str(tx["community_id"])},"integrated_at":{_encode_str(tx["created_at"])},'
         f'"leaf_hash":"{leaf_b64}","log_origin":{_encode_str(log_origin)},'
         f'"maximum_merge_delay_seconds":{MAXIMUM_MERGE_DELAY_SECONDS},"transaction_id":{_encode_str(tx["id"])}}}'
-    ).encode("utf-8")
+    ).encode()
     return {"payload": payload, "kid": signer.kid, "signature": b64(signer.sign(signed))}
 
 
 def with_set(signer: Signer, prefix: str, view: dict[str, Any]) -> dict[str, Any]:
     """A created-transaction response with its signed entry timestamp."""
     tx = canonical_transaction(view)
-    return {**view, "set": signed_entry_timestamp(signer, origin(prefix, tx["community_id"]), tx,
-                                                  leaf_hash(canonical_json(tx)))}
+    return {
+        **view,
+        "set": signed_entry_timestamp(
+            signer, origin(prefix, tx["community_id"]), tx, leaf_hash(canonical_json(tx))
+        ),
+    }
 
 
 # --- keys ------------------------------------------------------------------------------
@@ -131,7 +146,12 @@ async def register_keys(conn: AsyncConnection, keys: Iterable[PublicKey]) -> Non
                 "VALUES (:kid, :pk, coalesce(:created, now()), :retired) "
                 "ON CONFLICT (kid) DO UPDATE SET retired_at = coalesce(log_keys.retired_at, EXCLUDED.retired_at)"
             ),
-            {"kid": k.kid, "pk": k.public_key, "created": _time(k.created_at), "retired": _time(k.retired_at)},
+            {
+                "kid": k.kid,
+                "pk": k.public_key,
+                "created": _time(k.created_at),
+                "retired": _time(k.retired_at),
+            },
         )
 
 
@@ -139,8 +159,12 @@ async def published_keys(conn: AsyncConnection) -> dict[str, Any]:
     rows = (await conn.execute(text("SELECT * FROM log_keys ORDER BY created_at, kid"))).all()
     return {
         "keys": [
-            PublicKey(r.kid, bytes(r.public_key), rfc3339(r.created_at),
-                      None if r.retired_at is None else rfc3339(r.retired_at)).jwk()
+            PublicKey(
+                r.kid,
+                bytes(r.public_key),
+                rfc3339(r.created_at),
+                None if r.retired_at is None else rfc3339(r.retired_at),
+            ).jwk()
             for r in rows
         ]
     }
@@ -167,15 +191,30 @@ def canonical_of_rows(tx: Mapping[str, Any], legs: Iterable[Mapping[str, Any]]) 
     path). Equal to ``canonical_transaction(ledger.transaction_view(...))``: every receipt
     check compares the two, as does ``timebank audit``."""
     entries = sorted(
-        ({"account_id": str(e["account_id"]), "asset": e["asset"], "direction": e["direction"], "layer": e["layer"],
-          "amount": e["amount"]} for e in legs),
+        (
+            {
+                "account_id": str(e["account_id"]),
+                "asset": e["asset"],
+                "direction": e["direction"],
+                "layer": e["layer"],
+                "amount": e["amount"],
+            }
+            for e in legs
+        ),
         key=ledger.entry_order,
     )
     return {
-        "id": str(tx["id"]), "community_id": str(tx["community_id"]), "kind": tx["kind"], "phase": tx["phase"],
-        "memo": tx["memo"], "reason": tx["reason"], "pending_id": _optional_text(tx["pending_id"]),
-        "reverses_id": _optional_text(tx["reverses_id"]), "timeout_at": _optional_text(tx["timeout_at"]),
-        "created_at": rfc3339(tx["created_at"]), "entries": entries,
+        "id": str(tx["id"]),
+        "community_id": str(tx["community_id"]),
+        "kind": tx["kind"],
+        "phase": tx["phase"],
+        "memo": tx["memo"],
+        "reason": tx["reason"],
+        "pending_id": _optional_text(tx["pending_id"]),
+        "reverses_id": _optional_text(tx["reverses_id"]),
+        "timeout_at": _optional_text(tx["timeout_at"]),
+        "created_at": rfc3339(tx["created_at"]),
+        "entries": entries,
     }
 
 
@@ -187,11 +226,14 @@ async def canonical_bytes(conn: AsyncConnection, ids: Sequence[uuid.UUID | str])
     wanted = [str(i) for i in ids]
     txs = await raw.fetch(
         "SELECT id::text, community_id::text, kind, phase, memo, reason, pending_id::text, reverses_id::text, "
-        "timeout_at, created_at FROM transactions WHERE id = ANY($1::text[]::uuid[])", wanted)
+        "timeout_at, created_at FROM transactions WHERE id = ANY($1::text[]::uuid[])",
+        wanted,
+    )
     legs: dict[str, list[Any]] = {}
     for e in await raw.fetch(
         "SELECT transaction_id::text, account_id::text, asset, direction, layer, amount FROM entries "
-        "WHERE transaction_id = ANY($1::text[]::uuid[])", wanted
+        "WHERE transaction_id = ANY($1::text[]::uuid[])",
+        wanted,
     ):
         legs.setdefault(e[0], []).append(e)
     out: dict[str, bytes] = {}
@@ -202,7 +244,9 @@ async def canonical_bytes(conn: AsyncConnection, ids: Sequence[uuid.UUID | str])
     return out
 
 
-async def _fetch_nodes(conn: AsyncConnection, community_id: uuid.UUID, nodes: set[merkle.Node]) -> dict[merkle.Node, bytes]:
+async def _fetch_nodes(
+    conn: AsyncConnection, community_id: uuid.UUID, nodes: set[merkle.Node]
+) -> dict[merkle.Node, bytes]:
     if not nodes:
         return {}
     levels, idxs = zip(*sorted(nodes), strict=True)
@@ -236,7 +280,11 @@ async def latest_checkpoint(conn: AsyncConnection, community_id: uuid.UUID) -> A
 
 
 async def integrate(
-    conn: AsyncConnection, community_id: uuid.UUID, signer: Signer, origin_prefix: str, max_batch: int = 10_000
+    conn: AsyncConnection,
+    community_id: uuid.UUID,
+    signer: Signer,
+    origin_prefix: str,
+    max_batch: int = 10_000,
 ) -> Integrated | None:
     """Append queued transactions of one community and sign a checkpoint.
 
@@ -247,8 +295,10 @@ async def integrate(
     """
     assert conn.in_transaction()
     locked = (
-        await conn.execute(text("SELECT pg_try_advisory_xact_lock(hashtextextended('timebank.log:' || :c, 0))"),
-                           {"c": str(community_id)})
+        await conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended('timebank.log:' || :c, 0))"),
+            {"c": str(community_id)},
+        )
     ).scalar_one()
     if not locked:
         return None
@@ -256,13 +306,19 @@ async def integrate(
     raw = await driver(conn)
     queued = await raw.fetch(
         "SELECT seq, transaction_id::text FROM log_queue WHERE community_id = $1 ORDER BY seq LIMIT $2",
-        community_id, max_batch)
+        community_id,
+        max_batch,
+    )
     if not queued and last is not None:
         return None
     size = 0 if last is None else last.tree_size
-    frontier = merkle.Frontier(size, await _fetch_nodes(conn, community_id, set(merkle.perfect_nodes(0, size)) if size else set()))
+    frontier = merkle.Frontier(
+        size, await _fetch_nodes(conn, community_id, set(merkle.perfect_nodes(0, size)) if size else set())
+    )
     # TigerBeetle-style assertion: never extend a tree that disagrees with what was signed.
-    assert last is None or frontier.root() == bytes(last.root_hash), f"log of {community_id}: stored tree != checkpoint"
+    assert last is None or frontier.root() == bytes(last.root_hash), (
+        f"log of {community_id}: stored tree != checkpoint"
+    )
 
     ids = [q[1] for q in queued]
     data = await canonical_bytes(conn, ids)
@@ -279,19 +335,30 @@ async def integrate(
         await raw.execute(
             "INSERT INTO log_leaves (community_id, idx, transaction_id) "
             "SELECT $1, * FROM unnest($2::bigint[], $3::text[]::uuid[])",
-            community_id, [x[0] for x in leaves], [x[1] for x in leaves],
+            community_id,
+            [x[0] for x in leaves],
+            [x[1] for x in leaves],
         )
         await raw.execute(
-            "INSERT INTO log_nodes (community_id, level, idx, hash) SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::bytea[])",
-            community_id, [n[0][0] for n in nodes], [n[0][1] for n in nodes], [n[1] for n in nodes],
+            "INSERT INTO log_nodes (community_id, level, idx, hash) "
+            "SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::bytea[])",
+            community_id,
+            [n[0][0] for n in nodes],
+            [n[0][1] for n in nodes],
+            [n[1] for n in nodes],
         )
         await raw.execute(
-            "DELETE FROM log_queue WHERE community_id = $1 AND seq = ANY($2::bigint[])", community_id, [q[0] for q in queued]
+            "DELETE FROM log_queue WHERE community_id = $1 AND seq = ANY($2::bigint[])",
+            community_id,
+            [q[0] for q in queued],
         )
     root = frontier.root()
     await raw.execute(
         "INSERT INTO log_checkpoints (community_id, tree_size, root_hash, note, kid) VALUES ($1, $2, $3, $4, $5)",
-        community_id, frontier.size, root, signer.checkpoint(origin(origin_prefix, community_id), frontier.size, root),
+        community_id,
+        frontier.size,
+        root,
+        signer.checkpoint(origin(origin_prefix, community_id), frontier.size, root),
         signer.kid,
     )
     return Integrated(community_id, frontier.size, len(leaves))
@@ -307,7 +374,9 @@ async def communities_to_integrate(conn: AsyncConnection) -> list[uuid.UUID]:
     return [r.id for r in rows]
 
 
-async def integrate_all(engine: Any, signer: Signer, origin_prefix: str, max_batch: int = 10_000) -> list[Integrated]:
+async def integrate_all(
+    engine: Any, signer: Signer, origin_prefix: str, max_batch: int = 10_000
+) -> list[Integrated]:
     """One pass over every community with something to integrate (each in its own transaction)."""
     done: list[Integrated] = []
     async with engine.connect() as conn:
@@ -349,7 +418,11 @@ def _check_size(size: int, tree_size: int, what: str) -> None:
 
 
 async def inclusion_proof(
-    conn: AsyncConnection, community_id: uuid.UUID, *, index: int | None, transaction_id: uuid.UUID | None,
+    conn: AsyncConnection,
+    community_id: uuid.UUID,
+    *,
+    index: int | None,
+    transaction_id: uuid.UUID | None,
     size: int | None,
 ) -> dict[str, Any]:
     if (index is None) == (transaction_id is None):
@@ -360,22 +433,33 @@ async def inclusion_proof(
     where, arg = ("idx = :v", index) if index is not None else ("transaction_id = :v", transaction_id)
     leaf = (
         await conn.execute(
-            text(f"SELECT l.idx, l.transaction_id, n.hash AS leaf_hash FROM log_leaves l {LEAF_HASH} "
-                 f"WHERE l.community_id = :c AND l.{where}"),
+            text(
+                f"SELECT l.idx, l.transaction_id, n.hash AS leaf_hash FROM log_leaves l {LEAF_HASH} "
+                f"WHERE l.community_id = :c AND l.{where}"
+            ),
             {"c": community_id, "v": arg},
         )
     ).first()
     if leaf is None:
-        raise NotFound("no such entry in this log (a new transaction is integrated within "
-                       f"{MAXIMUM_MERGE_DELAY_SECONDS} s)")
+        raise NotFound(
+            "no such entry in this log (a new transaction is integrated within "
+            f"{MAXIMUM_MERGE_DELAY_SECONDS} s)"
+        )
     if leaf.idx >= size:
         raise BadRequest(f"entry {leaf.idx} is not in a tree of size {size}")
     proof = await _prove(conn, community_id, merkle.inclusion_ranges(leaf.idx, size))
-    return {"index": leaf.idx, "tree_size": size, "leaf_hash": b64(bytes(leaf.leaf_hash)),
-            "transaction_id": str(leaf.transaction_id), "proof": [b64(h) for h in proof]}
+    return {
+        "index": leaf.idx,
+        "tree_size": size,
+        "leaf_hash": b64(bytes(leaf.leaf_hash)),
+        "transaction_id": str(leaf.transaction_id),
+        "proof": [b64(h) for h in proof],
+    }
 
 
-async def consistency_proof(conn: AsyncConnection, community_id: uuid.UUID, first: int, second: int) -> dict[str, Any]:
+async def consistency_proof(
+    conn: AsyncConnection, community_id: uuid.UUID, first: int, second: int
+) -> dict[str, Any]:
     tree_size = await _tree_size(conn, community_id)
     _check_size(second, tree_size, "second")
     if not 1 <= first <= second:
@@ -400,7 +484,11 @@ async def checkpoint_note(conn: AsyncConnection, community_id: uuid.UUID, size: 
             )
         ).first()
     if row is None:
-        raise NotFound("no checkpoint of that size is kept" if size is not None else f"community {community_id} has no log yet")
+        raise NotFound(
+            "no checkpoint of that size is kept"
+            if size is not None
+            else f"community {community_id} has no log yet"
+        )
     return str(row.note)
 
 
@@ -417,7 +505,12 @@ async def checkpoints_page(
         )
     ).all()
     items = [
-        {"tree_size": r.tree_size, "root_hash": b64(bytes(r.root_hash)), "kid": r.kid, "created_at": rfc3339(r.created_at)}
+        {
+            "tree_size": r.tree_size,
+            "root_hash": b64(bytes(r.root_hash)),
+            "kid": r.kid,
+            "created_at": rfc3339(r.created_at),
+        }
         for r in rows[:limit]
     ]
     return items, (str(rows[limit - 1].tree_size) if len(rows) > limit else None)
@@ -434,7 +527,9 @@ async def receipt(
     leaf = leaf_hash(canonical_json(tx))
     logged = (
         await conn.execute(
-            text(f"SELECT l.idx, n.hash AS leaf_hash FROM log_leaves l {LEAF_HASH} WHERE l.transaction_id = :t"),
+            text(
+                f"SELECT l.idx, n.hash AS leaf_hash FROM log_leaves l {LEAF_HASH} WHERE l.transaction_id = :t"
+            ),
             {"t": tx_id},
         )
     ).first()
@@ -448,9 +543,15 @@ async def receipt(
             leaf = bytes(logged.leaf_hash)
         last = await latest_checkpoint(conn, principal.community_id)
         if last is not None and last.tree_size > logged.idx:
-            proof = await _prove(conn, principal.community_id, merkle.inclusion_ranges(logged.idx, last.tree_size))
-            log = {"index": logged.idx, "tree_size": last.tree_size, "inclusion_proof": [b64(h) for h in proof],
-                   "checkpoint": last.note}
+            proof = await _prove(
+                conn, principal.community_id, merkle.inclusion_ranges(logged.idx, last.tree_size)
+            )
+            log = {
+                "index": logged.idx,
+                "tree_size": last.tree_size,
+                "inclusion_proof": [b64(h) for h in proof],
+                "checkpoint": last.note,
+            }
     body: dict[str, Any] = {
         "transaction": tx,
         "leaf_hash": b64(leaf),

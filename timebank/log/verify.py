@@ -182,14 +182,18 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Any) -> bytes
     path = _hashes(proof, "inclusion proof")
     inner, border = _decompose(index, size)
     if len(path) != inner + border:
-        raise VerificationError(f"the inclusion proof has {len(path)} hashes; a proof for index {index} "
-                                f"in a tree of size {size} has {inner + border}")
+        raise VerificationError(
+            f"the inclusion proof has {len(path)} hashes; a proof for index {index} "
+            f"in a tree of size {size} has {inner + border}"
+        )
     return _chain_border_right(_chain_inner(leaf, path[:inner], index), path[inner:])
 
 
 def verify_inclusion(index: int, size: int, leaf: bytes, proof: Any, root: bytes) -> None:
     if root_from_inclusion(index, size, leaf, proof) != root:
-        raise VerificationError(f"the inclusion proof of index {index} does not lead to the root of size {size}")
+        raise VerificationError(
+            f"the inclusion proof of index {index} does not lead to the root of size {size}"
+        )
 
 
 def verify_consistency(size1: int, size2: int, proof: Any, root1: bytes, root2: bytes) -> None:
@@ -214,7 +218,9 @@ def verify_consistency(size1: int, size2: int, proof: Any, root1: bytes, root2: 
     if size1 == 1 << shift:  # the first tree is a perfect subtree of the second
         seed, start = root1, 0
     if len(path) != start + inner + border:
-        raise VerificationError(f"the consistency proof has {len(path)} hashes, expected {start + inner + border}")
+        raise VerificationError(
+            f"the consistency proof has {len(path)} hashes, expected {start + inner + border}"
+        )
     path = path[start:]
     mask = (size1 - 1) >> shift
     if _chain_border_right(_chain_inner_right(seed, path[:inner], mask), path[inner:]) != root1:
@@ -233,8 +239,15 @@ def jwk_thumbprint(public_key: bytes) -> str:
 
 
 def public_jwk(public_key: bytes, **extra: Any) -> dict[str, Any]:
-    return {"kty": "OKP", "crv": "Ed25519", "x": b64url(public_key), "kid": jwk_thumbprint(public_key),
-            "alg": "EdDSA", "use": "sig", **extra}
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": b64url(public_key),
+        "kid": jwk_thumbprint(public_key),
+        "alg": "EdDSA",
+        "use": "sig",
+        **extra,
+    }
 
 
 def load_jwks(jwks: Any) -> dict[str, bytes]:
@@ -307,7 +320,7 @@ def verify_checkpoint(text: Any, keys: dict[str, bytes], origin: str | None = No
     signer = ""
     for line in signatures[:-1].split("\n"):
         prefix = "\u2014 "
-        parts = line[len(prefix):].split(" ") if line.startswith(prefix) else []
+        parts = line[len(prefix) :].split(" ") if line.startswith(prefix) else []
         if len(parts) != 2:
             raise VerificationError("the checkpoint has a malformed signature line")
         name, blob = parts[0], unb64(parts[1], "note signature")
@@ -343,11 +356,15 @@ def verify_certificate(signed: Any, keys: dict[str, bytes]) -> dict[str, Any]:
     cert: dict[str, Any] = signed["certificate"]
     key = keys.get(str(signed.get("kid")))
     if key is None:
-        raise VerificationError(f"certificate {cert.get('number')}: signed by key {signed.get('kid')!r}, "
-                                "which is not in the key set")
+        raise VerificationError(
+            f"certificate {cert.get('number')}: signed by key {signed.get('kid')!r}, "
+            "which is not in the key set"
+        )
     if not _ed25519_verify(key, unb64(signed.get("signature"), "signature"), jcs(cert)):
-        raise VerificationError(f"certificate {cert.get('number')}: the signature does not match its content "
-                                "(it was changed after it was issued)")
+        raise VerificationError(
+            f"certificate {cert.get('number')}: the signature does not match its content "
+            "(it was changed after it was issued)"
+        )
     return cert
 
 
@@ -378,8 +395,12 @@ def verify_receipt(
 
 
 def _verify_receipt(
-    receipt: Any, keys: dict[str, bytes], checkpoint_text: str | None, previous_text: str | None,
-    consistency: Any, report: Report,
+    receipt: Any,
+    keys: dict[str, bytes],
+    checkpoint_text: str | None,
+    previous_text: str | None,
+    consistency: Any,
+    report: Report,
 ) -> None:
     if not isinstance(receipt, dict) or not isinstance(receipt.get("transaction"), dict):
         raise VerificationError("not a receipt: no transaction object")
@@ -387,31 +408,42 @@ def _verify_receipt(
     report.transaction_id = str(tx.get("id", "?"))
     leaf = leaf_hash(jcs(tx))
     if unb64(receipt.get("leaf_hash"), "leaf_hash") != leaf:
-        raise VerificationError("the leaf hash does not match the transaction's canonical bytes "
-                                "(the transaction differs from what was logged)")
+        raise VerificationError(
+            "the leaf hash does not match the transaction's canonical bytes "
+            "(the transaction differs from what was logged)"
+        )
     report.checked.append(f"leaf hash {b64(leaf)} = SHA-256(0x00 || JCS(transaction))")
     payload = verify_set(receipt.get("set"), keys)
     if payload.get("leaf_hash") != b64(leaf):
         raise VerificationError("the set was signed for another leaf hash")
-    if payload.get("community_id") != tx.get("community_id") or payload.get("transaction_id", tx.get("id")) != tx.get("id"):
+    if payload.get("community_id") != tx.get("community_id") or payload.get(
+        "transaction_id", tx.get("id")
+    ) != tx.get("id"):
         raise VerificationError("the set was signed for another transaction or community")
     report.checked.append(f"set signed by {receipt['set']['kid']} (accepted {payload.get('integrated_at')})")
 
     log = receipt.get("log")
     if log is None and checkpoint_text is None:
-        report.skipped.append("inclusion: the receipt is not yet in the log (fetch it again in a few seconds)")
+        report.skipped.append(
+            "inclusion: the receipt is not yet in the log (fetch it again in a few seconds)"
+        )
         if previous_text is not None:
             raise VerificationError("a consistency check needs a receipt with its log section")
         return
     if not isinstance(log, dict):
         raise VerificationError("the receipt's log section is missing or malformed")
     origin = payload.get("log_origin")
-    cp = verify_checkpoint(checkpoint_text if checkpoint_text is not None else log.get("checkpoint"), keys,
-                           origin if isinstance(origin, str) else None)
+    cp = verify_checkpoint(
+        checkpoint_text if checkpoint_text is not None else log.get("checkpoint"),
+        keys,
+        origin if isinstance(origin, str) else None,
+    )
     report.checked.append(f"checkpoint {cp.origin} size {cp.size} signed by {cp.signed_by}")
     index, size = log.get("index"), log.get("tree_size")
     if size != cp.size:
-        raise VerificationError(f"the inclusion proof is for tree size {size}, the checkpoint is of size {cp.size}")
+        raise VerificationError(
+            f"the inclusion proof is for tree size {size}, the checkpoint is of size {cp.size}"
+        )
     verify_inclusion(index, size, leaf, log.get("inclusion_proof"), cp.root)  # type: ignore[arg-type]
     report.checked.append(f"included at index {index} of {size} under root {b64(cp.root)}")
 
@@ -420,7 +452,11 @@ def _verify_receipt(
         if not isinstance(consistency, dict):
             raise VerificationError("a previous checkpoint needs a consistency proof")
         if (consistency.get("first"), consistency.get("second")) != (prev.size, cp.size):
-            raise VerificationError(f"the consistency proof is from {consistency.get('first')} to "
-                                    f"{consistency.get('second')}, not {prev.size} to {cp.size}")
+            raise VerificationError(
+                f"the consistency proof is from {consistency.get('first')} to "
+                f"{consistency.get('second')}, not {prev.size} to {cp.size}"
+            )
         verify_consistency(prev.size, cp.size, consistency.get("proof"), prev.root, cp.root)
-        report.checked.append(f"checkpoint of size {prev.size} is consistent with size {cp.size} (append-only)")
+        report.checked.append(
+            f"checkpoint of size {prev.size} is consistent with size {cp.size} (append-only)"
+        )

@@ -48,7 +48,10 @@ async def remind_expiring(engine: AsyncEngine, community_id: uuid.UUID, now: dat
 
 def notification_view(row: Any) -> dict[str, Any]:
     return {
-        "id": str(row.id), "kind": row.kind, "member_id": str(row.member_id), "payload": dict(row.payload),
+        "id": str(row.id),
+        "kind": row.kind,
+        "member_id": str(row.member_id),
+        "payload": dict(row.payload),
         "created_at": rfc3339(row.created_at),
         "delivered_at": None if row.delivered_at is None else rfc3339(row.delivered_at),
         "attempts": row.attempts,
@@ -56,16 +59,25 @@ def notification_view(row: Any) -> dict[str, Any]:
 
 
 async def member_notifications(
-    conn: AsyncConnection, principal: Principal, member_id: uuid.UUID, cursor: uuid.UUID | None, limit: int,
+    conn: AsyncConnection,
+    principal: Principal,
+    member_id: uuid.UUID,
+    cursor: uuid.UUID | None,
+    limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
     if principal.role is Role.RESIDENT and principal.subject_id != member_id:
         raise NotFound(f"member {member_id} not found")
     await member_exists(conn, principal, member_id)  # not an empty page for no such member
-    rows = (await conn.execute(
-        text("SELECT * FROM notifications WHERE community_id = :c AND member_id = :m "
-             "AND (CAST(:after AS uuid) IS NULL OR (created_at, id) < "
-             "     (SELECT created_at, id FROM notifications WHERE id = :after)) "
-             "ORDER BY created_at DESC, id DESC LIMIT :n"),
-        {"c": principal.community_id, "m": member_id, "after": cursor, "n": limit + 1})).all()
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT * FROM notifications WHERE community_id = :c AND member_id = :m "
+                "AND (CAST(:after AS uuid) IS NULL OR (created_at, id) < "
+                "     (SELECT created_at, id FROM notifications WHERE id = :after)) "
+                "ORDER BY created_at DESC, id DESC LIMIT :n"
+            ),
+            {"c": principal.community_id, "m": member_id, "after": cursor, "n": limit + 1},
+        )
+    ).all()
     page = rows[:limit]
     return [notification_view(r) for r in page], (str(page[-1].id) if len(rows) > limit else None)

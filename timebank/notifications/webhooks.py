@@ -50,38 +50,65 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
-async def deliver_due(engine: AsyncEngine, community_id: uuid.UUID, hook: Webhook, now: datetime,
-                      client: httpx.AsyncClient, limit: int = 200) -> dict[str, Any]:
+async def deliver_due(
+    engine: AsyncEngine,
+    community_id: uuid.UUID,
+    hook: Webhook,
+    now: datetime,
+    client: httpx.AsyncClient,
+    limit: int = 200,
+) -> dict[str, Any]:
     counts = {"delivered": 0, "failed": 0}
     async with engine.connect() as conn:
         for _ in range(limit):
             async with conn.begin():
-                row = (await conn.execute(
-                    text("SELECT * FROM notifications WHERE community_id = :c AND delivered_at IS NULL "
-                         "AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"),
-                    {"c": community_id, "now": now})).first()
+                row = (
+                    await conn.execute(
+                        text(
+                            "SELECT * FROM notifications WHERE community_id = :c AND delivered_at IS NULL "
+                            "AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                        ),
+                        {"c": community_id, "now": now},
+                    )
+                ).first()
                 if row is None:
                     break
                 body = jcs({**row.payload, "notification_id": str(row.id)})
                 stamp = rfc3339(now)
                 error = None
                 try:
-                    answer = await client.post(hook.url, content=body, timeout=TIMEOUT_SECONDS, headers={
-                        "Content-Type": "application/json", "X-Timebank-Delivery": str(row.id),
-                        "X-Timebank-Timestamp": stamp, "X-Timebank-Signature": signature(hook.secret, stamp, body)})
+                    answer = await client.post(
+                        hook.url,
+                        content=body,
+                        timeout=TIMEOUT_SECONDS,
+                        headers={
+                            "Content-Type": "application/json",
+                            "X-Timebank-Delivery": str(row.id),
+                            "X-Timebank-Timestamp": stamp,
+                            "X-Timebank-Signature": signature(hook.secret, stamp, body),
+                        },
+                    )
                     if not 200 <= answer.status_code < 300:
                         error = f"HTTP {answer.status_code}"
                 except httpx.HTTPError as exc:
                     error = type(exc).__name__
                 if error is None:
-                    await conn.execute(text("UPDATE notifications SET delivered_at = :now, attempts = attempts + 1, "
-                                            "last_error = NULL WHERE id = :id"), {"now": now, "id": row.id})
+                    await conn.execute(
+                        text(
+                            "UPDATE notifications SET delivered_at = :now, attempts = attempts + 1, "
+                            "last_error = NULL WHERE id = :id"
+                        ),
+                        {"now": now, "id": row.id},
+                    )
                     counts["delivered"] += 1
                 else:
                     await conn.execute(
-                        text("UPDATE notifications SET attempts = attempts + 1, last_error = :e, next_attempt_at = :at "
-                             "WHERE id = :id"),
-                        {"e": error, "at": now + backoff(row.attempts + 1), "id": row.id})
+                        text(
+                            "UPDATE notifications SET attempts = attempts + 1, last_error = :e, next_attempt_at = :at "
+                            "WHERE id = :id"
+                        ),
+                        {"e": error, "at": now + backoff(row.attempts + 1), "id": row.id},
+                    )
                     counts["failed"] += 1
                     logs.log.warning("webhook delivery failed", notification=str(row.id), error=error)
     return counts

@@ -17,9 +17,12 @@ class MemberPointsController(Controller):
     path = "/v1/members"
     tags = ["rewards"]
 
-    @get("/{member_id:uuid}/points", opt=access(Role.ADMIN, Role.AUDITOR, Role.RESIDENT),
-         responses=problems(404),
-         summary="A member's points: balance, available (less open holds), open lots by expiry (spent oldest first)")
+    @get(
+        "/{member_id:uuid}/points",
+        opt=access(Role.ADMIN, Role.AUDITOR, Role.RESIDENT),
+        responses=problems(404),
+        summary="A member's points: balance, available (less open holds), open lots by expiry (spent oldest first)",
+    )
     async def points(self, request: Request, member_id: uuid.UUID) -> Response[schemas.MemberPoints]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await service.member_points(conn, web.principal(request), member_id))

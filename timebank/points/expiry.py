@@ -30,53 +30,97 @@ CHUNK = 250  # members per database transaction (and per ledger_post_batch call)
 MEMO = "积分过期 points expired"
 
 
-async def expire_points(engine: AsyncEngine, community_id: uuid.UUID, now: datetime, *, chunk: int = CHUNK) -> dict[str, Any]:
+async def expire_points(
+    engine: AsyncEngine, community_id: uuid.UUID, now: datetime, *, chunk: int = CHUNK
+) -> dict[str, Any]:
     """Expire every lot of the community whose expiry is at or before ``now``."""
     assert now.tzinfo is not None
     counts = {"members": 0, "points": 0, "transactions": 0}
     async with engine.connect() as conn:
-        tz = ZoneInfo((await conn.execute(text("SELECT timezone FROM communities WHERE id = :c"),
-                                          {"c": community_id})).scalar_one())
-        sink = (await conn.execute(
-            text("SELECT id FROM accounts WHERE community_id = :c AND system_role = 'expired' AND asset = 'POINT'"),
-            {"c": community_id})).scalar_one()
+        tz = ZoneInfo(
+            (
+                await conn.execute(
+                    text("SELECT timezone FROM communities WHERE id = :c"), {"c": community_id}
+                )
+            ).scalar_one()
+        )
+        sink = (
+            await conn.execute(
+                text(
+                    "SELECT id FROM accounts WHERE community_id = :c AND system_role = 'expired' AND asset = 'POINT'"
+                ),
+                {"c": community_id},
+            )
+        ).scalar_one()
         await conn.rollback()
         day = now.astimezone(tz).date().isoformat()
         after = uuid.UUID(int=0)
         while True:
             async with conn.begin():
                 raw = await driver(conn)
-                due = [r["account_id"] for r in await raw.fetch(
-                    "SELECT DISTINCT account_id FROM points_lots WHERE community_id = $1 AND remaining > 0 "
-                    "AND expires_at <= $2 AND account_id > $3 ORDER BY account_id LIMIT $4",
-                    community_id, now, after, chunk)]
+                due = [
+                    r["account_id"]
+                    for r in await raw.fetch(
+                        "SELECT DISTINCT account_id FROM points_lots WHERE community_id = $1 AND remaining > 0 "
+                        "AND expires_at <= $2 AND account_id > $3 ORDER BY account_id LIMIT $4",
+                        community_id,
+                        now,
+                        after,
+                        chunk,
+                    )
+                ]
                 if not due:
                     break
                 after = due[-1]
-                locked = {r["id"]: r for r in await raw.fetch(
-                    "SELECT id, credits_posted - debits_posted - debits_pending AS available FROM accounts "
-                    "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", [*due, sink])}
+                locked = {
+                    r["id"]: r
+                    for r in await raw.fetch(
+                        "SELECT id, credits_posted - debits_posted - debits_pending AS available FROM accounts "
+                        "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+                        [*due, sink],
+                    )
+                }
                 expired = await raw.fetch(
                     "SELECT account_id, sum(remaining) AS points FROM points_lots WHERE account_id = ANY($1::uuid[]) "
-                    "AND remaining > 0 AND expires_at <= $2 GROUP BY account_id ORDER BY account_id", due, now)
+                    "AND remaining > 0 AND expires_at <= $2 GROUP BY account_id ORDER BY account_id",
+                    due,
+                    now,
+                )
                 requests = []
                 for row in expired:
                     amount = min(int(row["points"]), int(locked[row["account_id"]]["available"]))
                     if amount <= 0:
                         continue  # all of it is held by open redemptions
                     key = f"job:points-expiry:{day}:{row['account_id']}"
-                    requests.append((
-                        uuid.uuid4(), community_id, "expiry", "posted", MEMO, None, key,
-                        hashlib.sha256(f"{key}:{amount}".encode()).digest(), None, None, None, None,
-                        [(row["account_id"], "POINT", "debit", "posted", amount), (sink, "POINT", "credit", "posted", amount)],
-                    ))
+                    requests.append(
+                        (
+                            uuid.uuid4(),
+                            community_id,
+                            "expiry",
+                            "posted",
+                            MEMO,
+                            None,
+                            key,
+                            hashlib.sha256(f"{key}:{amount}".encode()).digest(),
+                            None,
+                            None,
+                            None,
+                            None,
+                            [
+                                (row["account_id"], "POINT", "debit", "posted", amount),
+                                (sink, "POINT", "credit", "posted", amount),
+                            ],
+                        )
+                    )
                 if not requests:
                     continue
                 answers = await post_batch(raw, requests)
                 for request, answer in zip(requests, answers, strict=True):
                     # 'replay': this day's expiry of the account committed in an earlier,
                     # interrupted run; what is left waits for the next day's run.
-                    assert answer["code"] in ("ok", "replay"), f"expiry of {request[12][0][0]}: {answer['code']}"
+                    assert answer["code"] in ("ok", "replay"), (
+                        f"expiry of {request[12][0][0]}: {answer['code']}"
+                    )
                     if answer["code"] == "ok":
                         counts["members"] += 1
                         counts["transactions"] += 1

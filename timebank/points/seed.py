@@ -21,44 +21,104 @@ from timebank.volunteer.policy import PointsExpiry, Policy, set_policy
 BATCH = 500
 
 
-async def seed_lots(engine: AsyncEngine, *, members: int, months: list[int], points: int = 10,
-                    name: str = "积分社区") -> dict[str, Any]:
+async def seed_lots(
+    engine: AsyncEngine, *, members: int, months: list[int], points: int = 10, name: str = "积分社区"
+) -> dict[str, Any]:
     """A community with ``members`` members, each credited ``points`` once per entry of ``months``."""
     async with engine.begin() as conn:
         created = await create_community(conn, name)
         community_id = uuid.UUID(created["community_id"])
         admin_key = uuid.UUID(created["admin_key_id"])
-        accounts = [uuid.UUID((await create_party(conn, community_id, PartyKind.MEMBER, f"居民{i}"))["accounts"]["POINT"])
-                    for i in range(members)]
-        issuance = (await conn.execute(
-            text("SELECT id FROM accounts WHERE community_id = :c AND system_role = 'issuance' AND asset = 'POINT'"),
-            {"c": community_id})).scalar_one()
+        accounts = [
+            uuid.UUID(
+                (await create_party(conn, community_id, PartyKind.MEMBER, f"居民{i}"))["accounts"]["POINT"]
+            )
+            for i in range(members)
+        ]
+        issuance = (
+            await conn.execute(
+                text(
+                    "SELECT id FROM accounts WHERE community_id = :c AND system_role = 'issuance' AND asset = 'POINT'"
+                ),
+                {"c": community_id},
+            )
+        ).scalar_one()
     for m in months:
         async with engine.begin() as conn:
-            await set_policy(conn, community_id, Policy(points_expiry=PointsExpiry("months_after_credit", m)), admin_key)
+            await set_policy(
+                conn, community_id, Policy(points_expiry=PointsExpiry("months_after_credit", m)), admin_key
+            )
         for start in range(0, members, BATCH):
             async with engine.begin() as conn:
-                requests = [(uuid.uuid4(), community_id, "adjustment", "posted", "seed", None, None, None, None, None,
-                             None, None, [(issuance, "POINT", "debit", "posted", points),
-                                          (account, "POINT", "credit", "posted", points)])
-                            for account in accounts[start:start + BATCH]]
+                requests = [
+                    (
+                        uuid.uuid4(),
+                        community_id,
+                        "adjustment",
+                        "posted",
+                        "seed",
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        [
+                            (issuance, "POINT", "debit", "posted", points),
+                            (account, "POINT", "credit", "posted", points),
+                        ],
+                    )
+                    for account in accounts[start : start + BATCH]
+                ]
                 answers = await post_batch(await driver(conn), requests)
                 assert all(a["code"] == "ok" for a in answers)
-    return {"community_id": community_id, "admin_key": created["admin_key"], "admin_key_id": admin_key,
-            "accounts": accounts}
+    return {
+        "community_id": community_id,
+        "admin_key": created["admin_key"],
+        "admin_key_id": admin_key,
+        "accounts": accounts,
+    }
 
 
-async def donate(engine: AsyncEngine, community_id: uuid.UUID, accounts: list[uuid.UUID], points: int) -> None:
+async def donate(
+    engine: AsyncEngine, community_id: uuid.UUID, accounts: list[uuid.UUID], points: int
+) -> None:
     """Each of ``accounts`` gives ``points`` to the community fund (lots spent oldest first)."""
     async with engine.connect() as conn:
-        fund = (await conn.execute(
-            text("SELECT id FROM accounts WHERE community_id = :c AND system_role = 'fund' AND asset = 'POINT'"),
-            {"c": community_id})).scalar_one()
+        fund = (
+            await conn.execute(
+                text(
+                    "SELECT id FROM accounts WHERE community_id = :c AND system_role = 'fund' AND asset = 'POINT'"
+                ),
+                {"c": community_id},
+            )
+        ).scalar_one()
         await conn.rollback()
         for start in range(0, len(accounts), BATCH):
             async with conn.begin():
-                answers = await post_batch(await driver(conn), [
-                    (uuid.uuid4(), community_id, "donation", "posted", "seed", None, None, None, None, None, None, None,
-                     [(a, "POINT", "debit", "posted", points), (fund, "POINT", "credit", "posted", points)])
-                    for a in accounts[start:start + BATCH]])
+                answers = await post_batch(
+                    await driver(conn),
+                    [
+                        (
+                            uuid.uuid4(),
+                            community_id,
+                            "donation",
+                            "posted",
+                            "seed",
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            [
+                                (a, "POINT", "debit", "posted", points),
+                                (fund, "POINT", "credit", "posted", points),
+                            ],
+                        )
+                        for a in accounts[start : start + BATCH]
+                    ],
+                )
                 assert all(a["code"] == "ok" for a in answers), answers[0]

@@ -56,7 +56,7 @@ def read_token(token: str, typ: str, public_keys: dict[str, bytes], now: datetim
         body, signature = unb64url(body_text), unb64url(sig_text)
         payload = json.loads(body)
         assert isinstance(payload, dict)
-    except Exception:  # noqa: BLE001 - whatever is wrong with it, it is not a token
+    except Exception:
         raise TokenError("this is not a timebank token") from None
     if jcs(payload) != body:
         raise TokenError("the token is not in canonical form")

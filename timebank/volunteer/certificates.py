@@ -41,8 +41,13 @@ def new_number(issued: date) -> str:
 
 
 async def issue(
-    conn: AsyncConnection, principal: Principal, member_id: uuid.UUID, period_from: date, period_to: date,
-    signer: Signer, public_url: str,
+    conn: AsyncConnection,
+    principal: Principal,
+    member_id: uuid.UUID,
+    period_from: date,
+    period_to: date,
+    signer: Signer,
+    public_url: str,
 ) -> dict[str, Any]:
     """The signed certificate of a member's approved service in [from, to] (local dates)."""
     if principal.role not in (Role.ADMIN, Role.RESIDENT):
@@ -53,21 +58,34 @@ async def issue(
     tz = await community_zone(conn, principal.community_id)
     start = datetime.combine(period_from, time(0), tz)
     end = datetime.combine(period_to + timedelta(days=1), time(0), tz)
-    community = (await conn.execute(text("SELECT id, name FROM communities WHERE id = :c"),
-                                    {"c": principal.community_id})).one()
-    member = (await conn.execute(text("SELECT display_name FROM parties WHERE id = :m"), {"m": member_id})).one()
+    community = (
+        await conn.execute(
+            text("SELECT id, name FROM communities WHERE id = :c"), {"c": principal.community_id}
+        )
+    ).one()
+    member = (
+        await conn.execute(text("SELECT display_name FROM parties WHERE id = :m"), {"m": member_id})
+    ).one()
     rows = (
         await conn.execute(
-            text("SELECT s.id, s.started_at, s.activity, s.category, s.minutes, o.display_name AS organisation "
-                 "FROM service_records s JOIN parties o ON o.id = s.organisation_id "
-                 "WHERE s.member_id = :m AND s.status = 'approved' AND s.started_at >= :a AND s.started_at < :b "
-                 "ORDER BY s.started_at, s.id"),
+            text(
+                "SELECT s.id, s.started_at, s.activity, s.category, s.minutes, o.display_name AS organisation "
+                "FROM service_records s JOIN parties o ON o.id = s.organisation_id "
+                "WHERE s.member_id = :m AND s.status = 'approved' AND s.started_at >= :a AND s.started_at < :b "
+                "ORDER BY s.started_at, s.id"
+            ),
             {"m": member_id, "a": start, "b": end},
         )
     ).all()
     activities = [
-        {"date": r.started_at.astimezone(tz).date().isoformat(), "activity": r.activity, "category": r.category,
-         "organisation": r.organisation, "minutes": r.minutes, "record_id": str(r.id)}
+        {
+            "date": r.started_at.astimezone(tz).date().isoformat(),
+            "activity": r.activity,
+            "category": r.category,
+            "organisation": r.organisation,
+            "minutes": r.minutes,
+            "record_id": str(r.id),
+        }
         for r in rows
     ]
     total = sum(a["minutes"] for a in activities)
@@ -81,8 +99,10 @@ async def issue(
     }
     content_hash = hashlib.sha256(jcs(content)).digest()
     existing = (
-        await conn.execute(text("SELECT * FROM certificates WHERE member_id = :m AND content_hash = :h"),
-                           {"m": member_id, "h": content_hash})
+        await conn.execute(
+            text("SELECT * FROM certificates WHERE member_id = :m AND content_hash = :h"),
+            {"m": member_id, "h": content_hash},
+        )
     ).first()
     if existing is not None:
         return signed_view(existing)
@@ -98,15 +118,31 @@ async def issue(
     }
     signature = b64(signer.sign(jcs(certificate)))
     await conn.execute(
-        text("INSERT INTO certificates (number, community_id, member_id, period_from, period_to, content_hash, "
-             "document, kid, signature, issued_by, issued_at) VALUES (:n, :c, :m, :f, :t, :h, CAST(:d AS jsonb), "
-             ":k, :s, :by, :at) ON CONFLICT (member_id, content_hash) DO NOTHING"),
-        {"n": number, "c": principal.community_id, "m": member_id, "f": period_from, "t": period_to,
-         "h": content_hash, "d": jcs(certificate).decode(), "k": signer.kid, "s": signature, "by": principal.key_id,
-         "at": issued_at},
+        text(
+            "INSERT INTO certificates (number, community_id, member_id, period_from, period_to, content_hash, "
+            "document, kid, signature, issued_by, issued_at) VALUES (:n, :c, :m, :f, :t, :h, CAST(:d AS jsonb), "
+            ":k, :s, :by, :at) ON CONFLICT (member_id, content_hash) DO NOTHING"
+        ),
+        {
+            "n": number,
+            "c": principal.community_id,
+            "m": member_id,
+            "f": period_from,
+            "t": period_to,
+            "h": content_hash,
+            "d": jcs(certificate).decode(),
+            "k": signer.kid,
+            "s": signature,
+            "by": principal.key_id,
+            "at": issued_at,
+        },
     )
-    stored = (await conn.execute(text("SELECT * FROM certificates WHERE member_id = :m AND content_hash = :h"),
-                                 {"m": member_id, "h": content_hash})).one()
+    stored = (
+        await conn.execute(
+            text("SELECT * FROM certificates WHERE member_id = :m AND content_hash = :h"),
+            {"m": member_id, "h": content_hash},
+        )
+    ).one()
     return signed_view(stored)
 
 
@@ -128,8 +164,13 @@ def _font() -> Path:
     return Path(pylopdf_fonts_zh_cn.__file__).parent / "NotoSansSC-Regular.otf"
 
 
-CATEGORY_NAMES = {"volunteer_service": "志愿服务", "neighbour_aid": "邻里互助", "day_care": "日间照料",
-                  "legal_aid": "法律援助", "culture_health": "文体健康"}
+CATEGORY_NAMES = {
+    "volunteer_service": "志愿服务",
+    "neighbour_aid": "邻里互助",
+    "day_care": "日间照料",
+    "legal_aid": "法律援助",
+    "culture_health": "文体健康",
+}
 
 
 def render_pdf(signed: dict[str, Any]) -> bytes:
@@ -151,24 +192,42 @@ def render_pdf(signed: dict[str, Any]) -> bytes:
     pdf.set_font("NotoSansSC", size=13)
     period = cert["period"]
     pdf.multi_cell(
-        0, 8,
+        0,
+        8,
         f"兹证明志愿者 {cert['volunteer']['name']} 于 {period['from']} 至 {period['to']} 期间，"
         f"在{cert['community']['name']}参加志愿服务 {len(cert['activities'])} 次，"
         f"累计服务时长 {cert['total_hours']} 小时（{cert['total_minutes']} 分钟）。",
-        new_x="LMARGIN", new_y="NEXT",
+        new_x="LMARGIN",
+        new_y="NEXT",
     )
     pdf.ln(4)
     pdf.set_font("NotoSansSC", size=10)
     heading = FontFace(emphasis="", fill_color=(235, 235, 235))  # the font has no bold face
-    with pdf.table(col_widths=(25, 60, 25, 55, 20), text_align=("LEFT", "LEFT", "LEFT", "LEFT", "RIGHT"),
-                   headings_style=heading) as table:
+    with pdf.table(
+        col_widths=(25, 60, 25, 55, 20),
+        text_align=("LEFT", "LEFT", "LEFT", "LEFT", "RIGHT"),
+        headings_style=heading,
+    ) as table:
         table.row(["日期", "服务项目", "类别", "志愿服务组织", "分钟"])
         shown = cert["activities"][:40]
         for a in shown:
-            table.row([a["date"], a["activity"], CATEGORY_NAMES.get(a["category"], a["category"]),
-                       a["organisation"], str(a["minutes"])])
+            table.row(
+                [
+                    a["date"],
+                    a["activity"],
+                    CATEGORY_NAMES.get(a["category"], a["category"]),
+                    a["organisation"],
+                    str(a["minutes"]),
+                ]
+            )
     if len(cert["activities"]) > len(shown):
-        pdf.cell(0, 7, f"……另有 {len(cert['activities']) - len(shown)} 项，见电子证明", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(
+            0,
+            7,
+            f"……另有 {len(cert['activities']) - len(shown)} 项，见电子证明",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
     pdf.ln(6)
     y = pdf.get_y()
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=2)
@@ -176,7 +235,12 @@ def render_pdf(signed: dict[str, Any]) -> bytes:
     pdf.image(qr.make_image().get_image(), x=pdf.l_margin, y=y, w=40, h=40)
     pdf.set_xy(pdf.l_margin + 46, y + 4)
     pdf.set_font("NotoSansSC", size=11)
-    pdf.multi_cell(0, 7, f"出具单位：{cert['issuer']}\n出具时间：{cert['issued_at'][:10]}\n"
-                         f"扫码或用 timebank verify 核验本证明（签名密钥 {signed['kid'][:12]}…）",
-                   new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        0,
+        7,
+        f"出具单位：{cert['issuer']}\n出具时间：{cert['issued_at'][:10]}\n"
+        f"扫码或用 timebank verify 核验本证明（签名密钥 {signed['kid'][:12]}…）",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     return bytes(pdf.output())

@@ -32,8 +32,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "external_ref": ("external_ref", "记录编号", "外部编号"),
 }
 REQUIRED = ("activity", "category", "place", "started_at", "ended_at")
-LOCAL_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y-%m-%dT%H:%M",
-                 "%Y-%m-%dT%H:%M:%S")
+LOCAL_FORMATS = (
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+)
 _ALIASES = {alias: name for name, aliases in COLUMNS.items() for alias in aliases}
 
 
@@ -56,7 +62,9 @@ def parse_time(value: str, tz: ZoneInfo) -> datetime:
 
 
 def _too_large(what: str, max_rows: int | None, max_bytes: int | None) -> ImportTooLarge:
-    limits = " and ".join(x for x in (max_rows and f"{max_rows} records", max_bytes and f"{max_bytes} bytes") if x)
+    limits = " and ".join(
+        x for x in (max_rows and f"{max_rows} records", max_bytes and f"{max_bytes} bytes") if x
+    )
     return ImportTooLarge(f"{what}; an import takes at most {limits}: split the file")
 
 
@@ -123,5 +131,7 @@ def parse_csv(
                 )
             )
         except ValueError as exc:
-            unreadable.append({"line": line, "reason": str(exc) if "time" in str(exc) else f"not an id: {exc}"})
+            unreadable.append(
+                {"line": line, "reason": str(exc) if "time" in str(exc) else f"not an id: {exc}"}
+            )
     return rows, unreadable

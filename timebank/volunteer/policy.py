@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 from typing import Any, Literal
 
 import msgspec
@@ -63,12 +64,12 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True):
     # How long a redemption voucher (code and QR, and the points hold) stays valid.
     voucher_seconds: int = 15 * 60
 
-    def check(self) -> "Policy":
+    def check(self) -> Policy:
         """Refuse a policy that cannot be applied (a clear 400 naming the field)."""
         if not 0 <= self.points_per_hour <= 1000:
             raise BadRequest("points_per_hour is from 0 to 1000")
         t = self.star_thresholds_hours
-        if len(t) != 5 or any(h <= 0 for h in t) or any(a >= b for a, b in zip(t, t[1:], strict=False)):
+        if len(t) != 5 or any(h <= 0 for h in t) or any(a >= b for a, b in pairwise(t)):
             raise BadRequest("star_thresholds_hours is five increasing positive whole hours (stars 1 to 5)")
         if set(self.tier_multipliers) != {str(s) for s in range(6)}:
             raise BadRequest('tier_multipliers names every star level "0" to "5"')
@@ -76,7 +77,9 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True):
             try:
                 m = Decimal(value)
             except InvalidOperation:
-                raise BadRequest(f"tier_multipliers[{star}] is a decimal number written as a string") from None
+                raise BadRequest(
+                    f"tier_multipliers[{star}] is a decimal number written as a string"
+                ) from None
             if not Decimal(0) < m <= Decimal(10) or m.as_tuple().exponent < -4:  # type: ignore[operator]
                 raise BadRequest(f"tier_multipliers[{star}] is above 0, at most 10, with up to 4 decimals")
         if not 1 <= self.daily_cap_minutes <= 24 * 60:
@@ -86,8 +89,10 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True):
         if not 1 <= self.points_expiry.months <= 120:
             raise BadRequest("points_expiry.months is from 1 to 120")
         codes = [c.code for c in self.categories]
-        if not 1 <= len(codes) <= 50 or len(set(codes)) != len(codes) or not all(
-            1 <= len(c.code) <= 50 and 1 <= len(c.name) <= 50 for c in self.categories
+        if (
+            not 1 <= len(codes) <= 50
+            or len(set(codes)) != len(codes)
+            or not all(1 <= len(c.code) <= 50 and 1 <= len(c.name) <= 50 for c in self.categories)
         ):
             raise BadRequest("categories: 1 to 50, each with a unique code and a name of 1 to 50 characters")
         if not 1 <= self.voucher_seconds <= 24 * 3600:
@@ -156,18 +161,30 @@ def policy_view(version: int, policy: Policy, row: Any) -> dict[str, Any]:
     }
 
 
-async def set_policy(conn: AsyncConnection, community_id: uuid.UUID, policy: Policy, key_id: uuid.UUID) -> dict[str, Any]:
+async def set_policy(
+    conn: AsyncConnection, community_id: uuid.UUID, policy: Policy, key_id: uuid.UUID
+) -> dict[str, Any]:
     """Store a new version (the versions stay; a concurrent change gets the next number or fails)."""
     policy.check()
     if policy.trusted_organisations:
-        known = {r.id for r in await conn.execute(
-            text("SELECT id FROM parties WHERE community_id = :c AND kind = 'organisation' AND id = ANY(:ids)"),
-            {"c": community_id, "ids": list(policy.trusted_organisations)})}
+        known = {
+            r.id
+            for r in await conn.execute(
+                text(
+                    "SELECT id FROM parties WHERE community_id = :c AND kind = 'organisation' AND id = ANY(:ids)"
+                ),
+                {"c": community_id, "ids": list(policy.trusted_organisations)},
+            )
+        }
         unknown = [str(o) for o in policy.trusted_organisations if o not in known]
         if unknown:
-            raise BadRequest(f"trusted_organisations: {', '.join(unknown)} is not an organisation of this community")
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('timebank.policy:' || :c, 0))"),
-                       {"c": str(community_id)})
+            raise BadRequest(
+                f"trusted_organisations: {', '.join(unknown)} is not an organisation of this community"
+            )
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('timebank.policy:' || :c, 0))"),
+        {"c": str(community_id)},
+    )
     version, _, _ = await current_policy(conn, community_id)
     row = (
         await conn.execute(
@@ -184,7 +201,8 @@ async def set_policy(conn: AsyncConnection, community_id: uuid.UUID, policy: Pol
 async def policy_history(conn: AsyncConnection, community_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = (
         await conn.execute(
-            text("SELECT * FROM community_policies WHERE community_id = :c ORDER BY version"), {"c": community_id}
+            text("SELECT * FROM community_policies WHERE community_id = :c ORDER BY version"),
+            {"c": community_id},
         )
     ).all()
     return [policy_view(r.version, msgspec.convert(r.policy, Policy), r) for r in rows]

@@ -110,7 +110,9 @@ def _text(value: str | None, name: str, limit: int, required: bool = True) -> st
         raise _Reject(f"{name} is longer than {limit} characters")
     bad = _CONTROL.search(value)
     if bad is not None:
-        raise _Reject(f"{name} contains the control character U+{ord(bad.group()):04X}, which no field accepts")
+        raise _Reject(
+            f"{name} contains the control character U+{ord(bad.group()):04X}, which no field accepts"
+        )
     return value
 
 
@@ -126,7 +128,9 @@ class _Reject(Exception):
 
 
 async def community_zone(conn: AsyncConnection, community_id: uuid.UUID) -> ZoneInfo:
-    tz = (await conn.execute(text("SELECT timezone FROM communities WHERE id = :c"), {"c": community_id})).scalar_one()
+    tz = (
+        await conn.execute(text("SELECT timezone FROM communities WHERE id = :c"), {"c": community_id})
+    ).scalar_one()
     return ZoneInfo(tz)
 
 
@@ -170,8 +174,13 @@ class _Busy:
 
 
 async def record_many(
-    conn: AsyncConnection, principal: Principal, items: Sequence[RecordIn], *, now: datetime,
-    derive_refs: bool = False, max_rows: int = MAX_ROWS,
+    conn: AsyncConnection,
+    principal: Principal,
+    items: Sequence[RecordIn],
+    *,
+    now: datetime,
+    derive_refs: bool = False,
+    max_rows: int = MAX_ROWS,
 ) -> Outcome:
     """Validate and write service records; each row is accepted or rejected with a reason.
 
@@ -197,20 +206,34 @@ async def record_many(
     # 2. Parties, in one query each.
     live = [r for r in rows if r.reason is None]
     orgs = {r.organisation_id for r in live}
-    known_orgs = {
-        x.id for x in await conn.execute(
-            text("SELECT id FROM parties WHERE community_id = :c AND kind = 'organisation' AND id = ANY(:ids)"),
-            {"c": principal.community_id, "ids": list(orgs)})
-    } if orgs else set()
+    known_orgs = (
+        {
+            x.id
+            for x in await conn.execute(
+                text(
+                    "SELECT id FROM parties WHERE community_id = :c AND kind = 'organisation' AND id = ANY(:ids)"
+                ),
+                {"c": principal.community_id, "ids": list(orgs)},
+            )
+        }
+        if orgs
+        else set()
+    )
     ids = {r.given.member_id for r in live if r.given.member_id}
     refs = {r.given.member_ref for r in live if r.given.member_id is None and r.given.member_ref}
     members = (
-        await conn.execute(
-            text("SELECT id, external_ref FROM parties WHERE community_id = :c AND kind = 'member' "
-                 "AND (id = ANY(:ids) OR external_ref = ANY(:refs))"),
-            {"c": principal.community_id, "ids": list(ids), "refs": list(refs)},
-        )
-    ).all() if ids or refs else []
+        (
+            await conn.execute(
+                text(
+                    "SELECT id, external_ref FROM parties WHERE community_id = :c AND kind = 'member' "
+                    "AND (id = ANY(:ids) OR external_ref = ANY(:refs))"
+                ),
+                {"c": principal.community_id, "ids": list(ids), "refs": list(refs)},
+            )
+        ).all()
+        if ids or refs
+        else []
+    )
     by_id = {m.id for m in members}
     by_ref = {m.external_ref: m.id for m in members if m.external_ref}
     for r in live:
@@ -218,7 +241,13 @@ async def record_many(
             r.reason = f"organisation {r.organisation_id} is not an organisation of this community"
             continue
         g = r.given
-        r.member_id = g.member_id if g.member_id in by_id else by_ref.get(g.member_ref or "") if g.member_id is None else None
+        r.member_id = (
+            g.member_id
+            if g.member_id in by_id
+            else by_ref.get(g.member_ref or "")
+            if g.member_id is None
+            else None
+        )
         if r.member_id is None:
             r.reason = f"member {g.member_id or g.member_ref} is not a member of this community"
 
@@ -232,7 +261,8 @@ async def record_many(
             for x in await (await driver(conn)).fetch(
                 "SELECT s.* FROM service_records s JOIN unnest($1::uuid[], $2::text[]) AS k(org, ref) "
                 "ON s.organisation_id = k.org AND s.external_ref = k.ref",
-                [k[0] for k in keyed], [k[1] for k in keyed],
+                [k[0] for k in keyed],
+                [k[1] for k in keyed],
             )
         }
         seen: dict[tuple[Any, str], _Row] = {}
@@ -243,7 +273,9 @@ async def record_many(
             if key in existing:
                 r.existing = existing[key]
             elif key in seen:
-                r.reason = f"external_ref {r.given.external_ref!r} appears twice (also line {seen[key].given.line})"
+                r.reason = (
+                    f"external_ref {r.given.external_ref!r} appears twice (also line {seen[key].given.line})"
+                )
             else:
                 seen[key] = r
         del keyed, seen, existing  # thousands of small objects each: every collection would walk them
@@ -253,15 +285,18 @@ async def record_many(
     fresh = [r for r in rows if r.reason is None and r.existing is None]
     if fresh:
         member_ids = sorted({r.member_id for r in fresh})  # type: ignore[type-var]
-        await conn.execute(text("SELECT 1 FROM parties WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
-                           {"ids": member_ids})
+        await conn.execute(
+            text("SELECT 1 FROM parties WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"), {"ids": member_ids}
+        )
         # Two days either side: a record that touches a local day of a new row is in.
         lo = min(r.given.started_at for r in fresh) - timedelta(days=2)
         hi = max(r.given.ended_at for r in fresh) + timedelta(days=2)
         stored = await (await driver(conn)).fetch(
             "SELECT member_id, started_at, ended_at FROM service_records WHERE member_id = ANY($1::uuid[]) "
             "AND status IN ('submitted', 'approved') AND started_at < $3 AND ended_at > $2",
-            member_ids, lo, hi,
+            member_ids,
+            lo,
+            hi,
         )
         await _cpu(len(fresh) + len(stored), _check_times, fresh, stored, tz, policy.daily_cap_minutes)
 
@@ -272,26 +307,36 @@ async def record_many(
     if fresh:
         raw = await driver(conn)
         for start in range(0, len(fresh), INSERT_CHUNK):
-            part = fresh[start:start + INSERT_CHUNK]
+            part = fresh[start : start + INSERT_CHUNK]
             for x in await raw.fetch(
                 "INSERT INTO service_records (id, community_id, member_id, organisation_id, activity, category, "
                 "place, started_at, ended_at, minutes, beneficiary, content, external_ref, recorded_by) "
                 "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], "
                 "$7::text[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::text[], $12::text[], "
                 "$13::text[], $14::uuid[]) RETURNING *",
-                [r.new_id for r in part], [principal.community_id] * len(part), [r.member_id for r in part],
-                [r.organisation_id for r in part], [r.given.activity for r in part], [r.category for r in part],
-                [r.given.place for r in part], [r.given.started_at for r in part], [r.given.ended_at for r in part],
-                [r.minutes for r in part], [r.given.beneficiary for r in part], [r.given.content for r in part],
-                [r.given.external_ref for r in part], [principal.key_id] * len(part),
+                [r.new_id for r in part],
+                [principal.community_id] * len(part),
+                [r.member_id for r in part],
+                [r.organisation_id for r in part],
+                [r.given.activity for r in part],
+                [r.category for r in part],
+                [r.given.place for r in part],
+                [r.given.started_at for r in part],
+                [r.given.ended_at for r in part],
+                [r.minutes for r in part],
+                [r.given.beneficiary for r in part],
+                [r.given.content for r in part],
+                [r.given.external_ref for r in part],
+                [principal.key_id] * len(part),
             ):
                 written[x["id"]] = x
         trusted = set(policy.trusted_organisations)
         approved = [r for r in fresh if r.organisation_id in trusted]  # the policy trusts their records
         if approved:
             await _approve_new(conn, principal, approved, policy, version)
-            for x in await raw.fetch("SELECT * FROM service_records WHERE id = ANY($1::uuid[])",
-                                     [r.new_id for r in approved]):
+            for x in await raw.fetch(
+                "SELECT * FROM service_records WHERE id = ANY($1::uuid[])", [r.new_id for r in approved]
+            ):
                 written[x["id"]] = x  # as they are now
     return await _cpu(len(rows), _outcome, rows, written)
 
@@ -305,13 +350,22 @@ async def _approve_new(
     volunteer's history. Nobody else sees these rows before the commit: no locks needed.
     """
     members = list({r.member_id for r in rows})
-    lifetime: dict[Any, int] = {x.member_id: int(x.minutes) for x in await conn.execute(
-        text("SELECT member_id, sum(minutes) AS minutes FROM service_records WHERE member_id = ANY(:m) "
-             "AND status = 'approved' GROUP BY member_id"), {"m": members})}
+    lifetime: dict[Any, int] = {
+        x.member_id: int(x.minutes)
+        for x in await conn.execute(
+            text(
+                "SELECT member_id, sum(minutes) AS minutes FROM service_records WHERE member_id = ANY(:m) "
+                "AND status = 'approved' GROUP BY member_id"
+            ),
+            {"m": members},
+        )
+    }
     accounts: dict[tuple[Any, str], uuid.UUID] = {}
     for x in await conn.execute(
-        text("SELECT id, asset, party_id FROM accounts WHERE community_id = :c "
-             "AND (party_id = ANY(:m) OR system_role = 'issuance')"),
+        text(
+            "SELECT id, asset, party_id FROM accounts WHERE community_id = :c "
+            "AND (party_id = ANY(:m) OR system_role = 'issuance')"
+        ),
         {"c": principal.community_id, "m": members},
     ):
         accounts[x.party_id or "issuance", x.asset] = x.id
@@ -319,33 +373,56 @@ async def _approve_new(
     for r in rows:
         star = policy.star_level(lifetime.get(r.member_id, 0))
         points = policy.points_for(r.minutes, star)
-        moves = [ledger.Movement(accounts["issuance", "HOUR"], accounts[r.member_id, "HOUR"], Asset.HOUR, r.minutes)]
+        moves = [
+            ledger.Movement(
+                accounts["issuance", "HOUR"], accounts[r.member_id, "HOUR"], Asset.HOUR, r.minutes
+            )
+        ]
         if points:
-            moves.append(ledger.Movement(accounts["issuance", "POINT"], accounts[r.member_id, "POINT"], Asset.POINT,
-                                         points))
+            moves.append(
+                ledger.Movement(
+                    accounts["issuance", "POINT"], accounts[r.member_id, "POINT"], Asset.POINT, points
+                )
+            )
         tx = await ledger.post(
-            conn, community_id=principal.community_id, kind=Kind.SERVICE_CREDIT, phase=Phase.POSTED,
-            legs=ledger.legs_of(moves, Layer.POSTED), principal_id=principal.key_id,
-            memo=f"{r.given.activity}"[: ledger.MAX_MEMO], claim=None,
+            conn,
+            community_id=principal.community_id,
+            kind=Kind.SERVICE_CREDIT,
+            phase=Phase.POSTED,
+            legs=ledger.legs_of(moves, Layer.POSTED),
+            principal_id=principal.key_id,
+            memo=f"{r.given.activity}"[: ledger.MAX_MEMO],
+            claim=None,
         )
         lifetime[r.member_id] = lifetime.get(r.member_id, 0) + r.minutes
         decided.append((r.new_id, points, uuid.UUID(tx["id"])))  # type: ignore[arg-type]
     raw = await driver(conn)
     await raw.execute(
-        "UPDATE service_records s SET status = 'approved', decided_by = $1, decided_at = now(), policy_version = $2, "
-        "points = d.points, transaction_id = d.tx FROM unnest($3::uuid[], $4::bigint[], $5::uuid[]) AS d(id, points, tx) "
+        "UPDATE service_records s SET status = 'approved', decided_by = $1, decided_at = now(), "
+        "policy_version = $2, points = d.points, transaction_id = d.tx "
+        "FROM unnest($3::uuid[], $4::bigint[], $5::uuid[]) AS d(id, points, tx) "
         "WHERE s.id = d.id",
-        principal.key_id, version, [d[0] for d in decided], [d[1] for d in decided], [d[2] for d in decided])
+        principal.key_id,
+        version,
+        [d[0] for d in decided],
+        [d[1] for d in decided],
+        [d[2] for d in decided],
+    )
     # Each credit made its points lot (points_follow_entry, migration 0004); name its record.
     lots = [(d[0], d[2], accounts[r.member_id, "POINT"]) for r, d in zip(rows, decided, strict=True) if d[1]]
     if lots:
         await raw.execute(
             "UPDATE points_lots p SET record_id = l.record FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) "
             "AS l(record, tx, account) WHERE p.transaction_id = l.tx AND p.account_id = l.account",
-            [x[0] for x in lots], [x[1] for x in lots], [x[2] for x in lots])
+            [x[0] for x in lots],
+            [x[1] for x in lots],
+            [x[2] for x in lots],
+        )
 
 
-def _check_each(rows: list[_Row], policy: Policy, principal: Principal, now: datetime, derive_refs: bool) -> None:
+def _check_each(
+    rows: list[_Row], policy: Policy, principal: Principal, now: datetime, derive_refs: bool
+) -> None:
     """Step 1 of ``record_many``: the rules a row meets on its own (CPU only)."""
     for row in rows:
         g = row.given
@@ -357,8 +434,10 @@ def _check_each(rows: list[_Row], policy: Policy, principal: Principal, now: dat
             g.external_ref = _text(g.external_ref, "external_ref", 200, required=False)
             code = policy.category_code((g.category or "").strip())
             if code is None:
-                raise _Reject(f"category {g.category!r} is not one of the community's categories "
-                              f"({', '.join(c.code for c in policy.categories)})")
+                raise _Reject(
+                    f"category {g.category!r} is not one of the community's categories "
+                    f"({', '.join(c.code for c in policy.categories)})"
+                )
             row.category = code
             if g.started_at.tzinfo is None or g.ended_at.tzinfo is None:
                 raise _Reject("started_at and ended_at need a time zone")
@@ -368,7 +447,9 @@ def _check_each(rows: list[_Row], policy: Policy, principal: Principal, now: dat
                 raise _Reject("the service cannot end in the future")
             row.minutes = policy.round_minutes((g.ended_at - g.started_at).total_seconds())
             if row.minutes <= 0:
-                raise _Reject(f"shorter than the community's rounding unit ({policy.rounding.unit_minutes} min)")
+                raise _Reject(
+                    f"shorter than the community's rounding unit ({policy.rounding.unit_minutes} min)"
+                )
             if principal.role is Role.RECORDER:
                 if g.organisation_id not in (None, principal.subject_id):
                     raise _Reject("a recorder records for its own organisation only")
@@ -382,9 +463,22 @@ def _check_each(rows: list[_Row], policy: Policy, principal: Principal, now: dat
                 if g.member_ref is None:
                     raise _Reject("member_id (or member_ref) is required")
             if derive_refs and g.external_ref is None:
-                digest = hashlib.sha256("\x1f".join(str(x) for x in (
-                    g.member_id or g.member_ref, row.organisation_id, g.activity, row.category, g.place,
-                    g.started_at.isoformat(), g.ended_at.isoformat(), g.beneficiary, g.content)).encode()).hexdigest()
+                digest = hashlib.sha256(
+                    "\x1f".join(
+                        str(x)
+                        for x in (
+                            g.member_id or g.member_ref,
+                            row.organisation_id,
+                            g.activity,
+                            row.category,
+                            g.place,
+                            g.started_at.isoformat(),
+                            g.ended_at.isoformat(),
+                            g.beneficiary,
+                            g.content,
+                        )
+                    ).encode()
+                ).hexdigest()
                 g.external_ref = "csv:" + digest[:32]
         except _Reject as exc:
             row.reason = str(exc)
@@ -415,8 +509,10 @@ def _check_times(fresh: list[_Row], stored: Sequence[Any], tz: ZoneInfo, cap_min
             days[d] += t
         over = next((d for d, t in days.items() if used[r.member_id, d] + t > cap), None)  # type: ignore[index]
         if over is not None:
-            r.reason = f"more than the daily cap of {cap_minutes // 60} h " \
-                       f"{cap_minutes % 60} min on {over.isoformat()}".replace(" 0 min", "")
+            r.reason = (
+                f"more than the daily cap of {cap_minutes // 60} h "
+                f"{cap_minutes % 60} min on {over.isoformat()}".replace(" 0 min", "")
+            )
             continue
         mine.add(g.started_at, g.ended_at)
         for d, t in days.items():
@@ -485,8 +581,10 @@ def _may_read(principal: Principal, rec: Any) -> bool:
 
 async def get_record(conn: AsyncConnection, principal: Principal, record_id: uuid.UUID) -> Any:
     rec = (
-        await conn.execute(text("SELECT * FROM service_records WHERE id = :id AND community_id = :c"),
-                           {"id": record_id, "c": principal.community_id})
+        await conn.execute(
+            text("SELECT * FROM service_records WHERE id = :id AND community_id = :c"),
+            {"id": record_id, "c": principal.community_id},
+        )
     ).first()
     if rec is None or not _may_read(principal, rec):
         raise NotFound(f"service record {record_id} not found")
@@ -494,9 +592,17 @@ async def get_record(conn: AsyncConnection, principal: Principal, record_id: uui
 
 
 async def records_page(
-    conn: AsyncConnection, principal: Principal, *, member_id: uuid.UUID | None = None,
-    organisation_id: uuid.UUID | None = None, status: str | None = None, category: str | None = None,
-    since: datetime | None = None, until: datetime | None = None, cursor: str | None = None, limit: int = 50,
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    member_id: uuid.UUID | None = None,
+    organisation_id: uuid.UUID | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first. Residents see their own records, recorders their organisation's."""
     if principal.role is Role.RESIDENT:
@@ -522,15 +628,26 @@ async def records_page(
         await conn.execute(
             text(
                 "SELECT * FROM service_records WHERE community_id = :c "
-                "AND (CAST(:m AS uuid) IS NULL OR member_id = :m) AND (CAST(:o AS uuid) IS NULL OR organisation_id = :o) "
+                "AND (CAST(:m AS uuid) IS NULL OR member_id = :m) "
+                "AND (CAST(:o AS uuid) IS NULL OR organisation_id = :o) "
                 "AND (CAST(:s AS text) IS NULL OR status = :s) AND (CAST(:cat AS text) IS NULL OR category = :cat) "
                 "AND (CAST(:since AS timestamptz) IS NULL OR started_at >= :since) "
                 "AND (CAST(:until AS timestamptz) IS NULL OR started_at < :until) "
                 "AND (CAST(:at AS timestamptz) IS NULL OR (started_at, id) < (:at, :aid)) "
                 "ORDER BY started_at DESC, id DESC LIMIT :n"
             ),
-            {"c": principal.community_id, "m": member_id, "o": organisation_id, "s": status, "cat": category,
-             "since": since, "until": until, "at": after_time, "aid": after_id, "n": limit + 1},
+            {
+                "c": principal.community_id,
+                "m": member_id,
+                "o": organisation_id,
+                "s": status,
+                "cat": category,
+                "since": since,
+                "until": until,
+                "at": after_time,
+                "aid": after_id,
+                "n": limit + 1,
+            },
         )
     ).all()
     items = [record_view(r) for r in rows[:limit]]
@@ -539,17 +656,27 @@ async def records_page(
 
 
 async def lifetime_minutes(conn: AsyncConnection, member_id: uuid.UUID) -> int:
-    return int((await conn.execute(
-        text("SELECT coalesce(sum(minutes), 0) FROM service_records WHERE member_id = :m AND status = 'approved'"),
-        {"m": member_id})).scalar_one())
+    return int(
+        (
+            await conn.execute(
+                text(
+                    "SELECT coalesce(sum(minutes), 0) FROM service_records WHERE member_id = :m AND status = 'approved'"
+                ),
+                {"m": member_id},
+            )
+        ).scalar_one()
+    )
 
 
 async def standing(conn: AsyncConnection, community_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
     """Lifetime approved service and the star level it gives (星级志愿者)."""
     _, policy, _ = await current_policy(conn, community_id)
     minutes = await lifetime_minutes(conn, member_id)
-    return {"lifetime_minutes": minutes, "star_level": policy.star_level(minutes),
-            "minutes_to_next_level": policy.minutes_to_next_level(minutes)}
+    return {
+        "lifetime_minutes": minutes,
+        "star_level": policy.star_level(minutes),
+        "minutes_to_next_level": policy.minutes_to_next_level(minutes),
+    }
 
 
 # --- approval -------------------------------------------------------------------------------
@@ -557,8 +684,10 @@ async def standing(conn: AsyncConnection, community_id: uuid.UUID, member_id: uu
 
 async def _lock_record(conn: AsyncConnection, principal: Principal, record_id: uuid.UUID) -> Any:
     rec = (
-        await conn.execute(text("SELECT * FROM service_records WHERE id = :id AND community_id = :c FOR UPDATE"),
-                           {"id": record_id, "c": principal.community_id})
+        await conn.execute(
+            text("SELECT * FROM service_records WHERE id = :id AND community_id = :c FOR UPDATE"),
+            {"id": record_id, "c": principal.community_id},
+        )
     ).first()
     if rec is None:
         raise NotFound(f"service record {record_id} not found")
@@ -568,8 +697,10 @@ async def _lock_record(conn: AsyncConnection, principal: Principal, record_id: u
 async def _accounts(conn: AsyncConnection, community_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
     rows = (
         await conn.execute(
-            text("SELECT id, asset, party_id, system_role FROM accounts WHERE community_id = :c "
-                 "AND (party_id = :m OR system_role = 'issuance')"),
+            text(
+                "SELECT id, asset, party_id, system_role FROM accounts WHERE community_id = :c "
+                "AND (party_id = :m OR system_role = 'issuance')"
+            ),
             {"c": community_id, "m": member_id},
         )
     ).all()
@@ -577,8 +708,14 @@ async def _accounts(conn: AsyncConnection, community_id: uuid.UUID, member_id: u
 
 
 async def _approve_locked(
-    conn: AsyncConnection, principal: Principal, rec: Any, policy: Policy, version: int,
-    *, claim: ledger.Claim | None, system: bool = False,
+    conn: AsyncConnection,
+    principal: Principal,
+    rec: Any,
+    policy: Policy,
+    version: int,
+    *,
+    claim: ledger.Claim | None,
+    system: bool = False,
 ) -> dict[str, Any]:
     if rec.status != "submitted":
         raise RecordAlreadyResolved(f"service record {rec.id} is already {rec.status}")
@@ -587,22 +724,33 @@ async def _approve_locked(
     acc = await _accounts(conn, principal.community_id, rec.member_id)
     moves = [ledger.Movement(acc[("issuance", "HOUR")], acc[("member", "HOUR")], Asset.HOUR, rec.minutes)]
     if points:
-        moves.append(ledger.Movement(acc[("issuance", "POINT")], acc[("member", "POINT")], Asset.POINT, points))
+        moves.append(
+            ledger.Movement(acc[("issuance", "POINT")], acc[("member", "POINT")], Asset.POINT, points)
+        )
     tx = await ledger.post(
-        conn, community_id=principal.community_id, kind=Kind.SERVICE_CREDIT, phase=Phase.POSTED,
-        legs=ledger.legs_of(moves, Layer.POSTED), principal_id=principal.key_id,
-        memo=f"{rec.activity}"[: ledger.MAX_MEMO], claim=claim,
+        conn,
+        community_id=principal.community_id,
+        kind=Kind.SERVICE_CREDIT,
+        phase=Phase.POSTED,
+        legs=ledger.legs_of(moves, Layer.POSTED),
+        principal_id=principal.key_id,
+        memo=f"{rec.activity}"[: ledger.MAX_MEMO],
+        claim=claim,
     )
     tx_id = uuid.UUID(tx["id"])
     await conn.execute(
-        text("UPDATE service_records SET status = 'approved', decided_by = :by, decided_at = now(), "
-             "policy_version = :v, points = :p, transaction_id = :t WHERE id = :id"),
+        text(
+            "UPDATE service_records SET status = 'approved', decided_by = :by, decided_at = now(), "
+            "policy_version = :v, points = :p, transaction_id = :t WHERE id = :id"
+        ),
         {"by": principal.key_id, "v": version, "p": points, "t": tx_id, "id": rec.id},
     )
     if points:
         # The credit made its points lot (points_follow_entry, migration 0004); name its record.
-        await conn.execute(text("UPDATE points_lots SET record_id = :r WHERE transaction_id = :t AND account_id = :a"),
-                           {"r": rec.id, "t": tx_id, "a": acc[("member", "POINT")]})
+        await conn.execute(
+            text("UPDATE points_lots SET record_id = :r WHERE transaction_id = :t AND account_id = :a"),
+            {"r": rec.id, "t": tx_id, "a": acc[("member", "POINT")]},
+        )
     return tx
 
 
@@ -625,8 +773,10 @@ async def decision_view(conn: AsyncConnection, community_id: uuid.UUID, tx_id: u
     """The answer to an approval (or a correction), also for its idempotent replay."""
     rec = (
         await conn.execute(
-            text("SELECT s.* FROM service_records s LEFT JOIN service_reversals v ON v.record_id = s.id "
-                 "WHERE s.community_id = :c AND (s.transaction_id = :t OR v.transaction_id = :t)"),
+            text(
+                "SELECT s.* FROM service_records s LEFT JOIN service_reversals v ON v.record_id = s.id "
+                "WHERE s.community_id = :c AND (s.transaction_id = :t OR v.transaction_id = :t)"
+            ),
             {"c": community_id, "t": tx_id},
         )
     ).first()
@@ -641,7 +791,9 @@ def _reason(value: str | None, what: str) -> str:
     return value
 
 
-async def reject(conn: AsyncConnection, principal: Principal, record_id: uuid.UUID, reason: str) -> dict[str, Any]:
+async def reject(
+    conn: AsyncConnection, principal: Principal, record_id: uuid.UUID, reason: str
+) -> dict[str, Any]:
     if not principal.is_admin:
         raise Forbidden("only admins reject service records")
     reason = _reason(reason, "a rejection")
@@ -650,8 +802,10 @@ async def reject(conn: AsyncConnection, principal: Principal, record_id: uuid.UU
         raise RecordAlreadyResolved(f"service record {rec.id} is already {rec.status}")
     row = (
         await conn.execute(
-            text("UPDATE service_records SET status = 'rejected', reject_reason = :r, decided_by = :by, "
-                 "decided_at = now() WHERE id = :id RETURNING *"),
+            text(
+                "UPDATE service_records SET status = 'rejected', reject_reason = :r, decided_by = :by, "
+                "decided_at = now() WHERE id = :id RETURNING *"
+            ),
             {"r": reason, "by": principal.key_id, "id": rec.id},
         )
     ).one()
@@ -663,40 +817,57 @@ async def reject(conn: AsyncConnection, principal: Principal, record_id: uuid.UU
 
 def reversal_view(row: Any) -> dict[str, Any]:
     return {
-        "id": str(row.id), "record_id": str(row.record_id), "reason": row.reason, "status": row.status,
-        "requested_by": str(row.requested_by), "requested_at": rfc3339(row.requested_at),
+        "id": str(row.id),
+        "record_id": str(row.record_id),
+        "reason": row.reason,
+        "status": row.status,
+        "requested_by": str(row.requested_by),
+        "requested_at": rfc3339(row.requested_at),
         "decided_by": None if row.decided_by is None else str(row.decided_by),
         "decided_at": None if row.decided_at is None else rfc3339(row.decided_at),
         "transaction_id": None if row.transaction_id is None else str(row.transaction_id),
     }
 
 
-async def request_reversal(conn: AsyncConnection, principal: Principal, record_id: uuid.UUID, reason: str) -> dict[str, Any]:
+async def request_reversal(
+    conn: AsyncConnection, principal: Principal, record_id: uuid.UUID, reason: str
+) -> dict[str, Any]:
     if not principal.is_admin:
         raise Forbidden("only admins ask for corrections")
     reason = _reason(reason, "a correction")
     rec = await _lock_record(conn, principal, record_id)
     if rec.status != "approved":
         raise Conflict(f"only an approved record is corrected; this one is {rec.status}")
-    open_ = (await conn.execute(text("SELECT 1 FROM service_reversals WHERE record_id = :r AND status = 'requested'"),
-                                {"r": rec.id})).first()
+    open_ = (
+        await conn.execute(
+            text("SELECT 1 FROM service_reversals WHERE record_id = :r AND status = 'requested'"),
+            {"r": rec.id},
+        )
+    ).first()
     if open_ is not None:
         raise Conflict("a correction of this record is already waiting for a second admin")
     row = (
         await conn.execute(
-            text("INSERT INTO service_reversals (community_id, record_id, reason, requested_by) "
-                 "VALUES (:c, :r, :reason, :by) RETURNING *"),
+            text(
+                "INSERT INTO service_reversals (community_id, record_id, reason, requested_by) "
+                "VALUES (:c, :r, :reason, :by) RETURNING *"
+            ),
             {"c": principal.community_id, "r": rec.id, "reason": reason, "by": principal.key_id},
         )
     ).one()
     return reversal_view(row)
 
 
-async def _lock_open_reversal(conn: AsyncConnection, principal: Principal, record_id: uuid.UUID) -> tuple[Any, Any]:
+async def _lock_open_reversal(
+    conn: AsyncConnection, principal: Principal, record_id: uuid.UUID
+) -> tuple[Any, Any]:
     rec = await _lock_record(conn, principal, record_id)
-    rev = (await conn.execute(
-        text("SELECT * FROM service_reversals WHERE record_id = :r AND status = 'requested' FOR UPDATE"),
-        {"r": rec.id})).first()
+    rev = (
+        await conn.execute(
+            text("SELECT * FROM service_reversals WHERE record_id = :r AND status = 'requested' FOR UPDATE"),
+            {"r": rec.id},
+        )
+    ).first()
     if rev is None:
         raise NotFound(f"no correction of record {record_id} is waiting")
     if rev.requested_by == principal.key_id:
@@ -714,25 +885,40 @@ async def approve_reversal(
     tx = await ledger.reverse(conn, principal, rec.transaction_id, rev.reason, claim=claim)
     tx_id = uuid.UUID(tx["id"])
     await conn.execute(
-        text("UPDATE service_reversals SET status = 'approved', decided_by = :by, decided_at = now(), "
-             "transaction_id = :t WHERE id = :id"), {"by": principal.key_id, "t": tx_id, "id": rev.id})
+        text(
+            "UPDATE service_reversals SET status = 'approved', decided_by = :by, decided_at = now(), "
+            "transaction_id = :t WHERE id = :id"
+        ),
+        {"by": principal.key_id, "t": tx_id, "id": rev.id},
+    )
     await conn.execute(text("UPDATE service_records SET status = 'reversed' WHERE id = :id"), {"id": rec.id})
     return await decision_view(conn, principal.community_id, tx_id)
 
 
-async def reject_reversal(conn: AsyncConnection, principal: Principal, record_id: uuid.UUID) -> dict[str, Any]:
+async def reject_reversal(
+    conn: AsyncConnection, principal: Principal, record_id: uuid.UUID
+) -> dict[str, Any]:
     if not principal.is_admin:
         raise Forbidden("only admins decide corrections")
     _, rev = await _lock_open_reversal(conn, principal, record_id)
-    row = (await conn.execute(
-        text("UPDATE service_reversals SET status = 'rejected', decided_by = :by, decided_at = now() "
-             "WHERE id = :id RETURNING *"), {"by": principal.key_id, "id": rev.id})).one()
+    row = (
+        await conn.execute(
+            text(
+                "UPDATE service_reversals SET status = 'rejected', decided_by = :by, decided_at = now() "
+                "WHERE id = :id RETURNING *"
+            ),
+            {"by": principal.key_id, "id": rev.id},
+        )
+    ).one()
     return reversal_view(row)
 
 
 async def member_exists(conn: AsyncConnection, principal: Principal, member_id: uuid.UUID) -> None:
-    found = (await conn.execute(
-        text("SELECT 1 FROM parties WHERE id = :m AND community_id = :c AND kind = :k"),
-        {"m": member_id, "c": principal.community_id, "k": PartyKind.MEMBER.value})).first()
+    found = (
+        await conn.execute(
+            text("SELECT 1 FROM parties WHERE id = :m AND community_id = :c AND kind = :k"),
+            {"m": member_id, "c": principal.community_id, "k": PartyKind.MEMBER.value},
+        )
+    ).first()
     if found is None or (principal.role is Role.RESIDENT and principal.subject_id != member_id):
         raise NotFound(f"member {member_id} not found")
