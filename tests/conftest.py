@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from timebank import db
 from timebank.app import create_app
 from timebank.community.service import create_community
+from timebank.core.settings import Settings
 from timebank.ledger.posting import close_poster
 from timebank.log import keys
 from timebank.log import service as log_service
-from timebank.settings import Settings
 
 
 @pytest.fixture(scope="session")

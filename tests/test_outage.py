@@ -32,7 +32,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from support import free_port, problem, stop, wait_ready
 
-from timebank import db, logs, outage
+from timebank import db, errors, logs, outage
 from timebank.app import create_app
 from timebank.community.service import create_community
 from timebank.ledger.posting import close_poster
@@ -129,11 +129,11 @@ class _Request:
 
 def test_the_handler_answers_503_for_outages_and_500_for_bugs(recorded: Recorder) -> None:
     for _ in range(3):
-        answer = outage.database_error_handler(_Request(), ConnectionRefusedError(111, "Connection refused"))
+        answer = errors.database_error_handler(_Request(), ConnectionRefusedError(111, "Connection refused"))
         assert answer.status_code == 503 and answer.headers["Retry-After"] == str(outage.RETRY_AFTER_SECONDS)
         assert answer.content["type"].endswith("/database-unavailable")
     bug = sa_exc.ProgrammingError("selec 1", {}, asyncpg.PostgresSyntaxError("syntax error"))
-    assert outage.database_error_handler(_Request(), bug).status_code == 500
+    assert errors.database_error_handler(_Request(), bug).status_code == 500
     assert recorded.events("error") == ["database unreachable", "unhandled error"]
 
 

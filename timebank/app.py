@@ -5,15 +5,13 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from litestar import Litestar, Request, Response, Router
-from litestar.exceptions import HTTPException, ValidationException
+from litestar import Litestar, Router
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from timebank import __version__, edge, logs, outage, schemas
+from timebank import __version__, edge, errors, logs, schemas
 from timebank.community.controllers import (
     ApiKeyController,
     CommunityController,
@@ -21,6 +19,7 @@ from timebank.community.controllers import (
     MerchantController,
     OrganisationController,
 )
+from timebank.core.settings import Settings, get_settings
 from timebank.db import create_engine
 from timebank.health import HealthController
 from timebank.jobs.controllers import JobController
@@ -35,7 +34,6 @@ from timebank.log.keys import load_signer, read_keyring
 from timebank.metrics import PROMETHEUS, MetricsController
 from timebank.notifications.controllers import NotificationController
 from timebank.points.controllers import MemberPointsController
-from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
 from timebank.redemption.controllers import (
     MemberRedemptionController,
     RedemptionController,
@@ -44,61 +42,12 @@ from timebank.redemption.controllers import (
 )
 from timebank.reference import OfflineSwaggerPlugin
 from timebank.security import PUBLIC, ApiKeyAuthMiddleware, AuthFailures, KeyCache
-from timebank.settings import Settings, get_settings
 from timebank.volunteer.controllers import (
     CertificateController,
     MemberRecordsController,
     PolicyController,
     ServiceRecordController,
 )
-
-HTTP_SLUGS = {
-    400: ("invalid-request", "The request is not valid"),
-    401: ("unauthorized", "A valid API key is required"),
-    403: ("forbidden", "This key may not do that"),
-    404: ("not-found", "No such resource"),
-    405: ("method-not-allowed", "This method is not allowed here"),
-    413: ("payload-too-large", "The request body is too large"),
-    415: ("unsupported-media-type", "Send application/json"),
-    429: ("too-many-requests", "Too many requests"),
-}
-
-
-def _problem(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
-
-
-def domain_error_handler(request: Request, exc: DomainError) -> Response[Any]:
-    return _problem(exc.status, exc.to_problem(request.url.path))
-
-
-def http_error_handler(request: Request, exc: HTTPException) -> Response[Any]:
-    status = exc.status_code
-    slug, title = HTTP_SLUGS.get(status, ("http-error", "The request failed"))
-    extra: dict[str, Any] = {}
-    if isinstance(exc, ValidationException) and exc.extra:
-        extra["errors"] = exc.extra
-    detail = exc.detail if exc.detail and exc.detail != title else None
-    headers = dict(exc.headers or {})  # Allow on a 405, Retry-After on a 429
-    if status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    return _problem(
-        status, problem_body(slug, title, status, detail, request.url.path, **extra), headers or None
-    )
-
-
-def unexpected_error_handler(request: Request, exc: Exception) -> Response[Any]:
-    # The traceback goes to the server's log under the request id; the answer says nothing of it.
-    logs.log.error(
-        "unhandled error",
-        request_id=edge.request_id(request.scope),
-        route=request.scope.get("path_template"),
-        error=type(exc).__name__,
-        exc_info=exc,
-    )
-    return _problem(
-        500, problem_body("internal-error", "Something went wrong on our side", 500, None, request.url.path)
-    )
 
 
 def create_app(settings: Settings | None = None, database_url: str | None = None) -> Litestar:
@@ -177,12 +126,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
                 exclude_http_methods=[],
             ),
         ],
-        exception_handlers={
-            DomainError: domain_error_handler,
-            HTTPException: http_error_handler,
-            Exception: unexpected_error_handler,
-            **outage.EXCEPTION_HANDLERS,  # database unreachable: 503 + Retry-After, logged once
-        },
+        exception_handlers=errors.EXCEPTION_HANDLERS,
         before_send=[edge.response_headers],
         plugins=[schemas.StrictStructs()],  # first: it must see the structs before Litestar's own plugin
         request_max_body_size=settings.max_body_bytes,

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from timebank import db
-from timebank.settings import get_settings
+from timebank.core.settings import get_settings
 
 
 def _database() -> str:
@@ -235,7 +235,7 @@ def community() -> None:
 def community_create(name: str, timezone: str) -> None:
     """Create a community; prints its id and first admin key (shown only once)."""
     from timebank.community.service import create_community
-    from timebank.problems import DomainError
+    from timebank.core.problems import DomainError
 
     url = _database()
     db.upgrade(url)
@@ -259,14 +259,14 @@ def community_create(name: str, timezone: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit(as_json: bool) -> None:
     """Recompute every balance and every log root from the entries; exit 1 on any difference."""
-    from timebank.ledger.audit import domain_checks, run_audit
+    from timebank.audits import run_audit
 
     url = _database()
 
     async def run() -> Any:
         engine = db.create_engine(url, get_settings())
         try:
-            return await run_audit(engine, *domain_checks())
+            return await run_audit(engine)
         finally:
             await engine.dispose()
 
@@ -315,13 +315,13 @@ def import_records(file: str, community_id: Any, organisation_id: Any, chunk: in
 
     from rich.console import Console
     from rich.progress import Progress
-    from sqlalchemy import text
 
-    from timebank.community.models import Role
-    from timebank.problems import DomainError
+    from timebank.core.communities import find_community_zone
+    from timebank.core.problems import DomainError
+    from timebank.core.roles import Role
     from timebank.security import Principal
     from timebank.volunteer.csv_import import parse_csv
-    from timebank.volunteer.service import community_zone, record_many
+    from timebank.volunteer.service import record_many
 
     url = _database()
     db.upgrade(url)
@@ -333,14 +333,9 @@ def import_records(file: str, community_id: Any, organisation_id: Any, chunk: in
         summary: dict[str, Any] = {"accepted": 0, "duplicates": 0, "rejected": []}
         try:
             async with engine.connect() as conn:
-                exists = (
-                    await conn.execute(
-                        text("SELECT timezone FROM communities WHERE id = :c"), {"c": community_id}
-                    )
-                ).first()
-                if exists is None:
-                    raise click.UsageError(f"no community {community_id}")
-                tz = await community_zone(conn, community_id)
+                tz = await find_community_zone(conn, community_id)
+            if tz is None:
+                raise click.UsageError(f"no community {community_id}")
             rows, unreadable = parse_csv(await asyncio.to_thread(Path(file).read_bytes), tz)
             summary["rejected"].extend(unreadable)
             for row in rows:
@@ -488,7 +483,7 @@ def jobs() -> None:
 def jobs_run(name: str, as_of: Any) -> None:
     """Run job NAME now, for every scope it has, once per its period; print the outcomes."""
     from timebank import logs
-    from timebank.clock import SYSTEM_CLOCK, AsOf
+    from timebank.core.clock import SYSTEM_CLOCK, AsOf
     from timebank.jobs.definitions import JOBS, job_context, run_job
     from timebank.log.keys import load_signer
 

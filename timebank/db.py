@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from timebank.settings import Settings
+from timebank.core.settings import Settings
 
 EMBEDDED_DB_NAME = "timebank"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

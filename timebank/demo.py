@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.community import service as community
-from timebank.community.models import PartyKind, Role
+from timebank.core.roles import PartyKind, Role
+from timebank.core.terms import Asset, Kind
 from timebank.db import MIGRATION_LOCK_KEY
 from timebank.ledger import service as ledger
-from timebank.ledger.models import Asset, Kind
 from timebank.redemption import service as rewards
 from timebank.security import Principal
 from timebank.volunteer import service as volunteer

@@ -31,7 +31,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 
-from timebank.problems import PROBLEM_MEDIA_TYPE, problem_body
+from timebank.core.problems import PROBLEM_MEDIA_TYPE, problem_body
 
 MAX_JSON_DEPTH = 32
 MAX_QUERY_BYTES = 4096

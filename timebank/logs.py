@@ -15,8 +15,8 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 
+from timebank.core.settings import Settings
 from timebank.edge import request_id
-from timebank.settings import Settings
 
 
 def configure(settings: Settings) -> None:

@@ -4,9 +4,9 @@
   server starting up or shutting down, no connection free in time...) from a real
   bug (a syntax error, a violated constraint), looking through SQLAlchemy's and
   asyncpg's wrappers.
-* ``database_error_handler`` answers an outage with ``503 application/problem+json``
-  (type ``.../problems/database-unavailable``) and a ``Retry-After`` header; anything
-  else goes to the app's handler of unexpected errors (500, logged) as before.
+* ``errors.database_error_handler`` answers an outage with ``503
+  application/problem+json`` (type ``.../problems/database-unavailable``) and a
+  ``Retry-After`` header; anything else is an unexpected error (500, logged).
 * ``STATE`` logs "database unreachable" at the first failure and "database reachable
   again" at the first success after it: one pair of lines per outage, per process,
   however many requests failed in between.
@@ -25,7 +25,6 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
 from timebank import logs
-from timebank.problems import PROBLEM_MEDIA_TYPE, problem_body
 
 # What a 503 asks clients to wait before trying again (the embedded server restarts
 # in a second or two; a managed server's failover takes longer, and clients back off).
@@ -133,45 +132,6 @@ def report(exc: BaseException) -> bool:
         return False
     STATE.failed(exc)
     return True
-
-
-def database_error_handler(request: Any, exc: Exception) -> Any:
-    """Litestar exception handler: 503 + Retry-After for an outage, else the usual 500."""
-    from litestar import Response
-
-    if not database_unavailable(exc):
-        from timebank.app import unexpected_error_handler  # a real bug: 500, logged with its trace
-
-        return unexpected_error_handler(request, exc)
-    STATE.failed(exc)
-    body = problem_body(
-        "database-unavailable",
-        "The database is unavailable",
-        503,
-        "the service cannot reach its database right now; nothing was changed by this request unless a "
-        "retry with the same Idempotency-Key says so. Try again after Retry-After seconds.",
-        request.url.path,
-    )
-    return Response(
-        content=body,
-        status_code=503,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
-
-
-# Registered in the app's exception_handlers: the classes outages arrive as. Anything of
-# these that is not an outage is handed on to the 500 handler.
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = dict.fromkeys(
-    (
-        sa_exc.SQLAlchemyError,
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        asyncpg.InternalClientError,
-        OSError,
-    ),
-    database_error_handler,
-)
 
 
 def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -24,7 +24,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import Parameter
 
-from timebank.problems import PROBLEM_MEDIA_TYPE
+from timebank.core.problems import PROBLEM_MEDIA_TYPE
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator

@@ -31,8 +31,8 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from timebank.community.models import Role
-from timebank.problems import Forbidden
+from timebank.core.problems import Forbidden
+from timebank.core.roles import Role
 
 KEY_PREFIX = "tbk_"
 KEY_SHAPE = re.compile(r"tbk_[A-Za-z0-9_-]{43}")  # what new_api_key makes: 32 random bytes, base64url

@@ -9,10 +9,10 @@ import msgspec
 from litestar import Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from timebank.core.problems import PROBLEM_MEDIA_TYPE, BadRequest
+from timebank.core.settings import Settings
 from timebank.log.service import with_set
-from timebank.problems import PROBLEM_MEDIA_TYPE, BadRequest
 from timebank.security import Principal
-from timebank.settings import Settings
 
 T = TypeVar("T")
 

@@ -32,13 +32,13 @@ from rich.console import Console  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from timebank import db  # noqa: E402
-from timebank.clock import AsOf  # noqa: E402
+from timebank.audits import run_audit  # noqa: E402
+from timebank.core.clock import AsOf  # noqa: E402
+from timebank.core.settings import Settings  # noqa: E402
 from timebank.jobs.definitions import Context, run_job  # noqa: E402
-from timebank.ledger.audit import domain_checks, run_audit  # noqa: E402
 from timebank.log import keys  # noqa: E402
 from timebank.log import service as log_service  # noqa: E402
 from timebank.points.seed import donate, seed_lots  # noqa: E402
-from timebank.settings import Settings  # noqa: E402
 
 
 async def main(members: int, per_member: int, console: Console) -> int:
@@ -80,7 +80,7 @@ async def main(members: int, per_member: int, console: Console) -> int:
                     )
                 )
             ).scalar_one()
-        report = await run_audit(engine, *domain_checks())
+        report = await run_audit(engine)
         await engine.dispose()
         ok = outcome.status == "done" and left == 0 and twice == 0 and report.ok
         console.print(

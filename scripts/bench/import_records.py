@@ -46,9 +46,9 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from timebank import db  # noqa: E402
-from timebank.community.models import PartyKind  # noqa: E402
 from timebank.community.service import create_party  # noqa: E402
-from timebank.settings import Settings  # noqa: E402
+from timebank.core.roles import PartyKind  # noqa: E402
+from timebank.core.settings import Settings  # noqa: E402
 
 HEADER = "\ufeff志愿者编号,活动名称,服务类别,服务地点,开始时间,结束时间,服务对象,服务内容,记录编号\n"
 ACTIVITIES = [

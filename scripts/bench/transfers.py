@@ -67,7 +67,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table  # noqa: E402
 
 from timebank import db  # noqa: E402
-from timebank.settings import Settings  # noqa: E402
+from timebank.core.settings import Settings  # noqa: E402
 
 console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 140)
@@ -377,8 +377,8 @@ async def create_parties(
     url: str, settings: Settings, community_id: str, members: int
 ) -> tuple[list[str], str]:
     """Members (and the hot merchant) through the project's own create_party, in batches."""
-    from timebank.community.models import PartyKind
     from timebank.community.service import create_party
+    from timebank.core.roles import PartyKind
 
     cid = uuid.UUID(community_id)
     engine = db.create_engine(url, settings.with_(db_pool_size=4, db_max_overflow=0))

@@ -14,23 +14,23 @@ import pytest
 from sqlalchemy import text
 
 from timebank import db
-from timebank.clock import AsOf, Clock
-from timebank.community.models import Role
+from timebank.audits import run_audit
+from timebank.core.clock import AsOf, Clock
+from timebank.core.roles import Role
+from timebank.core.settings import Settings
+from timebank.core.terms import Asset
 from timebank.jobs.definitions import JOBS, Context, job_context, run_job
 from timebank.ledger import service as ledger
-from timebank.ledger.audit import domain_checks, run_audit
 from timebank.ledger.idempotency import remove_expired, run_idempotent
-from timebank.ledger.models import Asset
 from timebank.ledger.service import KeyAlreadyUsed
 from timebank.log import keys as signing_keys
 from timebank.log import service as log_service
 from timebank.points.seed import seed_lots
 from timebank.security import Principal
-from timebank.settings import Settings
 
 
 async def audit_clean(engine: Any) -> None:
-    report = await run_audit(engine, *domain_checks())
+    report = await run_audit(engine)
     assert report.ok, {k: v for k, v in report.results.items() if v}
 
 

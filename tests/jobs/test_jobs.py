@@ -25,10 +25,10 @@ from sqlalchemy import text
 
 from timebank import db, schemas
 from timebank.app import create_app
-from timebank.clock import AsOf, Clock
+from timebank.audits import run_audit
+from timebank.core.clock import AsOf, Clock
 from timebank.jobs.definitions import Context, run_job
 from timebank.jobs.scheduler import Scheduler
-from timebank.ledger.audit import domain_checks, run_audit
 from timebank.log import keys as signing_keys
 from timebank.log import service as log_service
 from timebank.notifications.webhooks import Webhook, deliver_due, signature
@@ -71,7 +71,7 @@ async def scratch(fresh_database_url, settings):
 
 
 async def audit_clean(engine: Any) -> None:
-    report = await run_audit(engine, *domain_checks())
+    report = await run_audit(engine)
     assert report.ok, {k: v for k, v in report.results.items() if v}
 
 
@@ -234,8 +234,8 @@ async def test_a_lot_expires_at_local_midnight_in_shanghai(scratch):
 
 
 async def test_expiry_racing_a_redemption_never_takes_the_same_points(scratch, settings):
-    from timebank.community.models import PartyKind, Role
     from timebank.community.service import create_party
+    from timebank.core.roles import PartyKind, Role
     from timebank.ledger import service as ledger
     from timebank.redemption import service as redemptions
     from timebank.security import Principal

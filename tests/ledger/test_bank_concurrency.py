@@ -44,8 +44,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.app import create_app
-from timebank.ledger.audit import run_audit
-from timebank.settings import Settings
+from timebank.audits import run_audit
+from timebank.core.settings import Settings
 
 N_MEMBERS = 24
 N_CLIENTS = 16

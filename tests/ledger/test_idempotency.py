@@ -8,12 +8,12 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from timebank.community.models import PartyKind, Role
 from timebank.community.service import create_party
+from timebank.core.problems import IdempotencyConflict, InsufficientFunds
+from timebank.core.roles import PartyKind, Role
+from timebank.core.terms import Asset, Kind
 from timebank.ledger import service
 from timebank.ledger.idempotency import request_hash, run_idempotent
-from timebank.ledger.models import Asset, Kind
-from timebank.problems import IdempotencyConflict, InsufficientFunds
 from timebank.security import Principal
 
 

@@ -49,8 +49,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from timebank.audits import run_audit
 from timebank.community.service import create_community
-from timebank.ledger.audit import run_audit
 
 ASSETS = ("HOUR", "POINT")
 SYSTEM = ("issuance", "fund", "expired")

@@ -7,10 +7,10 @@ import json
 import uuid
 
 from timebank import db
-from timebank.community.models import PartyKind, Role
 from timebank.community.service import create_community, create_party
+from timebank.core.roles import PartyKind, Role
+from timebank.core.terms import Asset, Kind, Layer, Phase
 from timebank.ledger import service as ledger
-from timebank.ledger.models import Asset, Kind, Layer, Phase
 from timebank.log import keys as signing_keys
 from timebank.log import service as log_service
 from timebank.security import Principal

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from support import problem
 
-from timebank.ledger.audit import domain_checks, run_audit
+from timebank.audits import run_audit
 from timebank.log.verify import load_jwks, verify_receipt
 from timebank.redemption import service as redemption_service
 from timebank.redemption import vouchers
@@ -91,7 +91,7 @@ async def shop(tenant: Any) -> Shop:
 
 
 async def assert_audit_clean(engine: Any) -> None:
-    report = await run_audit(engine, *domain_checks())
+    report = await run_audit(engine)
     assert report.ok, {k: v for k, v in report.results.items() if v}
 
 

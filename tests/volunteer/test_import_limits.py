@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from support import problem
 
-from timebank.settings import Settings
+from timebank.core.settings import Settings
 from timebank.volunteer import service
 from timebank.volunteer.csv_import import parse_csv
 

@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, delete, get, post
 
 from timebank import schemas, web
 from timebank.community import service
-from timebank.community.models import PartyKind, Role
+from timebank.core.roles import PartyKind, Role
 from timebank.ledger.service import balance_view
 from timebank.schemas import problems
 from timebank.security import READERS, access

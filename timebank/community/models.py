@@ -4,34 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import Column, LargeBinary
 from sqlmodel import Field, SQLModel
-
-
-class PartyKind(StrEnum):
-    MEMBER = "member"
-    ORGANISATION = "organisation"
-    MERCHANT = "merchant"
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    RECORDER = "recorder"
-    MERCHANT = "merchant"
-    RESIDENT = "resident"
-    AUDITOR = "auditor"
-
-
-# The kind of party each role's key speaks for; admin keys speak for the community.
-ROLE_SUBJECT_KIND: dict[Role, PartyKind | None] = {
-    Role.ADMIN: None,
-    Role.RECORDER: PartyKind.ORGANISATION,
-    Role.MERCHANT: PartyKind.MERCHANT,
-    Role.RESIDENT: PartyKind.MEMBER,
-    Role.AUDITOR: PartyKind.MEMBER,  # a named member of the residents' supervisory board
-}
 
 
 class Community(SQLModel, table=True):

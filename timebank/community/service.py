@@ -14,10 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.clock import rfc3339
-from timebank.community.models import ROLE_SUBJECT_KIND, PartyKind, Role
-from timebank.ledger.models import Asset, SystemRole
-from timebank.problems import BadRequest, DuplicateExternalRef, Forbidden, LastAdminKey, NotFound
+from timebank.core.clock import rfc3339
+from timebank.core.problems import BadRequest, DuplicateExternalRef, Forbidden, LastAdminKey, NotFound
+from timebank.core.roles import ROLE_SUBJECT_KIND, PartyKind, Role
+from timebank.core.terms import Asset, SystemRole
 from timebank.security import Principal, new_api_key
 
 MAX_NAME = 200

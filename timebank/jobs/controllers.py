@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, get
 
 from timebank import schemas, web
-from timebank.community.models import Role
+from timebank.core.roles import Role
 from timebank.jobs import service
 from timebank.schemas import problems
 from timebank.security import access

@@ -4,7 +4,7 @@ Daily jobs run per community, their period the community's local date (so a lot
 expiring at local midnight in Asia/Shanghai expires in that day's run, wherever the
 server's clock is). Minute jobs run for everything at once, their period the UTC
 minute; the idempotency retention runs for everything once per UTC day. "Now" comes
-from one injectable clock (``timebank.clock``); the ledger still stamps transactions
+from one injectable clock (``timebank.core.clock``); the ledger still stamps transactions
 with the database's time and refuses to expire a hold before its database timeout,
 whatever the clock says.
 """
@@ -23,7 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank import logs
-from timebank.clock import SYSTEM_CLOCK, Clock
+from timebank.core.clock import SYSTEM_CLOCK, Clock
+from timebank.core.settings import Settings
 from timebank.jobs.runner import Outcome, run_once
 from timebank.ledger import service as ledger
 from timebank.ledger.idempotency import remove_expired
@@ -32,7 +33,6 @@ from timebank.notifications.service import remind_expiring
 from timebank.notifications.webhooks import Webhook, deliver_due
 from timebank.points.expiry import expire_points
 from timebank.redemption.service import expire_due
-from timebank.settings import Settings
 
 # The nightly audit's day starts at 19:00 UTC, 03:00 in China Standard Time.
 AUDIT_DAY_STARTS = timedelta(hours=19)
@@ -127,9 +127,9 @@ async def _checkpoints(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict
 
 
 async def _audit(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
-    from timebank.ledger.audit import domain_checks, run_audit
+    from timebank.audits import run_audit
 
-    report = await run_audit(ctx.engine, *domain_checks())
+    report = await run_audit(ctx.engine)
     failed = {name: len(rows) for name, rows in report.results.items() if rows}
     if failed:
         logs.log.error("AUDIT FAILED", failed_checks=failed)

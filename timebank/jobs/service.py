@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.clock import rfc3339
+from timebank.core.clock import rfc3339
+from timebank.core.problems import BadRequest
 from timebank.jobs.definitions import JOBS
-from timebank.problems import BadRequest
 
 
 def run_view(row: Any) -> dict[str, Any]:

@@ -7,12 +7,7 @@ a bug in a trigger (or a hand edit with triggers disabled) shows up here.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from timebank.core.audit import sql_checks
 
 CHECKS: dict[str, str] = {
     "cached balances equal the sum of entries": """
@@ -128,59 +123,5 @@ CHECKS: dict[str, str] = {
 }
 
 
-@dataclass
-class AuditReport:
-    results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return all(not rows for rows in self.results.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "counts": self.counts,
-            "checks": [
-                {"check": name, "ok": not rows, "differences": rows[:20], "difference_count": len(rows)}
-                for name, rows in self.results.items()
-            ],
-        }
-
-
-# A further group of checks (e.g. the transparency log's): rows that are wrong, by check name.
-ExtraChecks = Callable[[AsyncConnection], Awaitable[dict[str, list[dict[str, Any]]]]]
-
-
-async def run_checks(conn: AsyncConnection, checks: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """Run checks written as SQL that returns the wrong rows: {name: rows, as text}."""
-    out = {}
-    for name, sql in checks.items():
-        rows = (await conn.execute(text(sql))).mappings().all()
-        out[name] = [{k: str(v) for k, v in row.items()} for row in rows]
-    return out
-
-
-def domain_checks() -> tuple[ExtraChecks, ...]:
-    """Every domain's checks beyond the ledger's own: what `timebank audit` runs."""
-    from timebank.log.audit import log_checks
-    from timebank.points.audit import points_checks
-    from timebank.redemption.audit import redemption_checks
-
-    return (log_checks, points_checks, redemption_checks)
-
-
-async def run_audit(engine: AsyncEngine, *extra: ExtraChecks) -> AuditReport:
-    report = AuditReport()
-    # One REPEATABLE READ snapshot, so the checks see one consistent ledger while it is busy.
-    async with engine.connect() as plain:
-        conn = await plain.execution_options(isolation_level="REPEATABLE READ")
-        async with conn.begin():
-            for table in ("communities", "accounts", "transactions", "entries"):
-                report.counts[table] = (
-                    await conn.execute(text(f"SELECT count(*) FROM {table}"))
-                ).scalar_one()
-            report.results.update(await run_checks(conn, CHECKS))
-            for checks in extra:
-                report.results.update(await checks(conn))
-    return report
+# What `timebank audit` runs of the ledger (timebank/audits.py lists every domain's group).
+ledger_checks = sql_checks(CHECKS)

@@ -10,11 +10,11 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import Parameter
 
 from timebank import schemas, web
-from timebank.community.models import Role
+from timebank.core.problems import BadRequest
+from timebank.core.roles import Role
+from timebank.core.terms import Asset, Kind, Phase
 from timebank.ledger import service
 from timebank.ledger.idempotency import request_hash, run_idempotent
-from timebank.ledger.models import Asset, Kind, Phase
-from timebank.problems import BadRequest
 from timebank.schemas import problems
 from timebank.security import READERS, access
 

@@ -31,9 +31,15 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from timebank.core.problems import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    IdempotencyConflict,
+    IdempotencyKeyRequired,
+)
 from timebank.db import driver
 from timebank.ledger.service import Claim, KeyAlreadyUsed, created_view
-from timebank.problems import BadRequest, Conflict, DomainError, IdempotencyConflict, IdempotencyKeyRequired
 from timebank.security import Principal
 
 MAX_KEY_LENGTH = 255

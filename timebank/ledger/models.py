@@ -4,52 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, LargeBinary
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
-
-
-class Asset(StrEnum):
-    HOUR = "HOUR"  # whole minutes of service
-    POINT = "POINT"  # whole love points
-
-
-class SystemRole(StrEnum):
-    ISSUANCE = "issuance"  # where new hours and points come from; may go negative
-    EXPIRED = "expired"  # sink for expired points
-    FUND = "fund"  # community fund, donations
-
-
-class Kind(StrEnum):
-    SERVICE_CREDIT = "service_credit"
-    TRANSFER = "transfer"
-    DONATION = "donation"
-    REDEMPTION = "redemption"
-    EXPIRY = "expiry"
-    REVERSAL = "reversal"
-    ADJUSTMENT = "adjustment"
-
-
-class Phase(StrEnum):
-    POSTED = "posted"  # single-phase, final
-    PENDING = "pending"  # a hold: reserves the debit until posted, voided or expired
-    POST = "post"  # resolves a hold by moving its amount
-    VOID = "void"  # resolves a hold by releasing it
-    EXPIRE = "expire"  # resolves a timed-out hold by releasing it
-
-
-class Direction(StrEnum):
-    DEBIT = "debit"
-    CREDIT = "credit"
-
-
-class Layer(StrEnum):
-    POSTED = "posted"  # moves the posted balance
-    PENDING = "pending"  # reserves (adds to the pending balance)
-    RELEASE = "release"  # un-reserves what a hold reserved
 
 
 class Account(SQLModel, table=True):

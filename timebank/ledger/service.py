@@ -19,12 +19,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.clock import rfc3339
-from timebank.community.models import Role
-from timebank.db import driver
-from timebank.ledger.models import Asset, Direction, Kind, Layer, Phase, SystemRole
-from timebank.ledger.posting import post_batch, poster_for
-from timebank.problems import (
+from timebank.core.clock import rfc3339
+from timebank.core.problems import (
     AlreadyReversed,
     AssetMismatch,
     BadRequest,
@@ -38,6 +34,10 @@ from timebank.problems import (
     NotFound,
     NotReversible,
 )
+from timebank.core.roles import Role
+from timebank.core.terms import Asset, Direction, Kind, Layer, Phase, SystemRole
+from timebank.db import driver
+from timebank.ledger.posting import post_batch, poster_for
 from timebank.security import Principal
 
 MAX_AMOUNT = 10**12  # far above any real balance; keeps sums far from bigint overflow

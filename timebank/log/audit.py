@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.settings import get_settings
 from timebank.log import merkle
 from timebank.log.service import LEAF_HASH, canonical_bytes, origin
 from timebank.log.verify import VerificationError, b64, leaf_hash, verify_checkpoint
-from timebank.settings import get_settings
 
 CHUNK = 5_000
 

@@ -18,13 +18,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank import logs
-from timebank.clock import rfc3339
+from timebank.core.clock import rfc3339
+from timebank.core.problems import BadRequest, NotFound
 from timebank.db import driver
 from timebank.ledger import service as ledger
 from timebank.log import merkle
 from timebank.log.keys import PublicKey, Signer
 from timebank.log.verify import b64, leaf_hash
-from timebank.problems import BadRequest, NotFound
 from timebank.security import Principal
 
 _encode_str = encode_basestring  # JSON.stringify's string escaping (ensure_ascii=False)

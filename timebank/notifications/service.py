@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from timebank.clock import rfc3339
-from timebank.community.models import Role
-from timebank.problems import NotFound
+from timebank.core.clock import rfc3339
+from timebank.core.problems import NotFound
+from timebank.core.roles import Role
 from timebank.security import Principal
 from timebank.volunteer.service import member_exists
 

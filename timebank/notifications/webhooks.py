@@ -29,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank import logs
-from timebank.clock import rfc3339
+from timebank.core.clock import rfc3339
 from timebank.log.verify import jcs
 
 TIMEOUT_SECONDS = 10

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from timebank.ledger.audit import run_checks
+from timebank.core.audit import sql_checks
 
 CHECKS: dict[str, str] = {
     "a member's points balance is the sum of its lots' remaining points": """
@@ -46,5 +42,4 @@ CHECKS: dict[str, str] = {
 }
 
 
-async def points_checks(conn: AsyncConnection) -> dict[str, list[dict[str, Any]]]:
-    return await run_checks(conn, CHECKS)
+points_checks = sql_checks(CHECKS)

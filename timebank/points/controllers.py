@@ -7,7 +7,7 @@ import uuid
 from litestar import Controller, Request, Response, get
 
 from timebank import schemas, web
-from timebank.community.models import Role
+from timebank.core.roles import Role
 from timebank.points import service
 from timebank.schemas import problems
 from timebank.security import access

@@ -18,11 +18,11 @@ import hashlib
 import uuid
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from timebank.core.communities import community_zone
 from timebank.db import driver
 from timebank.ledger.posting import post_batch
 
@@ -37,13 +37,7 @@ async def expire_points(
     assert now.tzinfo is not None
     counts = {"members": 0, "points": 0, "transactions": 0}
     async with engine.connect() as conn:
-        tz = ZoneInfo(
-            (
-                await conn.execute(
-                    text("SELECT timezone FROM communities WHERE id = :c"), {"c": community_id}
-                )
-            ).scalar_one()
-        )
+        tz = await community_zone(conn, community_id)
         sink = (
             await conn.execute(
                 text(

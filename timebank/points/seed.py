@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from timebank.community.models import PartyKind
 from timebank.community.service import create_community, create_party
+from timebank.core.policy import PointsExpiry, Policy, set_policy
+from timebank.core.roles import PartyKind
 from timebank.db import driver
 from timebank.ledger.posting import post_batch
-from timebank.volunteer.policy import PointsExpiry, Policy, set_policy
 
 BATCH = 500
 

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.clock import rfc3339
-from timebank.community.models import Role
-from timebank.problems import NotFound
+from timebank.core.clock import rfc3339
+from timebank.core.problems import NotFound
+from timebank.core.roles import Role
 from timebank.security import Principal
 
 MAX_LOTS = 1000

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from timebank.ledger.audit import run_checks
+from timebank.core.audit import sql_checks
 
 CHECKS: dict[str, str] = {
     "a reward's held and redeemed units count its redemptions": """
@@ -48,5 +44,4 @@ CHECKS: dict[str, str] = {
 }
 
 
-async def redemption_checks(conn: AsyncConnection) -> dict[str, list[dict[str, Any]]]:
-    return await run_checks(conn, CHECKS)
+redemption_checks = sql_checks(CHECKS)

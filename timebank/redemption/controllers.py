@@ -10,9 +10,9 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import Parameter
 
 from timebank import schemas, web
-from timebank.community.models import Role
+from timebank.core.problems import BadRequest
+from timebank.core.roles import Role
 from timebank.ledger.idempotency import request_hash, run_idempotent
-from timebank.problems import BadRequest
 from timebank.redemption import service
 from timebank.schemas import problems
 from timebank.security import READERS, access

@@ -24,12 +24,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank import schemas
-from timebank.clock import rfc3339
-from timebank.community.models import Role
-from timebank.ledger import service as ledger
-from timebank.ledger.models import Asset, Kind, Layer, Phase
-from timebank.log.keys import Signer
-from timebank.problems import (
+from timebank.core.clock import rfc3339
+from timebank.core.communities import community_zone
+from timebank.core.policy import current_policy
+from timebank.core.problems import (
     BadRequest,
     DomainError,
     Forbidden,
@@ -38,10 +36,13 @@ from timebank.problems import (
     InsufficientFunds,
     NotFound,
 )
+from timebank.core.roles import Role
+from timebank.core.terms import Asset, Kind, Layer, Phase
+from timebank.ledger import service as ledger
+from timebank.log.keys import Signer
 from timebank.redemption import rules, vouchers
 from timebank.security import Principal
-from timebank.volunteer.policy import current_policy
-from timebank.volunteer.service import community_zone, lifetime_minutes, member_exists
+from timebank.volunteer.service import lifetime_minutes, member_exists
 
 MAX_STATEMENT_DAYS = 366
 
@@ -458,11 +459,7 @@ async def redeem(
         raise Forbidden("a merchant redeems its own rewards only")
     member_account = await _party_point_account(conn, principal.community_id, member_id)
     star, available = await _standing(conn, principal.community_id, member_id)
-    tz = (
-        await conn.execute(
-            text("SELECT timezone FROM communities WHERE id = :c"), {"c": principal.community_id}
-        )
-    ).scalar_one()
+    tz = (await community_zone(conn, principal.community_id)).key
     now, period_start = (
         await conn.execute(
             text(

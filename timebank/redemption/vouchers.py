@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from timebank.clock import rfc3339
+from timebank.core.clock import rfc3339
 from timebank.log.keys import Signer
 from timebank.log.verify import b64url, jcs, unb64url
 

@@ -22,13 +22,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.clock import rfc3339
-from timebank.community.models import Role
+from timebank.core.clock import rfc3339
+from timebank.core.communities import community_zone
+from timebank.core.problems import BadRequest, Forbidden, NotFound
+from timebank.core.roles import Role
 from timebank.log.keys import Signer
 from timebank.log.verify import b64, jcs
-from timebank.problems import BadRequest, Forbidden, NotFound
 from timebank.security import Principal
-from timebank.volunteer.service import community_zone, member_exists
+from timebank.volunteer.service import member_exists
 
 MAX_DAYS = 3660
 # Unambiguous letters and digits (no 0/O, 1/I/L): numbers are read aloud and typed.

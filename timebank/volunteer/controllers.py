@@ -12,13 +12,14 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.params import Body, Parameter
 
 from timebank import schemas, web
-from timebank.community.models import Role
+from timebank.core import policy as policies
+from timebank.core.communities import community_zone
+from timebank.core.problems import DomainError
+from timebank.core.roles import Role
 from timebank.ledger.idempotency import request_hash, run_idempotent
-from timebank.problems import DomainError
 from timebank.schemas import problems
 from timebank.security import PUBLIC, READERS, access
 from timebank.volunteer import certificates, service
-from timebank.volunteer import policy as policies
 from timebank.volunteer.csv_import import parse_csv
 
 RECORD_READERS = (Role.ADMIN, Role.AUDITOR, Role.RECORDER, Role.RESIDENT)
@@ -184,7 +185,7 @@ class ServiceRecordController(Controller):
             )
         body = await request.body()
         async with web.engine(request).connect() as conn:
-            tz = await service.community_zone(conn, who.community_id)
+            tz = await community_zone(conn, who.community_id)
         # Parsing is CPU work in proportion to the file: off the event loop, which keeps answering.
         rows, unreadable = await asyncio.to_thread(
             parse_csv, body, tz, max_rows=cfg.import_max_rows, max_bytes=cfg.import_max_bytes

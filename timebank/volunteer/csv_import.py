@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from timebank.problems import BadRequest
+from timebank.core.problems import BadRequest
 from timebank.volunteer.service import ImportTooLarge, RecordIn
 
 # Accepted header names per field (compared after trimming, case-insensitively).

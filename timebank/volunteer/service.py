@@ -30,14 +30,15 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.clock import rfc3339
-from timebank.community.models import PartyKind, Role
+from timebank.core.clock import rfc3339
+from timebank.core.communities import community_zone
+from timebank.core.policy import Policy, current_policy
+from timebank.core.problems import BadRequest, Conflict, DomainError, Forbidden, NotFound
+from timebank.core.roles import PartyKind, Role
+from timebank.core.terms import Asset, Kind, Layer, Phase
 from timebank.db import driver
 from timebank.ledger import service as ledger
-from timebank.ledger.models import Asset, Kind, Layer, Phase
-from timebank.problems import BadRequest, Conflict, DomainError, Forbidden, NotFound
 from timebank.security import Principal
-from timebank.volunteer.policy import Policy, current_policy
 
 MAX_ROWS = 20_000  # one import (Settings.import_max_rows); bounded like everything else
 # Batches at least this large do their CPU-bound steps in a worker thread (a thread hop
@@ -125,13 +126,6 @@ async def _cpu(n: int, fn: Callable[..., T], *args: Any) -> T:
 
 class _Reject(Exception):
     pass
-
-
-async def community_zone(conn: AsyncConnection, community_id: uuid.UUID) -> ZoneInfo:
-    tz = (
-        await conn.execute(text("SELECT timezone FROM communities WHERE id = :c"), {"c": community_id})
-    ).scalar_one()
-    return ZoneInfo(tz)
 
 
 def _local_days(start: datetime, end: datetime, tz: ZoneInfo) -> Iterator[tuple[date, timedelta]]:

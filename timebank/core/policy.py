@@ -16,8 +16,8 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.clock import rfc3339
-from timebank.problems import BadRequest
+from timebank.core.clock import rfc3339
+from timebank.core.problems import BadRequest
 
 
 class Rounding(msgspec.Struct, forbid_unknown_fields=True):
