@@ -21,13 +21,12 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from timebank import db
+from timebank import db, embedded
 from timebank.app import create_app
 from timebank.community.service import create_community
 from timebank.core.settings import Settings
 from timebank.ledger.posting import close_poster
-from timebank.log import keys
-from timebank.log import service as log_service
+from timebank.log import integration, keys, registry
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +45,7 @@ def settings() -> Iterator[Settings]:
     )
     keys.generate(settings.key_dir)
     yield settings
-    db.stop_embedded()
+    embedded.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -93,7 +92,7 @@ async def fresh_database_url(database_url: str) -> str:
 async def engine(database_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
     eng = db.create_engine(database_url, settings)
     async with eng.begin() as conn:  # what the app's lifespan does
-        await log_service.register_keys(conn, keys.read_keyring(settings.key_dir))
+        await registry.register_keys(conn, keys.read_keyring(settings.key_dir))
     yield eng
     await close_poster(eng)
     await eng.dispose()
@@ -133,7 +132,7 @@ class Tenant:
         size = -1
         while True:
             async with app.state.engine.begin() as conn:
-                done = await log_service.integrate(
+                done = await integration.integrate(
                     conn, uuid.UUID(self.id), app.state.signer, app.state.settings.log_origin
                 )
             if done is None:

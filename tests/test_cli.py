@@ -66,5 +66,6 @@ async def test_audit_fails_loudly_on_any_difference(fresh_database_url, settings
     failed = {c["check"] for c in report["checks"] if not c["ok"]}
     assert failed == {
         "cached balances equal the sum of entries",
+        "the balances view agrees with the entries",  # the view reads the cached sums
         "every asset of every community sums to zero",
     }

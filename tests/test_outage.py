@@ -32,12 +32,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from support import free_port, problem, stop, wait_ready
 
-from timebank import db, errors, logs, outage
+from timebank import db, embedded, errors, logs, outage
 from timebank.app import create_app
 from timebank.community.service import create_community
 from timebank.ledger.posting import close_poster
 from timebank.log import keys
-from timebank.log import service as log_service
+from timebank.log import registry as log_registry
 
 
 class Recorder:
@@ -203,8 +203,8 @@ async def test_the_integrator_says_an_outage_once_not_every_pass(settings, recor
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pgdata = (tmp_path_factory.mktemp("outage") / "pg").resolve()
-    root = db._start_embedded(pgdata)
-    db._ensure_database(root, db.EMBEDDED_DB_NAME)
+    root = embedded.start(pgdata)
+    embedded.ensure_database(root, db.EMBEDDED_DB_NAME)
     url = db.to_sqlalchemy_url(
         make_url(root).set(database=db.EMBEDDED_DB_NAME).render_as_string(hide_password=False)
     )
@@ -212,13 +212,13 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     try:
         yield pgdata, url
     finally:
-        db.stop_embedded(pgdata)
+        embedded.stop(pgdata)
         _kill_server(pgdata)
 
 
 def _kill_server(pgdata: Path) -> None:
     """Whatever is left of the PostgreSQL in ``pgdata`` (a test that failed half-way)."""
-    left = db.server_processes(pgdata)
+    left = embedded.server_processes(pgdata)
     for proc in left:
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -229,7 +229,7 @@ def _kill_postmaster(pgdata: Path, wait: bool = False) -> int:
     pid = int((pgdata / "postmaster.pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while wait and db._is_postmaster(pid) and time.monotonic() < deadline:
+    while wait and embedded._is_postmaster(pid) and time.monotonic() < deadline:
         time.sleep(0.01)  # the signal is delivered, not yet acted on
     return pid
 
@@ -238,10 +238,10 @@ async def test_pool_and_posting_lanes_heal_after_a_restart(own_server, settings,
     pgdata, url = own_server
     app = create_app(settings, url)
     app.state.engine = engine = db.create_engine(url, settings)
-    supervisor = db.EmbeddedSupervisor(pgdata)  # driven by hand here: .check() is one look
+    supervisor = embedded.EmbeddedSupervisor(pgdata)  # driven by hand here: .check() is one look
     try:
         async with engine.begin() as conn:
-            await log_service.register_keys(conn, keys.read_keyring(settings.key_dir))
+            await log_registry.register_keys(conn, keys.read_keyring(settings.key_dir))
             created = await create_community(conn, "断线社区")
         admin = {"Authorization": f"Bearer {created['admin_key']}"}
         async with httpx.AsyncClient(
@@ -275,7 +275,7 @@ async def test_pool_and_posting_lanes_heal_after_a_restart(own_server, settings,
 
             # Busy first: several pooled connections and the posting lanes' connections.
             assert all(r.status_code in (200, 201) for r in await burst("warm", 12))
-            assert len(db.server_processes(pgdata)) > 8
+            assert len(embedded.server_processes(pgdata)) > 8
 
             # 1. Killed, requests answered 503 while it is down; started again, all is well.
             _kill_postmaster(pgdata)
@@ -506,7 +506,7 @@ async def test_serve_restarts_a_killed_embedded_server_and_loses_nothing(tmp_pat
             with contextlib.suppress(psutil.Error):
                 child.kill()
     assert proc.returncode == 0
-    assert not db.server_processes(pgdata)  # serve, the last user, stopped the restarted server
+    assert not embedded.server_processes(pgdata)  # serve, the last user, stopped the restarted server
 
 
 def test_a_killed_serve_leaves_no_server_after_the_next_clean_stop(tmp_path) -> None:
@@ -522,7 +522,7 @@ def test_a_killed_serve_leaves_no_server_after_the_next_clean_stop(tmp_path) -> 
         first.send_signal(signal.SIGKILL)  # no atexit, no goodbye
         first.wait(10)
         time.sleep(0.5)
-        assert db.server_processes(pgdata), "the embedded server outlives a killed serve"
+        assert embedded.server_processes(pgdata), "the embedded server outlives a killed serve"
         # serve's worker notices its parent is gone and leaves on its own
         _, alive = psutil.wait_procs(children, timeout=10)
         assert not alive
@@ -534,9 +534,9 @@ def test_a_killed_serve_leaves_no_server_after_the_next_clean_stop(tmp_path) -> 
         stop(second)
         assert second.returncode == 0
         deadline = time.monotonic() + 15
-        while db.server_processes(pgdata) and time.monotonic() < deadline:
+        while embedded.server_processes(pgdata) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not db.server_processes(pgdata), "PostgreSQL left behind"
+        assert not embedded.server_processes(pgdata), "PostgreSQL left behind"
         assert json.loads((pgdata / ".handle_pids.json").read_text()) == []
     finally:
         for child in children:

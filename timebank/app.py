@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar, Router
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ControllerRouterHandler
 
 from timebank import __version__, edge, errors, logs, schemas
 from timebank.community.controllers import (
@@ -23,14 +24,10 @@ from timebank.core.settings import Settings, get_settings
 from timebank.db import create_engine
 from timebank.health import HealthController
 from timebank.jobs.controllers import JobController
-from timebank.jobs.definitions import job_context
-from timebank.jobs.scheduler import Scheduler
 from timebank.ledger.controllers import AccountController, TransactionController
 from timebank.ledger.posting import close_poster
-from timebank.log import service as log_service
 from timebank.log.controllers import LogController, ReceiptController
-from timebank.log.integrator import Integrator
-from timebank.log.keys import load_signer, read_keyring
+from timebank.log.keys import Signer, load_signer
 from timebank.metrics import PROMETHEUS, MetricsController
 from timebank.notifications.controllers import NotificationController
 from timebank.points.controllers import MemberPointsController
@@ -41,6 +38,7 @@ from timebank.redemption.controllers import (
     StatementController,
 )
 from timebank.reference import OfflineSwaggerPlugin
+from timebank.runtime import background
 from timebank.security import PUBLIC, ApiKeyAuthMiddleware, AuthFailures, KeyCache
 from timebank.volunteer.controllers import (
     CertificateController,
@@ -48,6 +46,83 @@ from timebank.volunteer.controllers import (
     PolicyController,
     ServiceRecordController,
 )
+
+ROUTES: list[ControllerRouterHandler] = [
+    HealthController,
+    CommunityController,
+    MemberController,
+    OrganisationController,
+    MerchantController,
+    ApiKeyController,
+    TransactionController,
+    AccountController,
+    LogController,
+    ReceiptController,
+    PolicyController,
+    ServiceRecordController,
+    MemberRecordsController,
+    CertificateController,
+    RewardController,
+    RedemptionController,
+    MemberRedemptionController,
+    StatementController,
+    MemberPointsController,
+    JobController,
+    NotificationController,
+    MetricsController,
+]
+
+# Outermost first: metrics and the request log see every answer; the edge refuses bad
+# input before authentication reads a key; authentication (and authorisation) last.
+MIDDLEWARE = [
+    PROMETHEUS.middleware,
+    logs.RequestLogMiddleware(),
+    edge.EdgeMiddleware(),
+    DefineMiddleware(
+        ApiKeyAuthMiddleware,
+        exclude=["^/schema", "^/health"],
+        exclude_from_auth_key="public",
+        exclude_http_methods=[],
+    ),
+]
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="timebank",
+        version=__version__,
+        description="Community public-welfare bank: volunteer hours and love points on a double-entry "
+        "ledger. Errors are application/problem+json; see docs/api.md.",
+        # The schema and its UIs are public (they describe the API, reveal no data).
+        openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC),
+        render_plugins=[OfflineSwaggerPlugin()],
+        components=Components(
+            security_schemes={
+                "apiKey": SecurityScheme(type="http", scheme="bearer", description="tbk_... API key")
+            }
+        ),
+        security=[{"apiKey": []}],
+    )
+
+
+def lifespan(
+    url: str, settings: Settings, signer: Signer
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def run(app: Litestar) -> AsyncIterator[None]:
+        # What exists now (the app, its routes, modules) lives as long as the process:
+        # keep the collector from walking it again and again under load.
+        gc.collect()
+        gc.freeze()
+        app.state.engine = engine = create_engine(url, settings)
+        try:
+            async with background(engine, signer, settings):
+                yield
+        finally:
+            await close_poster(engine)
+            await engine.dispose()
+
+    return run
 
 
 def create_app(settings: Settings | None = None, database_url: str | None = None) -> Litestar:
@@ -59,93 +134,16 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             "no database URL: run through `timebank serve`, which starts the embedded database"
         )
     logs.configure(settings)
-
     signer = load_signer(settings.key_dir)  # fail at start, not at the first transfer
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        # What exists now (the app, its routes, modules) lives as long as the process:
-        # keep the collector from walking it again and again under load.
-        gc.collect()
-        gc.freeze()
-        app.state.engine = engine = create_engine(url, settings)
-        async with engine.begin() as conn:
-            await log_service.register_keys(conn, read_keyring(settings.key_dir))
-        integrator = None
-        if settings.log_integrator:
-            integrator = Integrator(engine, signer, settings.log_origin, settings.log_interval_ms / 1000)
-            integrator.start()
-        scheduler = None
-        if settings.scheduler:
-            scheduler = Scheduler(job_context(engine, signer, settings))
-            scheduler.start()
-        try:
-            yield
-        finally:
-            if scheduler is not None:
-                await scheduler.stop()
-            if integrator is not None:
-                await integrator.stop()
-            await close_poster(engine)
-            await engine.dispose()
-
     app = Litestar(
-        route_handlers=[
-            HealthController,
-            CommunityController,
-            MemberController,
-            OrganisationController,
-            MerchantController,
-            ApiKeyController,
-            TransactionController,
-            AccountController,
-            LogController,
-            ReceiptController,
-            PolicyController,
-            ServiceRecordController,
-            MemberRecordsController,
-            CertificateController,
-            RewardController,
-            RedemptionController,
-            MemberRedemptionController,
-            StatementController,
-            MemberPointsController,
-            JobController,
-            NotificationController,
-            MetricsController,
-        ],
-        lifespan=[lifespan],
-        middleware=[
-            PROMETHEUS.middleware,
-            logs.RequestLogMiddleware(),
-            edge.EdgeMiddleware(),
-            DefineMiddleware(
-                ApiKeyAuthMiddleware,
-                exclude=["^/schema", "^/health"],
-                exclude_from_auth_key="public",
-                exclude_http_methods=[],
-            ),
-        ],
+        route_handlers=ROUTES,
+        lifespan=[lifespan(url, settings, signer)],
+        middleware=MIDDLEWARE,
         exception_handlers=errors.EXCEPTION_HANDLERS,
         before_send=[edge.response_headers],
         plugins=[schemas.StrictStructs()],  # first: it must see the structs before Litestar's own plugin
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="timebank",
-            version=__version__,
-            description="Community public-welfare bank: volunteer hours and love points on a double-entry "
-            "ledger. Errors are application/problem+json; see docs/api.md.",
-            # The schema and its UIs are public (they describe the API, reveal no data).
-            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC),
-            render_plugins=[OfflineSwaggerPlugin()],
-            components=Components(
-                security_schemes={
-                    "apiKey": SecurityScheme(type="http", scheme="bearer", description="tbk_... API key")
-                }
-            ),
-            security=[{"apiKey": []}],
-        ),
-        state=None,
+        openapi_config=openapi_config(),
         debug=False,
     )
     app.state.settings = settings

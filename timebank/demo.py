@@ -16,10 +16,10 @@ from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Kind
 from timebank.db import MIGRATION_LOCK_KEY
 from timebank.ledger import service as ledger
-from timebank.redemption import service as rewards
+from timebank.redemption import rewards
 from timebank.security import Principal
-from timebank.volunteer import service as volunteer
-from timebank.volunteer.service import RecordIn
+from timebank.volunteer import approval, recording
+from timebank.volunteer.records import RecordIn
 
 DEMO_NAME = "华锦社区"
 MEMBERS = [("李秀英", 600, 120), ("王建国", 300, 60), ("张伟", 90, 30), ("陈静", 0, 0)]
@@ -89,9 +89,9 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
             )
             for i, (n, days, hours, activity, category) in enumerate(SERVICE)
         ]
-        out = await volunteer.record_many(conn, admin, items, now=now)
+        out = await recording.record_many(conn, admin, items, now=now)
         for record in out.accepted[:-1]:
-            await volunteer.approve(conn, admin, uuid.UUID(record["id"]), claim=None)
+            await approval.approve(conn, admin, uuid.UUID(record["id"]), claim=None)
         # The merchant's love-exchange shelf (爱心兑换): better prices from three stars up.
         for title, price, stock, extra in (
             ("十斤大米", 100, 20, {"star_prices": {"3": 80}}),

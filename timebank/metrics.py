@@ -4,11 +4,13 @@
   ``timebank_request_duration_seconds`` by method, route template and status).
 * The ledger: ``timebank_transactions_posted_total{kind}`` and
   ``timebank_ledger_rejections_total{reason}``, counted where every movement is posted
-  (``ledger.posting.post_batch``).
+  (``ledger.posting.post_batch``; the counters live in ``counters.py``, low in the
+  import order, because the ledger imports them).
 * State read from the database at each scrape, so any replica answers the same and
   a worker without HTTP needs no endpoint of its own: the logs' size, checkpoint age
   and lag (the oldest transaction not yet in a checkpoint), the scheduled jobs' last
-  success, duration and runs of the last 24 hours, and the last nightly audit.
+  success, duration and runs of the last 24 hours, and the last nightly audit (read
+  through ``log.queries`` and ``jobs.queries``).
 
 Several service processes (``serve --workers N``) share counters through
 prometheus_client's multiprocess mode: ``serve`` sets ``PROMETHEUS_MULTIPROC_DIR``.
@@ -26,6 +28,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from litestar import Controller, Request, Response, get
@@ -33,30 +36,17 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.prometheus import PrometheusConfig
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
+from timebank.jobs import queries as job_queries
+from timebank.log import queries as log_queries
 from timebank.security import PUBLIC
 
 PROMETHEUS = PrometheusConfig(
     app_name="timebank", prefix="timebank", group_path=True, exclude=["^/metrics", "^/health"]
 )
-
-TRANSACTIONS_POSTED = Counter("timebank_transactions_posted", "Ledger transactions posted, by kind", ["kind"])
-LEDGER_REJECTIONS = Counter(
-    "timebank_ledger_rejections", "Movements the ledger refused, by reason", ["reason"]
-)
-
-
-def count_posted(requests: Any, answers: Any) -> None:
-    for request, answer in zip(requests, answers, strict=True):
-        code = answer["code"]
-        if code == "ok":
-            TRANSACTIONS_POSTED.labels(kind=request[2]).inc()
-        elif code != "replay":  # a replay is an idempotent answer, not a refusal
-            LEDGER_REJECTIONS.labels(reason=code).inc()
 
 
 class _Snapshot:
@@ -69,77 +59,53 @@ class _Snapshot:
         yield from self.families
 
 
-async def _database_gauges(conn: Any) -> list[GaugeMetricFamily]:
-    size = GaugeMetricFamily(
-        "timebank_log_tree_size", "Leaves in the community's latest checkpoint", labels=["community_id"]
+def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+async def _log_gauges(conn: Any) -> list[GaugeMetricFamily]:
+    size = _gauge("timebank_log_tree_size", "Leaves in the community's latest checkpoint", "community_id")
+    age = _gauge(
+        "timebank_log_checkpoint_age_seconds", "Age of the community's latest checkpoint", "community_id"
     )
-    age = GaugeMetricFamily(
-        "timebank_log_checkpoint_age_seconds",
-        "Age of the community's latest checkpoint",
-        labels=["community_id"],
-    )
-    lag = GaugeMetricFamily(
+    lag = _gauge(
         "timebank_log_lag_seconds",
         "Age of the oldest transaction not yet in a signed checkpoint (0: none waits)",
-        labels=["community_id"],
+        "community_id",
     )
-    for r in await conn.execute(
-        text(
-            "SELECT c.id, k.tree_size, extract(epoch FROM now() - k.created_at) AS age, "
-            "       coalesce(extract(epoch FROM now() - (SELECT min(t.created_at) FROM log_queue q "
-            "           JOIN transactions t ON t.id = q.transaction_id WHERE q.community_id = c.id)), 0) AS lag "
-            "FROM communities c LEFT JOIN LATERAL (SELECT tree_size, created_at FROM log_checkpoints "
-            "   WHERE community_id = c.id ORDER BY tree_size DESC LIMIT 1) k ON true"
-        )
-    ):
+    for r in await log_queries.log_freshness(conn):
         if r.tree_size is not None:
             size.add_metric([str(r.id)], r.tree_size)
             age.add_metric([str(r.id)], float(r.age))
         lag.add_metric([str(r.id)], float(r.lag))
-    last = GaugeMetricFamily(
-        "timebank_job_last_success_timestamp_seconds",
-        "When the job last finished a run",
-        labels=["job", "scope"],
+    return [size, age, lag]
+
+
+async def _job_gauges(conn: Any) -> list[GaugeMetricFamily]:
+    last = _gauge(
+        "timebank_job_last_success_timestamp_seconds", "When the job last finished a run", "job", "scope"
     )
-    took = GaugeMetricFamily(
-        "timebank_job_last_duration_seconds",
-        "How long the job's last finished run took",
-        labels=["job", "scope"],
+    took = _gauge(
+        "timebank_job_last_duration_seconds", "How long the job's last finished run took", "job", "scope"
     )
-    for r in await conn.execute(
-        text(
-            "SELECT DISTINCT ON (job, scope) job, scope, extract(epoch FROM finished_at) AS at, "
-            "counts->>'seconds' AS s "
-            "FROM job_runs WHERE status = 'done' ORDER BY job, scope, finished_at DESC"
-        )
-    ):
-        last.add_metric([r.job, r.scope], float(r.at))
-        if r.s is not None:
-            took.add_metric([r.job, r.scope], float(r.s))
-    runs = GaugeMetricFamily(
-        "timebank_job_runs_24h", "Job runs started in the last 24 hours, by outcome", labels=["job", "status"]
+    for r in await job_queries.last_successes(conn):
+        last.add_metric([r.job, r.scope], r.finished_at.timestamp())
+        if r.counts.get("seconds") is not None:
+            took.add_metric([r.job, r.scope], float(r.counts["seconds"]))
+    runs = _gauge(
+        "timebank_job_runs_24h", "Job runs started in the last 24 hours, by outcome", "job", "status"
     )
-    for r in await conn.execute(
-        text(
-            "SELECT job, status, count(*) AS n FROM job_runs WHERE started_at > now() - interval '24 hours' "
-            "GROUP BY job, status"
-        )
-    ):
+    for r in await job_queries.runs_started_within(conn, timedelta(hours=24)):
         runs.add_metric([r.job, r.status], r.n)
-    audit = GaugeMetricFamily(
-        "timebank_audit_ok", "1 if the last nightly audit found no difference, 0 if it did"
-    )
-    row = (
-        await conn.execute(
-            text(
-                "SELECT status, counts->>'ok' AS ok FROM job_runs WHERE job = 'audit' AND status <> 'running' "
-                "ORDER BY started_at DESC LIMIT 1"
-            )
-        )
-    ).first()
+    audit = _gauge("timebank_audit_ok", "1 if the last nightly audit found no difference, 0 if it did")
+    row = await job_queries.last_finished(conn, "audit")
     if row is not None:
-        audit.add_metric([], 1.0 if row.status == "done" and row.ok == "true" else 0.0)
-    return [size, age, lag, last, took, runs, audit]
+        audit.add_metric([], 1.0 if row.status == "done" and row.counts.get("ok") is True else 0.0)
+    return [last, took, runs, audit]
+
+
+async def _database_gauges(conn: Any) -> list[GaugeMetricFamily]:
+    return [*await _log_gauges(conn), *await _job_gauges(conn)]
 
 
 def _digest(token: str) -> bytes:

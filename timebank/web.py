@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.core.problems import PROBLEM_MEDIA_TYPE, BadRequest
 from timebank.core.settings import Settings
-from timebank.log.service import with_set
+from timebank.log.timestamps import with_set
 from timebank.security import Principal
 
 T = TypeVar("T")

@@ -31,13 +31,13 @@ sys.path.insert(0, str(REPO))
 from rich.console import Console  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from timebank import db  # noqa: E402
+from timebank import db, embedded  # noqa: E402
 from timebank.audits import run_audit  # noqa: E402
 from timebank.core.clock import AsOf  # noqa: E402
 from timebank.core.settings import Settings  # noqa: E402
 from timebank.jobs.definitions import Context, run_job  # noqa: E402
 from timebank.log import keys  # noqa: E402
-from timebank.log import service as log_service  # noqa: E402
+from timebank.log import registry as log_registry  # noqa: E402
 from timebank.points.seed import donate, seed_lots  # noqa: E402
 
 
@@ -51,7 +51,7 @@ async def main(members: int, per_member: int, console: Console) -> int:
         signer = keys.load_signer(settings.key_dir)
         engine = db.create_engine(url, settings)
         async with engine.begin() as conn:
-            await log_service.register_keys(conn, keys.read_keyring(settings.key_dir))
+            await log_registry.register_keys(conn, keys.read_keyring(settings.key_dir))
         t = time.perf_counter()
         seeded = await seed_lots(engine, members=members, months=list(range(1, per_member + 1)), points=10)
         cid = seeded["community_id"]
@@ -91,7 +91,7 @@ async def main(members: int, per_member: int, console: Console) -> int:
         console.print(("met" if elapsed < 60 else "missed") + f" target < 60 s: {elapsed:.1f} s")
         return 0 if ok and elapsed < 60 else 1
     finally:
-        db.stop_embedded()
+        embedded.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

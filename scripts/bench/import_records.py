@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from timebank import db  # noqa: E402
+from timebank import db, embedded  # noqa: E402
 from timebank.community.service import create_party  # noqa: E402
 from timebank.core.roles import PartyKind  # noqa: E402
 from timebank.core.settings import Settings  # noqa: E402
@@ -264,7 +264,7 @@ def main() -> None:
         if serve is not None:
             serve.terminate()
             serve.wait(30)
-        db.stop_embedded()
+        embedded.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

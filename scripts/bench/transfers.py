@@ -66,7 +66,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from timebank import db  # noqa: E402
+from timebank import db, embedded  # noqa: E402
 from timebank.core.settings import Settings  # noqa: E402
 
 console = Console(stderr=True)
@@ -1320,7 +1320,7 @@ def main() -> None:
     finally:
         for rig in rigs:
             rig.stop_service()
-        db.stop_embedded()
+        embedded.stop()
         for rig in rigs:
             rig.remove(args.keep_data)
         if parent is not None:

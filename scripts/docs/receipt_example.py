@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from timebank.log import merkle
+from timebank.log.canonical import canonical_json, canonical_of_rows
 from timebank.log.keys import Signer
-from timebank.log.service import canonical_json, canonical_of_rows, origin, signed_entry_timestamp
+from timebank.log.timestamps import origin, signed_entry_timestamp
 from timebank.log.verify import b64, leaf_hash, node_hash, public_jwk
 
 # NOT A REAL KEY: its seed is printed right here. Never sign anything real with it.

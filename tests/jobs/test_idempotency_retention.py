@@ -24,7 +24,7 @@ from timebank.ledger import service as ledger
 from timebank.ledger.idempotency import remove_expired, run_idempotent
 from timebank.ledger.service import KeyAlreadyUsed
 from timebank.log import keys as signing_keys
-from timebank.log import service as log_service
+from timebank.log import registry as log_registry
 from timebank.points.seed import seed_lots
 from timebank.security import Principal
 
@@ -204,7 +204,7 @@ async def test_a_key_removed_between_claim_and_replay_is_answered_as_a_new_reque
 async def scratch(fresh_database_url, settings):
     engine = db.create_engine(fresh_database_url, settings)
     async with engine.begin() as conn:
-        await log_service.register_keys(conn, signing_keys.read_keyring(settings.key_dir))
+        await log_registry.register_keys(conn, signing_keys.read_keyring(settings.key_dir))
     yield engine, fresh_database_url, signing_keys.load_signer(settings.key_dir)
     await engine.dispose()
 

@@ -30,7 +30,7 @@ from timebank.core.clock import AsOf, Clock
 from timebank.jobs.definitions import Context, run_job
 from timebank.jobs.scheduler import Scheduler
 from timebank.log import keys as signing_keys
-from timebank.log import service as log_service
+from timebank.log import registry as log_registry
 from timebank.notifications.webhooks import Webhook, deliver_due, signature
 from timebank.points.seed import donate, seed_lots
 
@@ -65,7 +65,7 @@ class Scratch:
 async def scratch(fresh_database_url, settings):
     engine = db.create_engine(fresh_database_url, settings)
     async with engine.begin() as conn:
-        await log_service.register_keys(conn, signing_keys.read_keyring(settings.key_dir))
+        await log_registry.register_keys(conn, signing_keys.read_keyring(settings.key_dir))
     yield Scratch(engine, fresh_database_url, signing_keys.load_signer(settings.key_dir), settings.log_origin)
     await engine.dispose()
 
@@ -237,7 +237,7 @@ async def test_expiry_racing_a_redemption_never_takes_the_same_points(scratch, s
     from timebank.community.service import create_party
     from timebank.core.roles import PartyKind, Role
     from timebank.ledger import service as ledger
-    from timebank.redemption import service as redemptions
+    from timebank.redemption import redemptions, rewards
     from timebank.security import Principal
 
     seeded = await seed_lots(scratch, members=30, months=[1, 12], points=30)
@@ -245,8 +245,8 @@ async def test_expiry_racing_a_redemption_never_takes_the_same_points(scratch, s
     async with scratch.begin() as conn:
         shop = await create_party(conn, cid, PartyKind.MERCHANT, "超市")
         admin = Principal(seeded["admin_key_id"], cid, Role.ADMIN, None)
-        reward = await redemptions.create_reward(
-            conn, admin, redemptions.RewardIn(merchant_id=uuid.UUID(shop["id"]), title="米", price_points=40)
+        reward = await rewards.create_reward(
+            conn, admin, rewards.RewardIn(merchant_id=uuid.UUID(shop["id"]), title="米", price_points=40)
         )
     signer = signing_keys.load_signer(settings.key_dir)
     members = []

@@ -127,7 +127,7 @@ def test_canonical_transactions_are_jcs_by_construction(
     """The service's fast path (no checks) gives the bytes an independent JCS gives."""
     from datetime import UTC, datetime
 
-    from timebank.log.service import canonical_json, canonical_of_rows
+    from timebank.log.canonical import canonical_json, canonical_of_rows
 
     row = {
         "id": "6f0c2a43-7f5e-4c55-9d47-2b1c7e0d9a10",
@@ -162,7 +162,7 @@ def test_set_payloads_are_jcs(memo: str | None, origin: str) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from timebank.log.keys import Signer
-    from timebank.log.service import signed_entry_timestamp
+    from timebank.log.timestamps import signed_entry_timestamp
     from timebank.log.verify import verify_set
 
     signer = Signer(Ed25519PrivateKey.from_private_bytes(bytes(32)))

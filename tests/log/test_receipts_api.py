@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from timebank.cli import main as cli
 from timebank.db import driver
 from timebank.ledger.posting import post_batch
+from timebank.log import integration, registry
 from timebank.log import keys as signing_keys
-from timebank.log import service as log_service
+from timebank.log.canonical import canonical_transaction
 from timebank.log.verify import (
     VerificationError,
     b64,
@@ -77,7 +78,7 @@ async def test_a_transfer_answers_with_its_signed_entry_timestamp(tenant):
     assert first.status_code == 201, first.text
     tx = first.json()
     payload = verify_set(tx["set"], load_jwks(await published(tenant.client)))
-    canonical = log_service.canonical_transaction(tx)
+    canonical = canonical_transaction(tx)
     assert payload["leaf_hash"] == b64(leaf_hash(jcs(canonical)))
     assert payload["transaction_id"] == tx["id"] and payload["community_id"] == tenant.id
     assert payload["integrated_at"] == tx["created_at"] and payload["log_origin"].endswith(tenant.id)
@@ -296,7 +297,7 @@ async def test_two_integrators_at_once_append_each_transaction_once(tenant, engi
 
     async def one() -> Any:
         async with engine.begin() as conn:
-            result = await log_service.integrate(conn, uuid.UUID(tenant.id), signer, prefix)
+            result = await integration.integrate(conn, uuid.UUID(tenant.id), signer, prefix)
             await asyncio.sleep(0.2)  # hold the community while the other tries
             return result
 
@@ -351,7 +352,7 @@ async def test_consistency_between_every_pair_of_kept_checkpoints(tenant, engine
     step = 1
     while True:
         async with engine.begin() as conn:
-            done = await log_service.integrate(conn, cid, signer, prefix, max_batch=step)
+            done = await integration.integrate(conn, cid, signer, prefix, max_batch=step)
         if done is None:
             break
         step = step * 2 + 1 if step < 600 else 37
@@ -459,7 +460,7 @@ async def test_old_receipts_verify_after_a_key_rotation(tenant, engine, client, 
     app.state.signer = signing_keys.load_signer(key_dir)  # what a restart after `keys rotate` does
     try:
         async with engine.begin() as conn:
-            await log_service.register_keys(conn, signing_keys.read_keyring(key_dir))
+            await registry.register_keys(conn, signing_keys.read_keyring(key_dir))
         after = (await tenant.transfer({**move, "amount": 2})).json()
         assert after["set"]["kid"] == current.kid
         await tenant.integrate()

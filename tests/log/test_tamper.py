@@ -11,8 +11,8 @@ from timebank.community.service import create_community, create_party
 from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Kind, Layer, Phase
 from timebank.ledger import service as ledger
+from timebank.log import integration, receipts, registry
 from timebank.log import keys as signing_keys
-from timebank.log import service as log_service
 from timebank.security import Principal
 
 
@@ -24,7 +24,7 @@ async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, 
     engine = db.create_engine(url, settings)
     try:
         async with engine.begin() as c:
-            await log_service.register_keys(c, signing_keys.read_keyring(settings.key_dir))
+            await registry.register_keys(c, signing_keys.read_keyring(settings.key_dir))
             created = await create_community(c, "被篡改的社区")
             cid = uuid.UUID(created["community_id"])
             member = await create_party(c, cid, PartyKind.MEMBER, "居民")
@@ -56,10 +56,10 @@ async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, 
                     )
                 )
         async with engine.begin() as c:
-            assert (await log_service.integrate(c, cid, signer, prefix)).tree_size == 3
+            assert (await integration.integrate(c, cid, signer, prefix)).tree_size == 3
         victim = txs[1]["id"]
         async with engine.connect() as c:
-            before = await log_service.receipt(c, admin, uuid.UUID(victim), signer, prefix)
+            before = await receipts.receipt(c, admin, uuid.UUID(victim), signer, prefix)
         keys_file = tmp_path / "keys.json"
         keys_file.write_text((settings.key_dir / "keys.json").read_text())
         (tmp_path / "before.json").write_text(json.dumps(before))
@@ -76,7 +76,7 @@ async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, 
                 f"UPDATE entries SET amount = amount + 1 WHERE transaction_id = '{victim}' AND direction = 'credit'"
             )
         async with engine.connect() as c:
-            after = await log_service.receipt(c, admin, uuid.UUID(victim), signer, prefix)
+            after = await receipts.receipt(c, admin, uuid.UUID(victim), signer, prefix)
     finally:
         await engine.dispose()
 
@@ -96,7 +96,7 @@ async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, 
     engine = db.create_engine(url, settings)
     try:
         async with engine.connect() as c:
-            fine = await log_service.receipt(c, admin, uuid.UUID(other), signer, prefix)
+            fine = await receipts.receipt(c, admin, uuid.UUID(other), signer, prefix)
     finally:
         await engine.dispose()
     (tmp_path / "other.json").write_text(json.dumps(fine))

@@ -17,7 +17,7 @@ from support import problem
 
 from timebank.audits import run_audit
 from timebank.log.verify import load_jwks, verify_receipt
-from timebank.redemption import service as redemption_service
+from timebank.redemption import redemptions as redemption_service
 from timebank.redemption import vouchers
 
 CODE_CHARS = set(vouchers.ALPHABET)

@@ -18,7 +18,7 @@ import pytest
 from support import problem
 
 from timebank.core.settings import Settings
-from timebank.volunteer import service
+from timebank.volunteer import checks, records
 from timebank.volunteer.csv_import import parse_csv
 
 ROWS = Settings().import_max_rows  # TIMEBANK_IMPORT_MAX_ROWS: 20,000
@@ -291,9 +291,9 @@ def test_parse_csv_limits_without_the_http_layer():
     body = (HEADER + "".join(one_volunteer(5, "V"))).encode()
     rows, unreadable = parse_csv(body, tz, max_rows=5, max_bytes=len(body))
     assert len(rows) == 5 and not unreadable
-    with pytest.raises(service.ImportTooLarge, match="more than 4 records"):
+    with pytest.raises(records.ImportTooLarge, match="more than 4 records"):
         parse_csv(body, tz, max_rows=4)
-    with pytest.raises(service.ImportTooLarge, match=f"at most {len(body) - 1} bytes"):
+    with pytest.raises(records.ImportTooLarge, match=f"at most {len(body) - 1} bytes"):
         parse_csv(body, tz, max_bytes=len(body) - 1)
     assert len(parse_csv(body, tz)[0]) == 5  # the CLI: no limit (it imports in chunks)
     spaced = body.replace(b"\n", b"\n\n , ,\n")  # blank lines (and empty cells) are not records
@@ -372,11 +372,11 @@ def test_linear_checks_agree_with_the_quadratic_ones(zone):
         items = []
         for n in range(rnd.randrange(1, 40)):
             s, e = interval()
-            items.append(service.RecordIn("a", "c", "p", s, e, line=n))
+            items.append(records.RecordIn("a", "c", "p", s, e, line=n))
         cap = rnd.choice([60, 4 * 60, 12 * 60, 23 * 60, 24 * 60, rnd.randrange(1, 1441)])
-        ours = [service._Row(i, member_id=rnd.choice(members)) for i in items]
-        theirs = [service._Row(i, member_id=r.member_id) for i, r in zip(items, ours, strict=True)]
-        service._check_times(ours, stored, tz, cap)
+        ours = [checks.RecordRow(i, member_id=rnd.choice(members)) for i in items]
+        theirs = [checks.RecordRow(i, member_id=r.member_id) for i, r in zip(items, ours, strict=True)]
+        checks.check_times(ours, stored, tz, cap)
         _reference_check(theirs, stored, tz, cap)
         assert [r.reason for r in ours] == [r.reason for r in theirs], (zone, case)
         verdicts |= {"accepted" if r.reason is None else r.reason.split(" ")[0] for r in ours}

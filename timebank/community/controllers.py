@@ -11,10 +11,10 @@ from litestar import Controller, Request, Response, delete, get, post
 from timebank import schemas, web
 from timebank.community import service
 from timebank.core.roles import PartyKind, Role
-from timebank.ledger.service import balance_view
+from timebank.ledger.views import balance_view
 from timebank.schemas import problems
 from timebank.security import READERS, access
-from timebank.volunteer.service import standing
+from timebank.volunteer.standing import standing
 
 
 class MemberIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -3,18 +3,30 @@
 Versioned: every change is a new row in ``community_policies`` (who, when), and an
 approval records the version it applied. A community without a stored policy uses
 the defaults below.
+
+This module owns that table (``CommunityPolicy``, exactly as migration 0003 makes it)
+and is the only reader of it: every package asks ``current_policy``. Statements are
+SQLAlchemy Core on the model's columns, run on the caller's connection; results are
+rows with the model's columns as attributes. Whether a trusted organisation is an
+organisation of the community is the caller's check (``set_policy`` takes the set of
+known organisations): the parties table belongs to a package above ``core``.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, Uuid, func, insert, select
+from sqlalchemy import text as sql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel
 
 from timebank.core.clock import rfc3339
 from timebank.core.problems import BadRequest
@@ -139,12 +151,32 @@ def decode_policy(body: bytes) -> Policy:
         raise BadRequest("the body is not JSON") from None
 
 
+class CommunityPolicy(SQLModel, table=True):
+    """One version of a community's policy (append-only: a trigger refuses UPDATE and DELETE)."""
+
+    __tablename__ = "community_policies"
+
+    community_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("communities.id"), primary_key=True, autoincrement=False)
+    )
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    policy: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    changed_by: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid))
+    changed_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=sql("now()"))
+    )
+
+
+_VERSIONS = select(CommunityPolicy)
+
+
 async def current_policy(conn: AsyncConnection, community_id: uuid.UUID) -> tuple[int, Policy, Any]:
     """(version, policy, row) of the community's policy; version 0 means the defaults."""
     row = (
         await conn.execute(
-            text("SELECT * FROM community_policies WHERE community_id = :c ORDER BY version DESC LIMIT 1"),
-            {"c": community_id},
+            _VERSIONS.where(CommunityPolicy.community_id == community_id)
+            .order_by(CommunityPolicy.version.desc())  # type: ignore[attr-defined]
+            .limit(1)
         )
     ).first()
     if row is None:
@@ -162,37 +194,38 @@ def policy_view(version: int, policy: Policy, row: Any) -> dict[str, Any]:
 
 
 async def set_policy(
-    conn: AsyncConnection, community_id: uuid.UUID, policy: Policy, key_id: uuid.UUID
+    conn: AsyncConnection,
+    community_id: uuid.UUID,
+    policy: Policy,
+    key_id: uuid.UUID,
+    organisations: Iterable[uuid.UUID] = (),
 ) -> dict[str, Any]:
-    """Store a new version (the versions stay; a concurrent change gets the next number or fails)."""
+    """Store a new version (the versions stay; a concurrent change gets the next number or fails).
+
+    ``organisations``: those of ``policy.trusted_organisations`` that are organisations
+    of the community (the caller looks them up); any other trusted one is a 400.
+    """
     policy.check()
-    if policy.trusted_organisations:
-        known = {
-            r.id
-            for r in await conn.execute(
-                text(
-                    "SELECT id FROM parties WHERE community_id = :c AND kind = 'organisation' AND id = ANY(:ids)"
-                ),
-                {"c": community_id, "ids": list(policy.trusted_organisations)},
-            )
-        }
-        unknown = [str(o) for o in policy.trusted_organisations if o not in known]
-        if unknown:
-            raise BadRequest(
-                f"trusted_organisations: {', '.join(unknown)} is not an organisation of this community"
-            )
+    known = set(organisations)
+    unknown = [str(o) for o in policy.trusted_organisations if o not in known]
+    if unknown:
+        raise BadRequest(
+            f"trusted_organisations: {', '.join(unknown)} is not an organisation of this community"
+        )
     await conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended('timebank.policy:' || :c, 0))"),
-        {"c": str(community_id)},
+        select(func.pg_advisory_xact_lock(func.hashtextextended(f"timebank.policy:{community_id}", 0)))
     )
     version, _, _ = await current_policy(conn, community_id)
     row = (
         await conn.execute(
-            text(
-                "INSERT INTO community_policies (community_id, version, policy, changed_by) "
-                "VALUES (:c, :v, CAST(:p AS jsonb), :by) RETURNING *"
-            ),
-            {"c": community_id, "v": version + 1, "p": msgspec.json.encode(policy).decode(), "by": key_id},
+            insert(CommunityPolicy)
+            .values(
+                community_id=community_id,
+                version=version + 1,
+                policy=msgspec.to_builtins(policy),
+                changed_by=key_id,
+            )
+            .returning(*CommunityPolicy.__table__.c)  # type: ignore[attr-defined]
         )
     ).one()
     return policy_view(row.version, policy, row)
@@ -201,8 +234,9 @@ async def set_policy(
 async def policy_history(conn: AsyncConnection, community_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = (
         await conn.execute(
-            text("SELECT * FROM community_policies WHERE community_id = :c ORDER BY version"),
-            {"c": community_id},
+            _VERSIONS.where(CommunityPolicy.community_id == community_id).order_by(
+                CommunityPolicy.version  # type: ignore[arg-type]
+            )
         )
     ).all()
     return [policy_view(r.version, msgspec.convert(r.policy, Policy), r) for r in rows]

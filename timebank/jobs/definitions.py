@@ -19,20 +19,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank import logs
+from timebank.community import queries as community_queries
 from timebank.core.clock import SYSTEM_CLOCK, Clock
 from timebank.core.settings import Settings
 from timebank.jobs.runner import Outcome, run_once
+from timebank.ledger import queries as ledger_queries
 from timebank.ledger import service as ledger
 from timebank.ledger.idempotency import remove_expired
 from timebank.log.keys import Signer
 from timebank.notifications.service import remind_expiring
 from timebank.notifications.webhooks import Webhook, deliver_due
 from timebank.points.expiry import expire_points
-from timebank.redemption.service import expire_due
+from timebank.redemption.redemptions import expire_due
 
 # The nightly audit's day starts at 19:00 UTC, 03:00 in China Standard Time.
 AUDIT_DAY_STARTS = timedelta(hours=19)
@@ -100,16 +101,7 @@ async def _hold_timeouts(ctx: Context, _: uuid.UUID | None, now: datetime) -> di
     back with them), then any other hold."""
     counts = {"redemptions": 0, "holds": 0}
     async with ctx.engine.connect() as conn:
-        communities = [
-            r.community_id
-            for r in await conn.execute(
-                text(
-                    "SELECT DISTINCT community_id FROM transactions t "
-                    "WHERE t.phase = 'pending' AND t.timeout_at <= now() "
-                    "AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.pending_id = t.id)"
-                )
-            )
-        ]
+        communities = await ledger_queries.communities_with_timed_out_holds(conn)
         await conn.rollback()
         for community_id in communities:
             async with conn.begin():
@@ -120,7 +112,7 @@ async def _hold_timeouts(ctx: Context, _: uuid.UUID | None, now: datetime) -> di
 
 
 async def _checkpoints(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
-    from timebank.log.service import integrate_all
+    from timebank.log.integration import integrate_all
 
     done = await integrate_all(ctx.engine, ctx.signer, ctx.log_origin)
     return {"communities": len(done), "leaves": sum(d.added for d in done)}
@@ -172,10 +164,7 @@ JOBS: dict[str, Job] = {
 
 async def communities(engine: AsyncEngine) -> list[tuple[uuid.UUID, ZoneInfo]]:
     async with engine.connect() as conn:
-        return [
-            (r.id, ZoneInfo(r.timezone))
-            for r in await conn.execute(text("SELECT id, timezone FROM communities ORDER BY id"))
-        ]
+        return [(r.id, ZoneInfo(r.timezone)) for r in await community_queries.all_communities(conn)]
 
 
 async def run_job(ctx: Context, name: str) -> list[Outcome]:

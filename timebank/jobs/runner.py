@@ -13,7 +13,6 @@ anything twice.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -22,10 +21,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank import logs
+from timebank.jobs import queries
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -41,55 +40,38 @@ class Outcome:
     counts: dict[str, Any]
 
 
+async def _work_and_record(conn: AsyncConnection, job: str, scope: str, period: str, work: Work) -> Outcome:
+    """Mark the run running, do the work, record how it ended (a failure is recorded, not raised)."""
+    await queries.start_run(conn, job, scope, period, WORKER)
+    await conn.commit()
+    started = time.monotonic()
+    try:
+        counts = await work()
+        outcome, error = "done", None
+    except Exception as exc:
+        counts, outcome = {}, "failed"
+        error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
+        logs.log.error("job failed", job=job, scope=scope, period=period, exc_info=exc)
+    counts = {**counts, "seconds": round(time.monotonic() - started, 3)}
+    await queries.finish_run(conn, job, scope, period, outcome, counts, error)
+    await conn.commit()
+    if outcome == "done":
+        logs.log.info("job done", job=job, scope=scope, period=period, **counts)
+    return Outcome(job, scope, period, outcome, counts)
+
+
 async def run_once(engine: AsyncEngine, job: str, scope: str, period: str, work: Work) -> Outcome:
     lock_name = f"timebank.job:{job}:{scope}"
     async with engine.connect() as conn:
-        locked = (
-            await conn.execute(text("SELECT pg_try_advisory_lock(hashtextextended(:n, 0))"), {"n": lock_name})
-        ).scalar_one()
+        locked = await queries.try_lock(conn, lock_name)
         await conn.commit()
         if not locked:
             return Outcome(job, scope, period, "busy", {})
         try:
-            status = (
-                await conn.execute(
-                    text("SELECT status FROM job_runs WHERE job = :j AND scope = :s AND period = :p"),
-                    {"j": job, "s": scope, "p": period},
-                )
-            ).scalar_one_or_none()
-            if status == "done":
+            if await queries.run_status(conn, job, scope, period) == "done":
                 await conn.commit()
                 return Outcome(job, scope, period, "skipped", {})
-            await conn.execute(
-                text(
-                    "INSERT INTO job_runs (job, scope, period, status, worker) VALUES (:j, :s, :p, 'running', :w) "
-                    "ON CONFLICT (job, scope, period) DO UPDATE SET status = 'running', "
-                    "attempts = job_runs.attempts + 1, "
-                    "worker = EXCLUDED.worker, started_at = clock_timestamp(), finished_at = NULL, error = NULL"
-                ),
-                {"j": job, "s": scope, "p": period, "w": WORKER},
-            )
-            await conn.commit()
-            started = time.monotonic()
-            try:
-                counts = await work()
-                outcome, error = "done", None
-            except Exception as exc:
-                counts, outcome = {}, "failed"
-                error = "".join(traceback.format_exception_only(exc)).strip()[:2000]
-                logs.log.error("job failed", job=job, scope=scope, period=period, exc_info=exc)
-            counts = {**counts, "seconds": round(time.monotonic() - started, 3)}
-            await conn.execute(
-                text(
-                    "UPDATE job_runs SET status = :st, finished_at = clock_timestamp(), counts = CAST(:c AS jsonb), "
-                    "error = :e WHERE job = :j AND scope = :s AND period = :p"
-                ),
-                {"st": outcome, "c": json.dumps(counts), "e": error, "j": job, "s": scope, "p": period},
-            )
-            await conn.commit()
-            if outcome == "done":
-                logs.log.info("job done", job=job, scope=scope, period=period, **counts)
-            return Outcome(job, scope, period, outcome, counts)
+            return await _work_and_record(conn, job, scope, period, work)
         finally:
-            await conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:n, 0))"), {"n": lock_name})
+            await queries.unlock(conn, lock_name)
             await conn.commit()

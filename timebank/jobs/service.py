@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.core.clock import rfc3339
 from timebank.core.problems import BadRequest
+from timebank.jobs import queries
 from timebank.jobs.definitions import JOBS
 
 
@@ -38,27 +38,13 @@ async def recent_runs(
 ) -> list[dict[str, Any]]:
     if job is not None and job not in JOBS:
         raise BadRequest(f"job is one of {', '.join(JOBS)}")
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT * FROM job_runs WHERE scope IN ('all', :c) AND (CAST(:j AS text) IS NULL OR job = :j) "
-                "ORDER BY started_at DESC, id DESC LIMIT :n"
-            ),
-            {"c": str(community_id), "j": job, "n": limit},
-        )
-    ).all()
+    rows = await queries.recent_runs(conn, community_id, job, limit)
     return [run_view(r) for r in rows]
 
 
 async def last_audit(conn: AsyncConnection) -> dict[str, Any]:
     """The nightly audit's last finished result, for /health/ready."""
-    row = (
-        await conn.execute(
-            text(
-                "SELECT * FROM job_runs WHERE job = 'audit' AND status <> 'running' ORDER BY started_at DESC LIMIT 1"
-            )
-        )
-    ).first()
+    row = await queries.last_finished(conn, "audit")
     if row is None:
         return {"status": "not run yet"}
     ok = row.status == "done" and row.counts.get("ok") is True

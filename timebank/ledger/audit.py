@@ -28,6 +28,25 @@ CHECKS: dict[str, str] = {
          WHERE a.debits_posted <> coalesce(s.dp, 0) OR a.credits_posted <> coalesce(s.cp, 0)
             OR a.debits_pending <> coalesce(s.dq, 0) OR a.credits_pending <> coalesce(s.cq, 0)
     """,
+    "the balances view agrees with the entries": """
+        SELECT b.account_id, b.posted, b.pending, b.available, b.pending_credits,
+               coalesce(s.posted, 0) AS posted_from_entries, coalesce(s.pending, 0) AS pending_from_entries,
+               coalesce(s.posted, 0) - coalesce(s.pending, 0) AS available_from_entries,
+               coalesce(s.pending_credits, 0) AS pending_credits_from_entries
+          FROM account_balances b
+          LEFT JOIN (
+                SELECT account_id,
+                       sum(CASE WHEN layer <> 'posted' THEN 0
+                                WHEN direction = 'credit' THEN amount ELSE -amount END) AS posted,
+                       sum(CASE WHEN direction <> 'debit' THEN 0 WHEN layer = 'pending' THEN amount
+                                WHEN layer = 'release' THEN -amount ELSE 0 END) AS pending,
+                       sum(CASE WHEN direction <> 'credit' THEN 0 WHEN layer = 'pending' THEN amount
+                                WHEN layer = 'release' THEN -amount ELSE 0 END) AS pending_credits
+                  FROM entries GROUP BY account_id) s ON s.account_id = b.account_id
+         WHERE b.posted <> coalesce(s.posted, 0) OR b.pending <> coalesce(s.pending, 0)
+            OR b.available <> coalesce(s.posted, 0) - coalesce(s.pending, 0)
+            OR b.pending_credits <> coalesce(s.pending_credits, 0)
+    """,
     "every asset of every community sums to zero": """
         SELECT community_id, asset,
                sum(credits_posted - debits_posted) AS posted_sum,

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.core.problems import (
@@ -39,7 +39,9 @@ from timebank.core.problems import (
     IdempotencyKeyRequired,
 )
 from timebank.db import driver
-from timebank.ledger.service import Claim, KeyAlreadyUsed, created_view
+from timebank.ledger import queries
+from timebank.ledger.legs import Claim, KeyAlreadyUsed
+from timebank.ledger.transactions import created_view
 from timebank.security import Principal
 
 MAX_KEY_LENGTH = 255
@@ -65,15 +67,6 @@ def check_key(key: str | None) -> str:
         raise BadRequest(f"Idempotency-Key is 1 to {MAX_KEY_LENGTH} printable characters")
     return key
 
-
-_RECORD = (
-    "INSERT INTO idempotency_keys (community_id, key, request_hash, principal_id, status_code, response) "
-    "VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING RETURNING 1"
-)
-_STORED = text(
-    "SELECT request_hash, status_code, response, transaction_id FROM idempotency_keys "
-    "WHERE community_id = :c AND key = :k"
-)
 
 Action = Callable[[AsyncConnection, Claim], Awaitable[dict[str, Any]]]
 # Renders the answer of a replay from the transaction the first request created.
@@ -109,7 +102,7 @@ async def run_idempotent(
                 problem = err.to_problem(instance)
                 drv = await driver(conn)
                 recorded = await drv.fetchval(
-                    _RECORD,
+                    queries.RECORD_ANSWER_SQL,
                     principal.community_id,
                     claim.key,
                     fingerprint,
@@ -131,7 +124,7 @@ async def run_idempotent(
 async def _replay(
     conn: AsyncConnection, principal: Principal, claim: Claim, render: Render
 ) -> tuple[int, dict[str, Any], bool] | None:
-    stored = (await conn.execute(_STORED, {"c": principal.community_id, "k": claim.key})).first()
+    stored = await queries.stored_answer(conn, principal.community_id, claim.key)
     if stored is None:
         return None
     if bytes(stored.request_hash) != claim.request_hash:
@@ -141,12 +134,6 @@ async def _replay(
     if stored.transaction_id is not None:
         return stored.status_code, await render(conn, principal.community_id, stored.transaction_id), True
     return stored.status_code, stored.response, True
-
-
-_REMOVE = text(
-    "DELETE FROM idempotency_keys WHERE created_at < :cutoff AND (community_id, key) IN ("
-    "    SELECT community_id, key FROM idempotency_keys WHERE created_at < :cutoff LIMIT :n)"
-)
 
 
 async def remove_expired(
@@ -164,12 +151,12 @@ async def remove_expired(
     if retention_days < 1:
         raise ValueError("the retention is at least one day")
     async with engine.connect() as conn:
-        db_now = (await conn.execute(text("SELECT now()"))).scalar_one()
+        db_now = (await conn.execute(select(func.now()))).scalar_one()
     cutoff = min(now, db_now) - timedelta(days=retention_days)
     removed = 0
     while True:
         async with engine.begin() as conn:
-            n = (await conn.execute(_REMOVE, {"cutoff": cutoff, "n": batch})).rowcount
+            n = await queries.remove_answers_before(conn, cutoff, batch)
         removed += n
         if n < batch:
             return {"removed": removed}

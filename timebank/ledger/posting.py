@@ -22,8 +22,8 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.core.settings import get_settings
+from timebank.counters import count_posted
 from timebank.db import to_asyncpg_dsn
-from timebank.metrics import count_posted
 from timebank.outage import database_unavailable
 
 BATCH_SQL = "SELECT n, code, detail, created_at, seq, timeout_at FROM ledger_post_batch($1::ledger_request[])"

@@ -8,14 +8,19 @@ with what the bank signed. A difference names the transaction or tree size.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.community import queries as community_queries
+from timebank.core.audit import run_checks
 from timebank.core.settings import get_settings
-from timebank.log import merkle
-from timebank.log.service import LEAF_HASH, canonical_bytes, origin
+from timebank.log import merkle, queries
+from timebank.log.canonical import canonical_bytes
+from timebank.log.models import LogCheckpoint
+from timebank.log.registry import published_keys
+from timebank.log.timestamps import origin
 from timebank.log.verify import VerificationError, b64, leaf_hash, verify_checkpoint
 
 CHUNK = 5_000
@@ -55,97 +60,88 @@ MERKLE_CHECK = "each log recomputed from the ledger matches its signed checkpoin
 
 
 async def log_checks(conn: AsyncConnection) -> dict[str, list[dict[str, Any]]]:
-    results: dict[str, list[dict[str, Any]]] = {}
-    for name, sql in SQL_CHECKS.items():
-        rows = (await conn.execute(text(sql))).mappings().all()
-        results[name] = [{k: str(v) for k, v in row.items()} for row in rows]
-    keys = {
-        r.kid: bytes(r.public_key) for r in await conn.execute(text("SELECT kid, public_key FROM log_keys"))
-    }
+    results = await run_checks(conn, SQL_CHECKS)
+    keys = await published_keys(conn)
     prefix = get_settings().log_origin
     problems: list[dict[str, Any]] = []
-    for (community_id,) in (await conn.execute(text("SELECT id FROM communities ORDER BY id"))).all():
-        problems.extend(await _recompute(conn, community_id, keys, prefix))
+    for community in await community_queries.all_communities(conn):
+        problems.extend(await _recompute(conn, community.id, keys, prefix))
     results[MERKLE_CHECK] = problems
     return results
 
 
-async def _recompute(
-    conn: AsyncConnection, community_id: Any, keys: dict[str, bytes], prefix: str
+def _checkpoint_problems(
+    cp: LogCheckpoint, root: bytes, keys: dict[str, bytes], log_origin: str
 ) -> list[dict[str, Any]]:
-    problems: list[dict[str, Any]] = []
-    checkpoints = (
-        await conn.execute(
-            text(
-                "SELECT tree_size, root_hash, note FROM log_checkpoints WHERE community_id = :c ORDER BY tree_size"
-            ),
-            {"c": community_id},
+    """What is wrong with a kept checkpoint, given the root recomputed for its size."""
+    found: list[str] = []
+    if root != bytes(cp.root_hash):
+        found.append(
+            f"root recomputed from the ledger is {b64(root)}, checkpoint says {b64(bytes(cp.root_hash))}"
         )
-    ).all()
-    pending = list(checkpoints)
-    frontier = merkle.Frontier(0, {})
+    try:
+        signed = verify_checkpoint(cp.note, keys, log_origin)
+        if (signed.size, signed.root) != (cp.tree_size, bytes(cp.root_hash)):
+            raise VerificationError("its note names another size or root")
+    except VerificationError as exc:
+        found.append(f"checkpoint signature: {exc}")
+    return [
+        {"community_id": str(cp.community_id), "tree_size": cp.tree_size, "problem": problem}
+        for problem in found
+    ]
 
-    def compare_checkpoints() -> None:
-        while pending and pending[0].tree_size == frontier.size:
-            cp = pending.pop(0)
-            if frontier.root() != bytes(cp.root_hash):
-                problems.append(
-                    {
-                        "community_id": str(community_id),
-                        "tree_size": cp.tree_size,
-                        "problem": f"root recomputed from the ledger is {b64(frontier.root())}, "
-                        f"checkpoint says {b64(bytes(cp.root_hash))}",
-                    }
-                )
-            try:
-                signed = verify_checkpoint(cp.note, keys, origin(prefix, community_id))
-                if (signed.size, signed.root) != (cp.tree_size, bytes(cp.root_hash)):
-                    raise VerificationError("its note names another size or root")
-            except VerificationError as exc:
-                problems.append(
-                    {
-                        "community_id": str(community_id),
-                        "tree_size": cp.tree_size,
-                        "problem": f"checkpoint signature: {exc}",
-                    }
-                )
 
-    compare_checkpoints()
-    after = -1
-    while True:
-        leaves = (
-            await conn.execute(
-                text(
-                    f"SELECT l.idx, l.transaction_id, n.hash AS leaf_hash FROM log_leaves l {LEAF_HASH} "
-                    "WHERE l.community_id = :c AND l.idx > :a ORDER BY l.idx LIMIT :n"
-                ),
-                {"c": community_id, "a": after, "n": CHUNK},
+class _Replay:
+    """A community's log rebuilt leaf by leaf, each kept checkpoint checked at its size."""
+
+    def __init__(self, checkpoints: list[LogCheckpoint], keys: dict[str, bytes], log_origin: str) -> None:
+        self.pending = checkpoints
+        self.keys = keys
+        self.origin = log_origin
+        self.frontier = merkle.Frontier(0, {})
+        self.problems: list[dict[str, Any]] = []
+        self.compare_checkpoints()
+
+    def compare_checkpoints(self) -> None:
+        while self.pending and self.pending[0].tree_size == self.frontier.size:
+            cp = self.pending.pop(0)
+            self.problems.extend(_checkpoint_problems(cp, self.frontier.root(), self.keys, self.origin))
+
+    def add(self, leaf: queries.LoggedLeaf, tx_bytes: bytes | None, community_id: uuid.UUID) -> None:
+        if tx_bytes is None or leaf_hash(tx_bytes) != leaf.leaf_hash:
+            self.problems.append(
+                {
+                    "community_id": str(community_id),
+                    "index": leaf.idx,
+                    "transaction_id": str(leaf.transaction_id),
+                    "problem": "the ledger's transaction no longer hashes to its logged leaf",
+                }
             )
-        ).all()
-        if not leaves:
-            break
+        self.frontier.append(
+            leaf.leaf_hash
+        )  # the tree as logged; a root mismatch shows a changed leaf record
+        self.compare_checkpoints()
+
+    def finish(self) -> list[dict[str, Any]]:
+        for cp in self.pending:
+            self.problems.append(
+                {
+                    "community_id": str(cp.community_id),
+                    "tree_size": cp.tree_size,
+                    "problem": "checkpoint is larger than the stored log",
+                }
+            )
+        return self.problems
+
+
+async def _recompute(
+    conn: AsyncConnection, community_id: uuid.UUID, keys: dict[str, bytes], prefix: str
+) -> list[dict[str, Any]]:
+    replay = _Replay(await queries.checkpoints(conn, community_id), keys, origin(prefix, community_id))
+    after = -1
+    while leaves := await queries.leaves_after(conn, community_id, after, CHUNK):
         data = await canonical_bytes(conn, [leaf.transaction_id for leaf in leaves])
         for leaf in leaves:
-            stored = bytes(leaf.leaf_hash)
-            tx_bytes = data.get(str(leaf.transaction_id))
-            if tx_bytes is None or leaf_hash(tx_bytes) != stored:
-                problems.append(
-                    {
-                        "community_id": str(community_id),
-                        "index": leaf.idx,
-                        "transaction_id": str(leaf.transaction_id),
-                        "problem": "the ledger's transaction no longer hashes to its logged leaf",
-                    }
-                )
-            frontier.append(stored)  # the tree as logged; a root mismatch shows a changed leaf record
-            compare_checkpoints()
+            replay.add(leaf, data.get(str(leaf.transaction_id)), community_id)
         after = leaves[-1].idx
-    for cp in pending:
-        problems.append(
-            {
-                "community_id": str(community_id),
-                "tree_size": cp.tree_size,
-                "problem": "checkpoint is larger than the stored log",
-            }
-        )
-    return problems
+    return replay.finish()

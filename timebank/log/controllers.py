@@ -7,7 +7,7 @@ import uuid
 from litestar import Controller, Request, Response, get
 
 from timebank import schemas, web
-from timebank.log import service
+from timebank.log import proofs, receipts, registry
 from timebank.log.keys import Signer
 from timebank.schemas import problems
 from timebank.security import KEY_PREFIX, PUBLIC, READERS, Principal, access, lookup_key
@@ -32,7 +32,7 @@ async def _optional_principal(request: Request) -> Principal | None:
 
 
 async def _community(request: Request, community_id: uuid.UUID | None) -> uuid.UUID:
-    return service.log_community(None if community_id else await _optional_principal(request), community_id)
+    return proofs.log_community(None if community_id else await _optional_principal(request), community_id)
 
 
 class LogController(Controller):
@@ -50,7 +50,7 @@ class LogController(Controller):
     )
     async def keys(self, request: Request) -> Response[schemas.KeySet]:
         async with web.engine(request).connect() as conn:
-            return web.json_response(await service.published_keys(conn))
+            return web.json_response(await registry.key_set(conn))
 
     @get(
         "/checkpoint",
@@ -63,7 +63,7 @@ class LogController(Controller):
     async def checkpoint(self, request: Request, community_id: uuid.UUID | None = None) -> Response[str]:
         cid = await _community(request, community_id)
         async with web.engine(request).connect() as conn:
-            note = await service.checkpoint_note(conn, cid, None)
+            note = await proofs.checkpoint_note(conn, cid, None)
         return Response(note, media_type=NOTE_MEDIA_TYPE)
 
     @get(
@@ -85,8 +85,8 @@ class LogController(Controller):
         cid = await _community(request, community_id)
         async with web.engine(request).connect() as conn:
             if size is not None:
-                return Response(await service.checkpoint_note(conn, cid, size), media_type=NOTE_MEDIA_TYPE)
-            items, next_cursor = await service.checkpoints_page(
+                return Response(await proofs.checkpoint_note(conn, cid, size), media_type=NOTE_MEDIA_TYPE)
+            items, next_cursor = await proofs.checkpoints_page(
                 conn, cid, web.int_cursor(cursor), web.page_limit(request, limit)
             )
         return web.json_response({"items": items, "next_cursor": next_cursor})
@@ -108,7 +108,7 @@ class LogController(Controller):
     ) -> Response[schemas.InclusionProof]:
         cid = await _community(request, community_id)
         async with web.engine(request).connect() as conn:
-            body = await service.inclusion_proof(
+            body = await proofs.inclusion_proof(
                 conn, cid, index=index, transaction_id=transaction_id, size=size
             )
         return web.json_response(body)
@@ -129,7 +129,7 @@ class LogController(Controller):
     ) -> Response[schemas.ConsistencyProof]:
         cid = await _community(request, community_id)
         async with web.engine(request).connect() as conn:
-            body = await service.consistency_proof(conn, cid, first, second)
+            body = await proofs.consistency_proof(conn, cid, first, second)
         return web.json_response(body)
 
 
@@ -146,5 +146,7 @@ class ReceiptController(Controller):
     async def receipt(self, request: Request, tx_id: uuid.UUID) -> Response[schemas.Receipt]:
         cfg = web.settings(request)
         async with web.engine(request).connect() as conn:
-            body = await service.receipt(conn, web.principal(request), tx_id, signer(request), cfg.log_origin)
+            body = await receipts.receipt(
+                conn, web.principal(request), tx_id, signer(request), cfg.log_origin
+            )
         return web.json_response(body)

@@ -15,15 +15,16 @@ import time
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank import logs, outage
-from timebank.log import service
+from timebank.log.integration import integrate_all
 from timebank.log.keys import Signer
+from timebank.log.timestamps import MAXIMUM_MERGE_DELAY_SECONDS
 
 
 class Integrator:
     def __init__(
         self, engine: AsyncEngine, signer: Signer, origin_prefix: str, interval_seconds: float
     ) -> None:
-        assert 0 < interval_seconds <= service.MAXIMUM_MERGE_DELAY_SECONDS
+        assert 0 < interval_seconds <= MAXIMUM_MERGE_DELAY_SECONDS
         self.engine = engine
         self.signer = signer
         self.origin_prefix = origin_prefix
@@ -39,7 +40,7 @@ class Integrator:
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
-                await service.integrate_all(self.engine, self.signer, self.origin_prefix)
+                await integrate_all(self.engine, self.signer, self.origin_prefix)
             except Exception as exc:
                 if not outage.report(exc):  # a database outage is logged once, not every pass
                     logs.log.error("log integration failed", error=type(exc).__name__, exc_info=exc)

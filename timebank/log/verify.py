@@ -402,26 +402,7 @@ def _verify_receipt(
     consistency: Any,
     report: Report,
 ) -> None:
-    if not isinstance(receipt, dict) or not isinstance(receipt.get("transaction"), dict):
-        raise VerificationError("not a receipt: no transaction object")
-    tx = receipt["transaction"]
-    report.transaction_id = str(tx.get("id", "?"))
-    leaf = leaf_hash(jcs(tx))
-    if unb64(receipt.get("leaf_hash"), "leaf_hash") != leaf:
-        raise VerificationError(
-            "the leaf hash does not match the transaction's canonical bytes "
-            "(the transaction differs from what was logged)"
-        )
-    report.checked.append(f"leaf hash {b64(leaf)} = SHA-256(0x00 || JCS(transaction))")
-    payload = verify_set(receipt.get("set"), keys)
-    if payload.get("leaf_hash") != b64(leaf):
-        raise VerificationError("the set was signed for another leaf hash")
-    if payload.get("community_id") != tx.get("community_id") or payload.get(
-        "transaction_id", tx.get("id")
-    ) != tx.get("id"):
-        raise VerificationError("the set was signed for another transaction or community")
-    report.checked.append(f"set signed by {receipt['set']['kid']} (accepted {payload.get('integrated_at')})")
-
+    leaf, payload = _verify_leaf_and_set(receipt, keys, report)
     log = receipt.get("log")
     if log is None and checkpoint_text is None:
         report.skipped.append(
@@ -446,17 +427,47 @@ def _verify_receipt(
         )
     verify_inclusion(index, size, leaf, log.get("inclusion_proof"), cp.root)  # type: ignore[arg-type]
     report.checked.append(f"included at index {index} of {size} under root {b64(cp.root)}")
-
     if previous_text is not None:
-        prev = verify_checkpoint(previous_text, keys, cp.origin)
-        if not isinstance(consistency, dict):
-            raise VerificationError("a previous checkpoint needs a consistency proof")
-        if (consistency.get("first"), consistency.get("second")) != (prev.size, cp.size):
-            raise VerificationError(
-                f"the consistency proof is from {consistency.get('first')} to "
-                f"{consistency.get('second')}, not {prev.size} to {cp.size}"
-            )
-        verify_consistency(prev.size, cp.size, consistency.get("proof"), prev.root, cp.root)
-        report.checked.append(
-            f"checkpoint of size {prev.size} is consistent with size {cp.size} (append-only)"
+        _verify_growth(cp, previous_text, consistency, keys, report)
+
+
+def _verify_leaf_and_set(
+    receipt: Any, keys: dict[str, bytes], report: Report
+) -> tuple[bytes, dict[str, Any]]:
+    """The transaction's leaf hash and the signed entry timestamp over it: (leaf, set payload)."""
+    if not isinstance(receipt, dict) or not isinstance(receipt.get("transaction"), dict):
+        raise VerificationError("not a receipt: no transaction object")
+    tx = receipt["transaction"]
+    report.transaction_id = str(tx.get("id", "?"))
+    leaf = leaf_hash(jcs(tx))
+    if unb64(receipt.get("leaf_hash"), "leaf_hash") != leaf:
+        raise VerificationError(
+            "the leaf hash does not match the transaction's canonical bytes "
+            "(the transaction differs from what was logged)"
         )
+    report.checked.append(f"leaf hash {b64(leaf)} = SHA-256(0x00 || JCS(transaction))")
+    payload = verify_set(receipt.get("set"), keys)
+    if payload.get("leaf_hash") != b64(leaf):
+        raise VerificationError("the set was signed for another leaf hash")
+    if payload.get("community_id") != tx.get("community_id") or payload.get(
+        "transaction_id", tx.get("id")
+    ) != tx.get("id"):
+        raise VerificationError("the set was signed for another transaction or community")
+    report.checked.append(f"set signed by {receipt['set']['kid']} (accepted {payload.get('integrated_at')})")
+    return leaf, payload
+
+
+def _verify_growth(
+    cp: Checkpoint, previous_text: str, consistency: Any, keys: dict[str, bytes], report: Report
+) -> None:
+    """The previous checkpoint is a prefix of ``cp`` (the log only grew)."""
+    prev = verify_checkpoint(previous_text, keys, cp.origin)
+    if not isinstance(consistency, dict):
+        raise VerificationError("a previous checkpoint needs a consistency proof")
+    if (consistency.get("first"), consistency.get("second")) != (prev.size, cp.size):
+        raise VerificationError(
+            f"the consistency proof is from {consistency.get('first')} to "
+            f"{consistency.get('second')}, not {prev.size} to {cp.size}"
+        )
+    verify_consistency(prev.size, cp.size, consistency.get("proof"), prev.root, cp.root)
+    report.checked.append(f"checkpoint of size {prev.size} is consistent with size {cp.size} (append-only)")

@@ -8,41 +8,55 @@ community's webhook, if it has one, by ``webhooks.deliver_due``.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.core.clock import rfc3339
-from timebank.core.problems import NotFound
-from timebank.core.roles import Role
+from timebank.notifications import queries
+from timebank.points import queries as points_queries
 from timebank.security import Principal
-from timebank.volunteer.service import member_exists
+from timebank.volunteer.reading import member_exists
 
 THRESHOLDS_DAYS = (30, 7)
 
 # For each threshold, the lots whose expiry falls between it and the next smaller one
 # (a lot first seen 5 days ahead gets the 7-day reminder only).
-_REMIND = text("""
-    INSERT INTO notifications (community_id, member_id, kind, lot_id, threshold_days, payload, next_attempt_at)
-    SELECT l.community_id, l.member_id, 'points_expiring', l.id, t.days,
-           jsonb_build_object('type', 'points_expiring', 'community_id', l.community_id, 'member_id', l.member_id,
-                              'lot_id', l.id, 'points', l.remaining, 'days', t.days,
-                              'expires_at', to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
-           CAST(:now AS timestamptz)
-      FROM points_lots l
-      JOIN (VALUES (30, 7), (7, 0)) AS t(days, below) ON true
-     WHERE l.community_id = :c AND l.remaining > 0
-       AND l.expires_at > CAST(:now AS timestamptz) + make_interval(days => t.below)
-       AND l.expires_at <= CAST(:now AS timestamptz) + make_interval(days => t.days)
-    ON CONFLICT (lot_id, threshold_days) DO NOTHING
-""")
+WINDOWS = tuple(zip(THRESHOLDS_DAYS, (*THRESHOLDS_DAYS[1:], 0), strict=True))  # (30, 7), (7, 0)
+
+
+def _reminder(lot: Any, days: int, now: datetime) -> dict[str, Any]:
+    return {
+        "community_id": lot.community_id,
+        "member_id": lot.member_id,
+        "kind": "points_expiring",
+        "lot_id": lot.id,
+        "threshold_days": days,
+        "payload": {
+            "type": "points_expiring",
+            "community_id": str(lot.community_id),
+            "member_id": str(lot.member_id),
+            "lot_id": str(lot.id),
+            "points": lot.remaining,
+            "days": days,
+            "expires_at": rfc3339(lot.expires_at),
+        },
+        "next_attempt_at": now,
+    }
 
 
 async def remind_expiring(engine: AsyncEngine, community_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """A reminder for each lot expiring within a threshold (once per lot and threshold)."""
     async with engine.begin() as conn:
-        made = (await conn.execute(_REMIND, {"c": community_id, "now": now})).rowcount
+        rows = [
+            _reminder(lot, days, now)
+            for days, below in WINDOWS
+            for lot in await points_queries.lots_expiring_between(
+                conn, community_id, now + timedelta(days=below), now + timedelta(days=days)
+            )
+        ]
+        made = await queries.add_once(conn, rows)
     return {"notifications": made}
 
 
@@ -65,19 +79,8 @@ async def member_notifications(
     cursor: uuid.UUID | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    if principal.role is Role.RESIDENT and principal.subject_id != member_id:
-        raise NotFound(f"member {member_id} not found")
-    await member_exists(conn, principal, member_id)  # not an empty page for no such member
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT * FROM notifications WHERE community_id = :c AND member_id = :m "
-                "AND (CAST(:after AS uuid) IS NULL OR (created_at, id) < "
-                "     (SELECT created_at, id FROM notifications WHERE id = :after)) "
-                "ORDER BY created_at DESC, id DESC LIMIT :n"
-            ),
-            {"c": principal.community_id, "m": member_id, "after": cursor, "n": limit + 1},
-        )
-    ).all()
+    # no such member, or another resident's: not found (not an empty page)
+    await member_exists(conn, principal, member_id)
+    rows = await queries.member_page(conn, principal.community_id, member_id, cursor, limit + 1)
     page = rows[:limit]
     return [notification_view(r) for r in page], (str(page[-1].id) if len(rows) > limit else None)

@@ -25,12 +25,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank import logs
 from timebank.core.clock import rfc3339
 from timebank.log.verify import jcs
+from timebank.notifications import queries
 
 TIMEOUT_SECONDS = 10
 MAX_BACKOFF = timedelta(hours=1)
@@ -50,6 +50,40 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
+async def _send(client: httpx.AsyncClient, hook: Webhook, row: Any, now: datetime) -> str | None:
+    """POST one notification, signed; None if the receiver took it, else what went wrong."""
+    body = jcs({**row.payload, "notification_id": str(row.id)})
+    stamp = rfc3339(now)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Timebank-Delivery": str(row.id),
+        "X-Timebank-Timestamp": stamp,
+        "X-Timebank-Signature": signature(hook.secret, stamp, body),
+    }
+    try:
+        answer = await client.post(hook.url, content=body, timeout=TIMEOUT_SECONDS, headers=headers)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
+
+
+async def _deliver_next(
+    conn: AsyncConnection, community_id: uuid.UUID, hook: Webhook, now: datetime, client: httpx.AsyncClient
+) -> str | None:
+    """Send the next due notification (locked while it is sent): ``delivered``,
+    ``failed`` (retried later), or None when none is due."""
+    row = await queries.lock_next_due(conn, community_id, now)
+    if row is None:
+        return None
+    error = await _send(client, hook, row, now)
+    if error is None:
+        await queries.mark_delivered(conn, row.id, now)
+        return "delivered"
+    await queries.mark_failed(conn, row.id, error, now + backoff(row.attempts + 1))
+    logs.log.warning("webhook delivery failed", notification=str(row.id), error=error)
+    return "failed"
+
+
 async def deliver_due(
     engine: AsyncEngine,
     community_id: uuid.UUID,
@@ -58,57 +92,13 @@ async def deliver_due(
     client: httpx.AsyncClient,
     limit: int = 200,
 ) -> dict[str, Any]:
+    """Deliver up to ``limit`` due notifications of the community, one transaction each."""
     counts = {"delivered": 0, "failed": 0}
     async with engine.connect() as conn:
         for _ in range(limit):
             async with conn.begin():
-                row = (
-                    await conn.execute(
-                        text(
-                            "SELECT * FROM notifications WHERE community_id = :c AND delivered_at IS NULL "
-                            "AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-                        ),
-                        {"c": community_id, "now": now},
-                    )
-                ).first()
-                if row is None:
-                    break
-                body = jcs({**row.payload, "notification_id": str(row.id)})
-                stamp = rfc3339(now)
-                error = None
-                try:
-                    answer = await client.post(
-                        hook.url,
-                        content=body,
-                        timeout=TIMEOUT_SECONDS,
-                        headers={
-                            "Content-Type": "application/json",
-                            "X-Timebank-Delivery": str(row.id),
-                            "X-Timebank-Timestamp": stamp,
-                            "X-Timebank-Signature": signature(hook.secret, stamp, body),
-                        },
-                    )
-                    if not 200 <= answer.status_code < 300:
-                        error = f"HTTP {answer.status_code}"
-                except httpx.HTTPError as exc:
-                    error = type(exc).__name__
-                if error is None:
-                    await conn.execute(
-                        text(
-                            "UPDATE notifications SET delivered_at = :now, attempts = attempts + 1, "
-                            "last_error = NULL WHERE id = :id"
-                        ),
-                        {"now": now, "id": row.id},
-                    )
-                    counts["delivered"] += 1
-                else:
-                    await conn.execute(
-                        text(
-                            "UPDATE notifications SET attempts = attempts + 1, last_error = :e, next_attempt_at = :at "
-                            "WHERE id = :id"
-                        ),
-                        {"e": error, "at": now + backoff(row.attempts + 1), "id": row.id},
-                    )
-                    counts["failed"] += 1
-                    logs.log.warning("webhook delivery failed", notification=str(row.id), error=error)
+                outcome = await _deliver_next(conn, community_id, hook, now, client)
+            if outcome is None:
+                break
+            counts[outcome] += 1
     return counts

@@ -19,15 +19,61 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.core.communities import community_zone
+from timebank.core.terms import Asset, SystemRole
 from timebank.db import driver
+from timebank.ledger import queries as ledger_queries
 from timebank.ledger.posting import post_batch
+from timebank.points import queries
 
 CHUNK = 250  # members per database transaction (and per ledger_post_batch call)
 MEMO = "积分过期 points expired"
+
+
+def _expiry_request(
+    community_id: uuid.UUID, day: str, account_id: uuid.UUID, sink: uuid.UUID, amount: int
+) -> tuple[Any, ...]:
+    """One ``ledger_post_batch`` request: ``amount`` from the member's account to the sink."""
+    key = f"job:points-expiry:{day}:{account_id}"
+    return (
+        uuid.uuid4(),
+        community_id,
+        "expiry",
+        "posted",
+        MEMO,
+        None,
+        key,
+        hashlib.sha256(f"{key}:{amount}".encode()).digest(),
+        None,
+        None,
+        None,
+        None,
+        [
+            (account_id, "POINT", "debit", "posted", amount),
+            (sink, "POINT", "credit", "posted", amount),
+        ],
+    )
+
+
+async def _expire_chunk(
+    raw: Any, community_id: uuid.UUID, day: str, due: list[uuid.UUID], sink: uuid.UUID, now: datetime
+) -> dict[str, int]:
+    """Lock the accounts (and the sink) in id order, then expire what their lots still hold."""
+    available = await ledger_queries.lock_available(raw, [*due, sink])
+    requests = []
+    for account_id, points in (await queries.expired_points(raw, due, now)).items():
+        amount = min(points, available[account_id])
+        if amount > 0:  # else all of it is held by open redemptions
+            requests.append(_expiry_request(community_id, day, account_id, sink, amount))
+    answers = await post_batch(raw, requests) if requests else []
+    for request, answer in zip(requests, answers, strict=True):
+        # 'replay': this day's expiry of the account committed in an earlier,
+        # interrupted run; what is left waits for the next day's run.
+        assert answer["code"] in ("ok", "replay"), f"expiry of {request[12][0][0]}: {answer['code']}"
+    posted = [r for r, a in zip(requests, answers, strict=True) if a["code"] == "ok"]
+    return {"members": len(posted), "points": sum(r[12][0][4] for r in posted), "transactions": len(posted)}
 
 
 async def expire_points(
@@ -38,85 +84,17 @@ async def expire_points(
     counts = {"members": 0, "points": 0, "transactions": 0}
     async with engine.connect() as conn:
         tz = await community_zone(conn, community_id)
-        sink = (
-            await conn.execute(
-                text(
-                    "SELECT id FROM accounts WHERE community_id = :c AND system_role = 'expired' AND asset = 'POINT'"
-                ),
-                {"c": community_id},
-            )
-        ).scalar_one()
+        sink = await ledger_queries.system_account_id(conn, community_id, SystemRole.EXPIRED, Asset.POINT)
         await conn.rollback()
         day = now.astimezone(tz).date().isoformat()
         after = uuid.UUID(int=0)
         while True:
             async with conn.begin():
                 raw = await driver(conn)
-                due = [
-                    r["account_id"]
-                    for r in await raw.fetch(
-                        "SELECT DISTINCT account_id FROM points_lots WHERE community_id = $1 AND remaining > 0 "
-                        "AND expires_at <= $2 AND account_id > $3 ORDER BY account_id LIMIT $4",
-                        community_id,
-                        now,
-                        after,
-                        chunk,
-                    )
-                ]
+                due = await queries.accounts_with_expired_lots(raw, community_id, now, after, chunk)
                 if not due:
                     break
                 after = due[-1]
-                locked = {
-                    r["id"]: r
-                    for r in await raw.fetch(
-                        "SELECT id, credits_posted - debits_posted - debits_pending AS available FROM accounts "
-                        "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
-                        [*due, sink],
-                    )
-                }
-                expired = await raw.fetch(
-                    "SELECT account_id, sum(remaining) AS points FROM points_lots WHERE account_id = ANY($1::uuid[]) "
-                    "AND remaining > 0 AND expires_at <= $2 GROUP BY account_id ORDER BY account_id",
-                    due,
-                    now,
-                )
-                requests = []
-                for row in expired:
-                    amount = min(int(row["points"]), int(locked[row["account_id"]]["available"]))
-                    if amount <= 0:
-                        continue  # all of it is held by open redemptions
-                    key = f"job:points-expiry:{day}:{row['account_id']}"
-                    requests.append(
-                        (
-                            uuid.uuid4(),
-                            community_id,
-                            "expiry",
-                            "posted",
-                            MEMO,
-                            None,
-                            key,
-                            hashlib.sha256(f"{key}:{amount}".encode()).digest(),
-                            None,
-                            None,
-                            None,
-                            None,
-                            [
-                                (row["account_id"], "POINT", "debit", "posted", amount),
-                                (sink, "POINT", "credit", "posted", amount),
-                            ],
-                        )
-                    )
-                if not requests:
-                    continue
-                answers = await post_batch(raw, requests)
-                for request, answer in zip(requests, answers, strict=True):
-                    # 'replay': this day's expiry of the account committed in an earlier,
-                    # interrupted run; what is left waits for the next day's run.
-                    assert answer["code"] in ("ok", "replay"), (
-                        f"expiry of {request[12][0][0]}: {answer['code']}"
-                    )
-                    if answer["code"] == "ok":
-                        counts["members"] += 1
-                        counts["transactions"] += 1
-                        counts["points"] += request[12][0][4]
+                done = await _expire_chunk(raw, community_id, day, due, sink, now)
+                counts = {k: counts[k] + done[k] for k in counts}
     return counts

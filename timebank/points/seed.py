@@ -9,13 +9,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.community.service import create_community, create_party
 from timebank.core.policy import PointsExpiry, Policy, set_policy
 from timebank.core.roles import PartyKind
+from timebank.core.terms import Asset, SystemRole
 from timebank.db import driver
+from timebank.ledger import queries as ledger_queries
 from timebank.ledger.posting import post_batch
 
 BATCH = 500
@@ -35,14 +36,9 @@ async def seed_lots(
             )
             for i in range(members)
         ]
-        issuance = (
-            await conn.execute(
-                text(
-                    "SELECT id FROM accounts WHERE community_id = :c AND system_role = 'issuance' AND asset = 'POINT'"
-                ),
-                {"c": community_id},
-            )
-        ).scalar_one()
+        issuance = await ledger_queries.system_account_id(
+            conn, community_id, SystemRole.ISSUANCE, Asset.POINT
+        )
     for m in months:
         async with engine.begin() as conn:
             await set_policy(
@@ -86,14 +82,7 @@ async def donate(
 ) -> None:
     """Each of ``accounts`` gives ``points`` to the community fund (lots spent oldest first)."""
     async with engine.connect() as conn:
-        fund = (
-            await conn.execute(
-                text(
-                    "SELECT id FROM accounts WHERE community_id = :c AND system_role = 'fund' AND asset = 'POINT'"
-                ),
-                {"c": community_id},
-            )
-        ).scalar_one()
+        fund = await ledger_queries.system_account_id(conn, community_id, SystemRole.FUND, Asset.POINT)
         await conn.rollback()
         for start in range(0, len(accounts), BATCH):
             async with conn.begin():

@@ -9,13 +9,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.core.clock import rfc3339
 from timebank.core.problems import NotFound
-from timebank.core.roles import Role
+from timebank.core.terms import Asset
+from timebank.ledger import queries as ledger_queries
+from timebank.points import queries
 from timebank.security import Principal
+from timebank.volunteer.reading import member_exists
 
 MAX_LOTS = 1000
 
@@ -34,31 +36,15 @@ def lot_view(row: Any) -> dict[str, Any]:
 
 async def member_points(conn: AsyncConnection, principal: Principal, member_id: uuid.UUID) -> dict[str, Any]:
     """A member's points: balance, what is free to spend, and the open lots by expiry."""
-    if principal.role is Role.RESIDENT and principal.subject_id != member_id:
-        raise NotFound(f"member {member_id} not found")
-    account = (
-        await conn.execute(
-            text(
-                "SELECT a.* FROM accounts a JOIN parties p ON p.id = a.party_id "
-                "WHERE a.party_id = :m AND a.community_id = :c AND a.asset = 'POINT' AND p.kind = 'member'"
-            ),
-            {"m": member_id, "c": principal.community_id},
-        )
-    ).first()
+    await member_exists(conn, principal, member_id)  # a resident reads their own only
+    account = await ledger_queries.party_account(conn, principal.community_id, member_id, Asset.POINT)
     if account is None:
         raise NotFound(f"member {member_id} not found")
-    lots = (
-        await conn.execute(
-            text(
-                "SELECT * FROM points_lots WHERE account_id = :a AND remaining > 0 ORDER BY expires_at, id LIMIT :n"
-            ),
-            {"a": account.id, "n": MAX_LOTS},
-        )
-    ).all()
+    lots = await queries.open_lots(conn, account.id, MAX_LOTS)
     return {
         "member_id": str(member_id),
         "account_id": str(account.id),
-        "balance": account.credits_posted - account.debits_posted,
-        "available": account.credits_posted - account.debits_posted - account.debits_pending,
+        "balance": account.posted,
+        "available": account.available,
         "lots": [lot_view(r) for r in lots],
     }

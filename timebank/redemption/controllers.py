@@ -13,7 +13,7 @@ from timebank import schemas, web
 from timebank.core.problems import BadRequest
 from timebank.core.roles import Role
 from timebank.ledger.idempotency import request_hash, run_idempotent
-from timebank.redemption import service
+from timebank.redemption import redemption_views, redemptions, rewards, statements
 from timebank.schemas import problems
 from timebank.security import READERS, access
 
@@ -56,10 +56,10 @@ class RewardController(Controller):
         responses=problems(404, 413),
         summary="Publish a reward (a merchant for itself, or an admin for a merchant)",
     )
-    async def create(self, request: Request, data: service.RewardIn) -> Response[schemas.Reward]:
-        data = await web.strict_body(request, service.RewardIn)
+    async def create(self, request: Request, data: rewards.RewardIn) -> Response[schemas.Reward]:
+        data = await web.strict_body(request, rewards.RewardIn)
         async with web.engine(request).begin() as conn:
-            return web.json_response(await service.create_reward(conn, web.principal(request), data), 201)
+            return web.json_response(await rewards.create_reward(conn, web.principal(request), data), 201)
 
     @get(
         "/",
@@ -77,7 +77,7 @@ class RewardController(Controller):
     ) -> Response[schemas.RewardPage]:
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:
-            items, nxt = await service.list_rewards(
+            items, nxt = await rewards.list_rewards(
                 conn,
                 web.principal(request),
                 merchant_id=merchant_id,
@@ -90,7 +90,7 @@ class RewardController(Controller):
     @get("/{reward_id:uuid}", opt=access(*READERS), responses=problems(404), summary="A reward")
     async def get_one(self, request: Request, reward_id: uuid.UUID) -> Response[schemas.Reward]:
         async with web.engine(request).connect() as conn:
-            return web.json_response(await service.get_reward(conn, web.principal(request), reward_id))
+            return web.json_response(await rewards.get_reward(conn, web.principal(request), reward_id))
 
     @patch(
         "/{reward_id:uuid}",
@@ -100,12 +100,12 @@ class RewardController(Controller):
         summary="Change a reward (absent fields stay; null clears stock, limit, validity)",
     )
     async def update(
-        self, request: Request, reward_id: uuid.UUID, data: service.RewardPatch
+        self, request: Request, reward_id: uuid.UUID, data: rewards.RewardPatch
     ) -> Response[schemas.Reward]:
-        data = await web.strict_body(request, service.RewardPatch)
+        data = await web.strict_body(request, rewards.RewardPatch)
         async with web.engine(request).begin() as conn:
             return web.json_response(
-                await service.update_reward(conn, web.principal(request), reward_id, data)
+                await rewards.update_reward(conn, web.principal(request), reward_id, data)
             )
 
     @post(
@@ -118,7 +118,7 @@ class RewardController(Controller):
     async def deactivate(self, request: Request, reward_id: uuid.UUID) -> Response[schemas.Reward]:
         async with web.engine(request).begin() as conn:
             return web.json_response(
-                await service.update_reward(conn, web.principal(request), reward_id, None, deactivate=True)
+                await rewards.update_reward(conn, web.principal(request), reward_id, None, deactivate=True)
             )
 
 
@@ -128,7 +128,7 @@ async def _step(request: Request, key: str | None, body: Any, action: Any) -> Re
     signer = request.app.state.signer
 
     async def render(conn: Any, community_id: uuid.UUID, tx_id: uuid.UUID) -> dict[str, Any]:
-        return await service.redemption_answer(conn, community_id, tx_id, signer)
+        return await redemption_views.redemption_answer(conn, community_id, tx_id, signer)
 
     result = await run_idempotent(
         web.engine(request),
@@ -162,7 +162,7 @@ class RedemptionController(Controller):
         who, signer = web.principal(request), request.app.state.signer
 
         async def action(conn: Any, claim: Any) -> dict[str, Any]:
-            return await service.redeem(
+            return await redemptions.redeem(
                 conn, who, data.reward_id, data.member_id, token=data.member_token, signer=signer, claim=claim
             )
 
@@ -176,13 +176,13 @@ class RedemptionController(Controller):
     )
     async def by_code(self, request: Request, code: schemas.CodeQuery) -> Response[schemas.Redemption]:
         async with web.engine(request).connect() as conn:
-            return web.json_response(await service.find_by_code(conn, web.principal(request), code))
+            return web.json_response(await redemption_views.find_by_code(conn, web.principal(request), code))
 
     @get("/{redemption_id:uuid}", opt=access(*READERS), responses=problems(404), summary="A redemption")
     async def get_one(self, request: Request, redemption_id: uuid.UUID) -> Response[schemas.Redemption]:
         async with web.engine(request).connect() as conn:
             return web.json_response(
-                await service.get_redemption(conn, web.principal(request), redemption_id)
+                await redemption_views.get_redemption(conn, web.principal(request), redemption_id)
             )
 
     @post(
@@ -206,7 +206,7 @@ class RedemptionController(Controller):
         who, signer = web.principal(request), request.app.state.signer
 
         async def action(conn: Any, claim: Any) -> dict[str, Any]:
-            return await service.confirm(
+            return await redemptions.confirm(
                 conn, who, redemption_id, code=data.code, qr=data.qr, signer=signer, claim=claim
             )
 
@@ -234,7 +234,7 @@ class RedemptionController(Controller):
         who, signer = web.principal(request), request.app.state.signer
 
         async def action(conn: Any, claim: Any) -> dict[str, Any]:
-            return await service.cancel(conn, who, redemption_id, signer=signer, claim=claim)
+            return await redemptions.cancel(conn, who, redemption_id, signer=signer, claim=claim)
 
         key = idempotency_key or f"{request.url.path}#{who.key_id}"
         return await _step(request, key, None, action)
@@ -259,7 +259,7 @@ class MemberRedemptionController(Controller):
     ) -> Response[schemas.RedemptionPage]:
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:
-            items, nxt = await service.member_redemptions(
+            items, nxt = await redemption_views.member_redemptions(
                 conn, web.principal(request), member_id, web.uuid_cursor(cursor), n
             )
         return web.json_response({"items": items, "next_cursor": nxt})
@@ -273,7 +273,7 @@ class MemberRedemptionController(Controller):
     )
     async def token(self, request: Request, member_id: uuid.UUID) -> Response[schemas.MemberToken]:
         async with web.engine(request).connect() as conn:
-            body = await service.member_token(
+            body = await redemption_views.member_token(
                 conn, web.principal(request), member_id, request.app.state.signer
             )
         return web.json_response(body, 201)
@@ -301,11 +301,11 @@ class StatementController(Controller):
         format: Literal["json", "csv"] | None = None,
     ) -> Response[schemas.Statement]:
         async with web.engine(request).connect() as conn:
-            body = await service.statement(conn, web.principal(request), merchant_id, first, last)
+            body = await statements.statement(conn, web.principal(request), merchant_id, first, last)
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
             name = f"statement-{merchant_id}-{first}-{last}.csv"
             return Response(
-                content=service.statement_csv(body),
+                content=statements.statement_csv(body),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{name}"'},
             )

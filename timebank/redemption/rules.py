@@ -3,7 +3,7 @@
 One home for "may this member redeem this reward now, and at what price": the
 reward list shows these reasons to a resident, and a redemption is refused with the
 first of them. The database enforces stock, limits and balances again under locks
-(service.py), so a race can only make a redemption fail, never exceed a rule.
+(redemptions.py), so a race can only make a redemption fail, never exceed a rule.
 """
 
 from __future__ import annotations

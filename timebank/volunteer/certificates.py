@@ -18,8 +18,8 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.core.clock import rfc3339
@@ -29,7 +29,8 @@ from timebank.core.roles import Role
 from timebank.log.keys import Signer
 from timebank.log.verify import b64, jcs
 from timebank.security import Principal
-from timebank.volunteer.service import member_exists
+from timebank.volunteer import parties, queries
+from timebank.volunteer.reading import member_exists
 
 MAX_DAYS = 3660
 # Unambiguous letters and digits (no 0/O, 1/I/L): numbers are read aloud and typed.
@@ -39,6 +40,41 @@ _ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 def new_number(issued: date) -> str:
     """Random, so that numbers cannot be enumerated to read other volunteers' certificates."""
     return f"TB-{issued.year}-" + "".join(secrets.choice(_ALPHABET) for _ in range(10))
+
+
+def _activities(rows: list[Any], organisations: dict[uuid.UUID, str], tz: ZoneInfo) -> list[dict[str, Any]]:
+    return [
+        {
+            "date": r.started_at.astimezone(tz).date().isoformat(),
+            "activity": r.activity,
+            "category": r.category,
+            "organisation": organisations[r.organisation_id],
+            "minutes": r.minutes,
+            "record_id": str(r.id),
+        }
+        for r in rows
+    ]
+
+
+async def _content(
+    conn: AsyncConnection, community_id: uuid.UUID, member_id: uuid.UUID, period_from: date, period_to: date
+) -> dict[str, Any]:
+    """What a certificate states (without number, issuer and date): the same service, the same content."""
+    tz = await community_zone(conn, community_id)
+    start = datetime.combine(period_from, time(0), tz)
+    end = datetime.combine(period_to + timedelta(days=1), time(0), tz)
+    rows = await queries.approved_in_period(conn, member_id, start, end)
+    names = await parties.display_names(conn, [member_id, *(r.organisation_id for r in rows)])
+    activities = _activities(rows, names, tz)
+    total = sum(a["minutes"] for a in activities)
+    return {
+        "community": {"id": str(community_id), "name": await parties.community_name(conn, community_id)},
+        "volunteer": {"member_id": str(member_id), "name": names[member_id]},
+        "period": {"from": period_from.isoformat(), "to": period_to.isoformat()},
+        "total_minutes": total,
+        "total_hours": str((Decimal(total) / 60).quantize(Decimal("0.01"))),
+        "activities": activities,
+    }
 
 
 async def issue(
@@ -56,94 +92,39 @@ async def issue(
     await member_exists(conn, principal, member_id)
     if period_to < period_from or (period_to - period_from).days > MAX_DAYS:
         raise BadRequest(f"the period is from <= to, at most {MAX_DAYS} days")
-    tz = await community_zone(conn, principal.community_id)
-    start = datetime.combine(period_from, time(0), tz)
-    end = datetime.combine(period_to + timedelta(days=1), time(0), tz)
-    community = (
-        await conn.execute(
-            text("SELECT id, name FROM communities WHERE id = :c"), {"c": principal.community_id}
-        )
-    ).one()
-    member = (
-        await conn.execute(text("SELECT display_name FROM parties WHERE id = :m"), {"m": member_id})
-    ).one()
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT s.id, s.started_at, s.activity, s.category, s.minutes, o.display_name AS organisation "
-                "FROM service_records s JOIN parties o ON o.id = s.organisation_id "
-                "WHERE s.member_id = :m AND s.status = 'approved' AND s.started_at >= :a AND s.started_at < :b "
-                "ORDER BY s.started_at, s.id"
-            ),
-            {"m": member_id, "a": start, "b": end},
-        )
-    ).all()
-    activities = [
-        {
-            "date": r.started_at.astimezone(tz).date().isoformat(),
-            "activity": r.activity,
-            "category": r.category,
-            "organisation": r.organisation,
-            "minutes": r.minutes,
-            "record_id": str(r.id),
-        }
-        for r in rows
-    ]
-    total = sum(a["minutes"] for a in activities)
-    content = {
-        "community": {"id": str(community.id), "name": community.name},
-        "volunteer": {"member_id": str(member_id), "name": member.display_name},
-        "period": {"from": period_from.isoformat(), "to": period_to.isoformat()},
-        "total_minutes": total,
-        "total_hours": str((Decimal(total) / 60).quantize(Decimal("0.01"))),
-        "activities": activities,
-    }
+    content = await _content(conn, principal.community_id, member_id, period_from, period_to)
     content_hash = hashlib.sha256(jcs(content)).digest()
-    existing = (
-        await conn.execute(
-            text("SELECT * FROM certificates WHERE member_id = :m AND content_hash = :h"),
-            {"m": member_id, "h": content_hash},
-        )
-    ).first()
+    existing = await queries.certificate_by_content(conn, member_id, content_hash)
     if existing is not None:
         return signed_view(existing)
-    issued_at = datetime.now(tz)
+    issued_at = datetime.now(await community_zone(conn, principal.community_id))
     number = new_number(issued_at.date())
     certificate = {
         "type": "timebank.certificate.v1",
         "number": number,
         **content,
-        "issuer": community.name,
+        "issuer": content["community"]["name"],
         "issued_at": rfc3339(issued_at),
         "verify_url": f"{public_url.rstrip('/')}/v1/certificates/{number}",
     }
-    signature = b64(signer.sign(jcs(certificate)))
-    await conn.execute(
-        text(
-            "INSERT INTO certificates (number, community_id, member_id, period_from, period_to, content_hash, "
-            "document, kid, signature, issued_by, issued_at) VALUES (:n, :c, :m, :f, :t, :h, CAST(:d AS jsonb), "
-            ":k, :s, :by, :at) ON CONFLICT (member_id, content_hash) DO NOTHING"
-        ),
+    await queries.insert_certificate(
+        conn,
         {
-            "n": number,
-            "c": principal.community_id,
-            "m": member_id,
-            "f": period_from,
-            "t": period_to,
-            "h": content_hash,
-            "d": jcs(certificate).decode(),
-            "k": signer.kid,
-            "s": signature,
-            "by": principal.key_id,
-            "at": issued_at,
+            "number": number,
+            "community_id": principal.community_id,
+            "member_id": member_id,
+            "period_from": period_from,
+            "period_to": period_to,
+            "content_hash": content_hash,
+            "document": certificate,
+            "kid": signer.kid,
+            "signature": b64(signer.sign(jcs(certificate))),
+            "issued_by": principal.key_id,
+            "issued_at": issued_at,
         },
     )
-    stored = (
-        await conn.execute(
-            text("SELECT * FROM certificates WHERE member_id = :m AND content_hash = :h"),
-            {"m": member_id, "h": content_hash},
-        )
-    ).one()
+    stored = await queries.certificate_by_content(conn, member_id, content_hash)
+    assert stored is not None
     return signed_view(stored)
 
 
@@ -152,7 +133,7 @@ def signed_view(row: Any) -> dict[str, Any]:
 
 
 async def by_number(conn: AsyncConnection, number: str) -> dict[str, Any]:
-    row = (await conn.execute(text("SELECT * FROM certificates WHERE number = :n"), {"n": number})).first()
+    row = await queries.certificate_by_number(conn, number)
     if row is None:
         raise NotFound(f"no certificate {number}")
     return signed_view(row)
@@ -174,11 +155,49 @@ CATEGORY_NAMES = {
 }
 
 
+def _activity_table(pdf: Any, activities: list[dict[str, Any]]) -> None:
+    """The activities, one row each (the first 40; the electronic certificate has them all)."""
+    from fpdf.fonts import FontFace
+
+    heading = FontFace(emphasis="", fill_color=(235, 235, 235))  # the font has no bold face
+    with pdf.table(
+        col_widths=(25, 60, 25, 55, 20),
+        text_align=("LEFT", "LEFT", "LEFT", "LEFT", "RIGHT"),
+        headings_style=heading,
+    ) as table:
+        table.row(["日期", "服务项目", "类别", "志愿服务组织", "分钟"])
+        shown = activities[:40]
+        for a in shown:
+            category = CATEGORY_NAMES.get(a["category"], a["category"])
+            table.row([a["date"], a["activity"], category, a["organisation"], str(a["minutes"])])
+    if len(activities) > len(shown):
+        pdf.cell(0, 7, f"……另有 {len(activities) - len(shown)} 项，见电子证明", new_x="LMARGIN", new_y="NEXT")
+
+
+def _seal(pdf: Any, signed: dict[str, Any]) -> None:
+    """The QR code of the check URL, beside the issuer, the date and the signing key."""
+    import qrcode
+
+    cert = signed["certificate"]
+    y = pdf.get_y()
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=2)
+    qr.add_data(cert["verify_url"])
+    pdf.image(qr.make_image().get_image(), x=pdf.l_margin, y=y, w=40, h=40)
+    pdf.set_xy(pdf.l_margin + 46, y + 4)
+    pdf.set_font("NotoSansSC", size=11)
+    pdf.multi_cell(
+        0,
+        7,
+        f"出具单位：{cert['issuer']}\n出具时间：{cert['issued_at'][:10]}\n"
+        f"扫码或用 timebank verify 核验本证明（签名密钥 {signed['kid'][:12]}…）",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+
+
 def render_pdf(signed: dict[str, Any]) -> bytes:
     """A printable A4 certificate with the CJK font embedded and a QR code of its check URL."""
-    import qrcode
     from fpdf import FPDF
-    from fpdf.fonts import FontFace
 
     cert = signed["certificate"]
     pdf = FPDF(format="A4")
@@ -203,45 +222,7 @@ def render_pdf(signed: dict[str, Any]) -> bytes:
     )
     pdf.ln(4)
     pdf.set_font("NotoSansSC", size=10)
-    heading = FontFace(emphasis="", fill_color=(235, 235, 235))  # the font has no bold face
-    with pdf.table(
-        col_widths=(25, 60, 25, 55, 20),
-        text_align=("LEFT", "LEFT", "LEFT", "LEFT", "RIGHT"),
-        headings_style=heading,
-    ) as table:
-        table.row(["日期", "服务项目", "类别", "志愿服务组织", "分钟"])
-        shown = cert["activities"][:40]
-        for a in shown:
-            table.row(
-                [
-                    a["date"],
-                    a["activity"],
-                    CATEGORY_NAMES.get(a["category"], a["category"]),
-                    a["organisation"],
-                    str(a["minutes"]),
-                ]
-            )
-    if len(cert["activities"]) > len(shown):
-        pdf.cell(
-            0,
-            7,
-            f"……另有 {len(cert['activities']) - len(shown)} 项，见电子证明",
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
+    _activity_table(pdf, cert["activities"])
     pdf.ln(6)
-    y = pdf.get_y()
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=8, border=2)
-    qr.add_data(cert["verify_url"])
-    pdf.image(qr.make_image().get_image(), x=pdf.l_margin, y=y, w=40, h=40)
-    pdf.set_xy(pdf.l_margin + 46, y + 4)
-    pdf.set_font("NotoSansSC", size=11)
-    pdf.multi_cell(
-        0,
-        7,
-        f"出具单位：{cert['issuer']}\n出具时间：{cert['issued_at'][:10]}\n"
-        f"扫码或用 timebank verify 核验本证明（签名密钥 {signed['kid'][:12]}…）",
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
+    _seal(pdf, signed)
     return bytes(pdf.output())

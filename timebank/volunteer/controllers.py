@@ -19,8 +19,10 @@ from timebank.core.roles import Role
 from timebank.ledger.idempotency import request_hash, run_idempotent
 from timebank.schemas import problems
 from timebank.security import PUBLIC, READERS, access
-from timebank.volunteer import certificates, service
-from timebank.volunteer.csv_import import parse_csv
+from timebank.volunteer import approval, certificates, corrections, reading, recording
+from timebank.volunteer.approval import set_policy
+from timebank.volunteer.csv_import import import_answer, parse_csv
+from timebank.volunteer.records import ImportTooLarge, RecordIn, record_view
 
 RECORD_READERS = (Role.ADMIN, Role.AUDITOR, Role.RECORDER, Role.RESIDENT)
 IDEMPOTENCY_KEY = Parameter(
@@ -57,22 +59,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _import_answer(accepted: list[dict[str, Any]], rejected: list[dict[str, Any]], done: list[Any]) -> bytes:
-    """An import's answer as JSON, encoded a slice at a time (one encoder call holds the
-    interpreter for its whole length, and 20,000 records are megabytes). Empties
-    ``accepted`` and ``done`` as it goes, so that they are freed in this thread."""
-    encoder = msgspec.json.Encoder()
-    parts = [b'{"accepted":[']
-    for start in range(0, len(accepted), 1000):
-        if start:
-            parts.append(b",")
-        parts.append(encoder.encode(accepted[start : start + 1000])[1:-1])
-    parts += [b'],"rejected":', encoder.encode(rejected), b"}"]
-    accepted.clear()
-    done.clear()
-    return b"".join(parts)
-
-
 class PolicyController(Controller):
     path = "/v1/community/policy"
     tags = ["community"]
@@ -96,7 +82,7 @@ class PolicyController(Controller):
         policy = policies.decode_policy(await request.body())
         who = web.principal(request)
         async with web.engine(request).begin() as conn:
-            return web.json_response(await policies.set_policy(conn, who.community_id, policy, who.key_id))
+            return web.json_response(await set_policy(conn, who.community_id, policy, who.key_id))
 
     @get(
         "/versions",
@@ -132,7 +118,7 @@ async def _decide(request: Request, record_id: uuid.UUID, key: str | None, decid
             request_hash(who, "POST", request.url.path, None),
             action,
             instance=request.url.path,
-            render=service.decision_view,
+            render=approval.decision_view,
         ),
     )
 
@@ -151,9 +137,9 @@ class ServiceRecordController(Controller):
     )
     async def create(self, request: Request, data: RecordBody) -> Response[schemas.ServiceRecord]:
         data = await web.strict_body(request, RecordBody)
-        item = service.RecordIn(**msgspec.structs.asdict(data))
+        item = RecordIn(**msgspec.structs.asdict(data))
         async with web.engine(request).begin() as conn:
-            out = await service.record_many(conn, web.principal(request), [item], now=_now())
+            out = await recording.record_many(conn, web.principal(request), [item], now=_now())
         if out.rejected:
             raise RecordRejected(out.rejected[0]["reason"])
         view = {k: v for k, v in out.accepted[0].items() if k != "line"}
@@ -179,7 +165,7 @@ class ServiceRecordController(Controller):
         cfg = web.settings(request)
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cfg.import_max_bytes:  # refuse before reading it
-            raise service.ImportTooLarge(
+            raise ImportTooLarge(
                 f"the file has {declared} bytes; an import takes at most {cfg.import_max_rows} records and "
                 f"{cfg.import_max_bytes} bytes: split the file"
             )
@@ -193,12 +179,12 @@ class ServiceRecordController(Controller):
         for row in rows:
             row.organisation_id = row.organisation_id or organisation_id
         async with web.engine(request).begin() as conn:
-            out = await service.record_many(
+            out = await recording.record_many(
                 conn, who, rows, now=_now(), derive_refs=True, max_rows=cfg.import_max_rows
             )
         rejected = sorted(out.rejected + unreadable, key=lambda r: r["line"])
         # Encoded (and the rows let go of) in a worker thread: megabytes, 100,000s of objects.
-        body = await asyncio.to_thread(_import_answer, out.accepted, rejected, rows)
+        body = await asyncio.to_thread(import_answer, out.accepted, rejected, rows)
         return Response(body, media_type="application/json")
 
     @get(
@@ -221,7 +207,7 @@ class ServiceRecordController(Controller):
     ) -> Response[schemas.ServiceRecordPage]:
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:
-            items, nxt = await service.records_page(
+            items, nxt = await reading.records_page(
                 conn,
                 web.principal(request),
                 member_id=member_id,
@@ -241,7 +227,7 @@ class ServiceRecordController(Controller):
     async def get_one(self, request: Request, record_id: uuid.UUID) -> Response[schemas.ServiceRecord]:
         async with web.engine(request).connect() as conn:
             return web.json_response(
-                service.record_view(await service.get_record(conn, web.principal(request), record_id))
+                record_view(await reading.get_record(conn, web.principal(request), record_id))
             )
 
     @post(
@@ -254,7 +240,7 @@ class ServiceRecordController(Controller):
     async def approve(
         self, request: Request, record_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[schemas.Decision]:
-        return await _decide(request, record_id, idempotency_key, service.approve)
+        return await _decide(request, record_id, idempotency_key, approval.approve)
 
     @post(
         "/{record_id:uuid}/reject",
@@ -270,7 +256,7 @@ class ServiceRecordController(Controller):
         data = await web.strict_body(request, ReasonBody)
         async with web.engine(request).begin() as conn:
             return web.json_response(
-                await service.reject(conn, web.principal(request), record_id, data.reason)
+                await approval.reject(conn, web.principal(request), record_id, data.reason)
             )
 
     @post(
@@ -286,7 +272,7 @@ class ServiceRecordController(Controller):
     ) -> Response[schemas.Correction]:
         data = await web.strict_body(request, ReasonBody)
         async with web.engine(request).begin() as conn:
-            view = await service.request_reversal(conn, web.principal(request), record_id, data.reason)
+            view = await corrections.request_reversal(conn, web.principal(request), record_id, data.reason)
         return web.json_response(view, 201)
 
     @post(
@@ -299,7 +285,7 @@ class ServiceRecordController(Controller):
     async def approve_reversal(
         self, request: Request, record_id: uuid.UUID, idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY]
     ) -> Response[schemas.Decision]:
-        return await _decide(request, record_id, idempotency_key, service.approve_reversal)
+        return await _decide(request, record_id, idempotency_key, corrections.approve_reversal)
 
     @post(
         "/{record_id:uuid}/reversal/reject",
@@ -310,7 +296,9 @@ class ServiceRecordController(Controller):
     )
     async def reject_reversal(self, request: Request, record_id: uuid.UUID) -> Response[schemas.Correction]:
         async with web.engine(request).begin() as conn:
-            return web.json_response(await service.reject_reversal(conn, web.principal(request), record_id))
+            return web.json_response(
+                await corrections.reject_reversal(conn, web.principal(request), record_id)
+            )
 
 
 class CertificateController(Controller):
@@ -355,8 +343,8 @@ class MemberRecordsController(Controller):
         who = web.principal(request)
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:
-            await service.member_exists(conn, who, member_id)
-            items, nxt = await service.records_page(
+            await reading.member_exists(conn, who, member_id)
+            items, nxt = await reading.records_page(
                 conn,
                 who,
                 member_id=member_id,

@@ -1,0 +1,3 @@
+from timebank.cli import main
+
+main()

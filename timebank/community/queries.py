@@ -1,0 +1,137 @@
+"""Every read and write of the community package's tables, for it and for others.
+
+The community package owns ``communities``, ``parties`` and ``api_keys``; other
+packages ask here whether a member exists or which parties of a kind a community
+has, instead of querying those tables themselves.
+
+One way of reading throughout (as in ``timebank.ledger.queries``): typed SQLAlchemy
+Core statements on the SQLModel table classes, executed on an ``AsyncConnection``,
+returning ``Row`` objects whose attributes are the model's columns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from timebank.community.models import ApiKey, Community, Party
+
+# --- communities -----------------------------------------------------------------------
+
+
+async def insert_community(conn: AsyncConnection, name: str, timezone: str) -> uuid.UUID:
+    stmt = insert(Community).values(name=name, timezone=timezone).returning(Community.id)
+    return (await conn.execute(stmt)).scalar_one()
+
+
+async def community_by_id(conn: AsyncConnection, community_id: uuid.UUID) -> Row[Any]:
+    return (await conn.execute(select(Community).where(Community.id == community_id))).one()
+
+
+async def all_communities(conn: AsyncConnection) -> list[Row[Any]]:
+    """Every community's id and time zone, by id (the scheduled jobs run per community)."""
+    return list((await conn.execute(select(Community.id, Community.timezone).order_by(Community.id))).all())
+
+
+# --- parties ---------------------------------------------------------------------------
+
+
+async def insert_party(
+    conn: AsyncConnection, community_id: uuid.UUID, kind: str, name: str, external_ref: str | None
+) -> Row[Any]:
+    stmt = (
+        insert(Party)
+        .values(community_id=community_id, kind=kind, display_name=name, external_ref=external_ref)
+        .returning(*Party.__table__.c)
+    )
+    return (await conn.execute(stmt)).one()
+
+
+async def party_in_community(
+    conn: AsyncConnection, community_id: uuid.UUID, party_id: uuid.UUID, kind: str | None = None
+) -> Row[Any] | None:
+    """The community's party ``party_id`` (of ``kind``, if given), or None."""
+    stmt = select(Party).where(Party.id == party_id, Party.community_id == community_id)
+    if kind is not None:
+        stmt = stmt.where(Party.kind == kind)
+    return (await conn.execute(stmt)).first()
+
+
+async def party_exists(
+    conn: AsyncConnection, community_id: uuid.UUID, party_id: uuid.UUID, kind: str
+) -> bool:
+    """Is ``party_id`` a party of ``kind`` (e.g. a member) in the community?"""
+    stmt = select(Party.id).where(
+        Party.id == party_id, Party.community_id == community_id, Party.kind == kind
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def parties_of_kind(
+    conn: AsyncConnection,
+    community_id: uuid.UUID,
+    kind: str,
+    ids: Collection[uuid.UUID] = (),
+    external_refs: Collection[str] = (),
+) -> list[Row[Any]]:
+    """(id, external_ref) of the community's parties of ``kind`` among ``ids`` or ``external_refs``."""
+    if not ids and not external_refs:
+        return []
+    stmt = select(Party.id, Party.external_ref).where(
+        Party.community_id == community_id,
+        Party.kind == kind,
+        or_(Party.id.in_(list(ids)), Party.external_ref.in_(list(external_refs))),
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def parties_page(
+    conn: AsyncConnection, community_id: uuid.UUID, kind: str, after: uuid.UUID | None, n: int
+) -> list[Row[Any]]:
+    """The community's parties of ``kind`` with id above ``after``, by id."""
+    stmt = select(Party).where(Party.community_id == community_id, Party.kind == kind)
+    if after is not None:
+        stmt = stmt.where(Party.id > after)
+    return list((await conn.execute(stmt.order_by(Party.id).limit(n))).all())
+
+
+# --- API keys --------------------------------------------------------------------------
+
+
+async def insert_key(conn: AsyncConnection, **values: Any) -> Row[Any]:
+    """A new key (columns of ``api_keys`` as keywords); its id and creation time."""
+    stmt = insert(ApiKey).values(**values).returning(ApiKey.id, ApiKey.created_at)
+    return (await conn.execute(stmt)).one()
+
+
+async def keys_of_community(conn: AsyncConnection, community_id: uuid.UUID) -> list[Row[Any]]:
+    stmt = select(ApiKey).where(ApiKey.community_id == community_id).order_by(ApiKey.created_at, ApiKey.id)
+    return list((await conn.execute(stmt)).all())
+
+
+async def lock_active_admin_keys(conn: AsyncConnection, community_id: uuid.UUID) -> list[uuid.UUID]:
+    """Lock the community's unrevoked admin keys (in id order) and answer their ids."""
+    stmt = (
+        select(ApiKey.id)
+        .where(ApiKey.community_id == community_id, ApiKey.role == "admin", ApiKey.revoked_at.is_(None))
+        .order_by(ApiKey.id)
+        .with_for_update()
+    )
+    return list((await conn.execute(stmt)).scalars())
+
+
+async def key_in_community(
+    conn: AsyncConnection, community_id: uuid.UUID, key_id: uuid.UUID
+) -> Row[Any] | None:
+    stmt = select(ApiKey.role, ApiKey.revoked_at).where(
+        ApiKey.id == key_id, ApiKey.community_id == community_id
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def revoke_key(conn: AsyncConnection, key_id: uuid.UUID) -> None:
+    await conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=func.now()))

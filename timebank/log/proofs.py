@@ -1,0 +1,118 @@
+"""What the log serves publicly: checkpoints and RFC 6962 inclusion and consistency
+proofs, computed from the stored perfect-subtree hashes (merkle.py)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from timebank.core.clock import rfc3339
+from timebank.core.problems import BadRequest, NotFound
+from timebank.log import merkle, queries
+from timebank.log.timestamps import MAXIMUM_MERGE_DELAY_SECONDS
+from timebank.log.verify import b64
+from timebank.security import Principal
+
+
+def log_community(principal: Principal | None, community_id: uuid.UUID | None) -> uuid.UUID:
+    if community_id is not None:
+        return community_id
+    if principal is not None:
+        return principal.community_id
+    raise BadRequest("name the log with community_id= (or send an API key of that community)")
+
+
+async def _tree_size(conn: AsyncConnection, community_id: uuid.UUID) -> int:
+    last = await queries.latest_checkpoint(conn, community_id)
+    if last is None:
+        raise NotFound(f"community {community_id} has no log yet")
+    return int(last.tree_size)
+
+
+def _check_size(size: int, tree_size: int, what: str) -> None:
+    if not 0 <= size <= tree_size:
+        raise BadRequest(f"{what} must be from 0 to {tree_size}, the size of the latest checkpoint")
+
+
+async def prove(conn: AsyncConnection, community_id: uuid.UUID, ranges: list[merkle.Range]) -> list[bytes]:
+    """The hashes of ``ranges`` (a proof), from the stored nodes in one query."""
+    hashes = await queries.stored_nodes(conn, community_id, merkle.nodes_for(ranges))
+    return [merkle.range_hash(r, hashes) for r in ranges]
+
+
+async def inclusion_proof(
+    conn: AsyncConnection,
+    community_id: uuid.UUID,
+    *,
+    index: int | None,
+    transaction_id: uuid.UUID | None,
+    size: int | None,
+) -> dict[str, Any]:
+    if (index is None) == (transaction_id is None):
+        raise BadRequest("give either index= or transaction_id=")
+    tree_size = await _tree_size(conn, community_id)
+    size = tree_size if size is None else size
+    _check_size(size, tree_size, "size")
+    if index is not None:
+        leaf = await queries.leaf_at(conn, community_id, index)
+    else:
+        assert transaction_id is not None
+        leaf = await queries.leaf_of(conn, transaction_id, community_id)
+    if leaf is None:
+        raise NotFound(
+            "no such entry in this log (a new transaction is integrated within "
+            f"{MAXIMUM_MERGE_DELAY_SECONDS} s)"
+        )
+    if leaf.idx >= size:
+        raise BadRequest(f"entry {leaf.idx} is not in a tree of size {size}")
+    proof = await prove(conn, community_id, merkle.inclusion_ranges(leaf.idx, size))
+    return {
+        "index": leaf.idx,
+        "tree_size": size,
+        "leaf_hash": b64(leaf.leaf_hash),
+        "transaction_id": str(leaf.transaction_id),
+        "proof": [b64(h) for h in proof],
+    }
+
+
+async def consistency_proof(
+    conn: AsyncConnection, community_id: uuid.UUID, first: int, second: int
+) -> dict[str, Any]:
+    tree_size = await _tree_size(conn, community_id)
+    _check_size(second, tree_size, "second")
+    if not 1 <= first <= second:
+        raise BadRequest("first must be from 1 to second (every tree extends the empty one)")
+    proof = await prove(conn, community_id, merkle.consistency_ranges(first, second))
+    return {"first": first, "second": second, "proof": [b64(h) for h in proof]}
+
+
+async def checkpoint_note(conn: AsyncConnection, community_id: uuid.UUID, size: int | None) -> str:
+    if size is None:
+        row = await queries.latest_checkpoint(conn, community_id)
+    else:
+        row = await queries.checkpoint(conn, community_id, size)
+    if row is None:
+        raise NotFound(
+            "no checkpoint of that size is kept"
+            if size is not None
+            else f"community {community_id} has no log yet"
+        )
+    return str(row.note)
+
+
+async def checkpoints_page(
+    conn: AsyncConnection, community_id: uuid.UUID, after: int | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    rows = await queries.checkpoints(conn, community_id, -1 if after is None else after, limit + 1)
+    items = [
+        {
+            "tree_size": r.tree_size,
+            "root_hash": b64(bytes(r.root_hash)),
+            "kid": r.kid,
+            "created_at": rfc3339(r.created_at),
+        }
+        for r in rows[:limit]
+    ]
+    return items, (str(rows[limit - 1].tree_size) if len(rows) > limit else None)

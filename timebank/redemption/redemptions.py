@@ -1,0 +1,327 @@
+"""Redemptions: redeem (check the rules, hold the points, issue a voucher), confirm
+at the counter, cancel, and the timeout of an unconfirmed voucher.
+
+A redemption is a pending hold on the member's ``POINT`` account (kind
+``redemption``) towards the merchant's, with a one-time voucher. Locks are taken in
+one order everywhere: the redemption, then its reward, then the limit counter, then
+(inside the ledger) the accounts. The reward row is locked for the whole of a
+redemption, so its stock and the members' limits are decided one at a time per
+reward; the statements that take stock and count limits are conditional as well,
+and the ledger refuses a hold the member's points do not cover. Reading
+redemptions back (views, pages, the counter's lookup) is in ``redemption_views.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from timebank.core.clock import rfc3339
+from timebank.core.communities import community_zone
+from timebank.core.policy import current_policy
+from timebank.core.problems import (
+    BadRequest,
+    DomainError,
+    Forbidden,
+    HoldAlreadyResolved,
+    HoldExpired,
+    InsufficientFunds,
+    NotFound,
+)
+from timebank.core.roles import Role
+from timebank.core.terms import Asset, Kind, Layer, Phase
+from timebank.ledger import queries as ledger_queries
+from timebank.ledger import service as ledger
+from timebank.log.keys import Signer
+from timebank.log.registry import published_keys
+from timebank.redemption import queries, rules, vouchers
+from timebank.redemption.redemption_views import redemption_answer
+from timebank.redemption.rewards import RewardUnavailable, lock_reward, standing
+from timebank.security import Principal
+
+
+class WrongCode(DomainError):
+    slug, status, title = "wrong-voucher-code", 422, "The voucher code does not match this redemption"
+
+
+class VoucherUsed(DomainError):
+    slug, status, title = "voucher-used", 409, "The voucher was already confirmed, cancelled or expired"
+
+
+class VoucherExpired(DomainError):
+    slug, status, title = "voucher-expired", 409, "The voucher has expired"
+
+
+RESOLVED = {Phase.POST.value, Phase.VOID.value, Phase.EXPIRE.value}  # the phases that resolve a hold
+
+
+# --- redeem, phase by phase ----------------------------------------------------------------
+
+
+async def _token_nonce(
+    conn: AsyncConnection, principal: Principal, member_id: uuid.UUID, token: str | None, signer: Signer
+) -> str | None:
+    """Who may redeem for whom: the resident for themselves, or a merchant with the
+    resident's unused member token (whose nonce is returned)."""
+    if principal.role is Role.RESIDENT:
+        if principal.subject_id != member_id:
+            raise Forbidden("a resident redeems for themselves only")
+        if token is not None:
+            raise BadRequest("member_token is for merchants redeeming on a resident's behalf")
+        return None
+    if principal.role is not Role.MERCHANT:
+        raise Forbidden("a resident redeems, or a merchant with the resident's member_token")
+    if token is None:
+        raise BadRequest("a merchant redeems with the resident's member_token (their QR)")
+    now = await queries.db_now(conn)
+    try:
+        claims = vouchers.read_token(token, vouchers.MEMBER, await published_keys(conn, signer), now)
+    except vouchers.TokenError as exc:
+        raise BadRequest(f"member_token: {exc}") from None
+    if claims.get("member_id") != str(member_id) or claims.get("community_id") != str(principal.community_id):
+        raise BadRequest("member_token is not this member's")
+    if await queries.nonce_used(conn, claims["nonce"]):
+        raise BadRequest("member_token was already used; ask the resident for a new one")
+    return str(claims["nonce"])
+
+
+async def _checked_price(
+    conn: AsyncConnection, community_id: uuid.UUID, reward: Any, member_id: uuid.UUID
+) -> tuple[int, int, date | None]:
+    """Every rule, as the member stands now: (star level, price, limit period start)."""
+    star, available = await standing(conn, community_id, member_id)
+    tz = (await community_zone(conn, community_id)).key
+    now, period_start = await queries.period_now(conn, reward.limit_period, tz)
+    used = 0 if period_start is None else await queries.used_in(conn, reward.id, member_id, period_start)
+    reasons = rules.unavailable(reward, rules.Standing(star, available, used), now)
+    if reasons:
+        raise RewardUnavailable(reasons[0])
+    return star, rules.member_price(reward.price_points, reward.star_prices, star), period_start
+
+
+async def _reserve_unit(
+    conn: AsyncConnection, reward: Any, member_id: uuid.UUID, period_start: date | None
+) -> None:
+    """The database decides again, whatever ran concurrently: one unit of stock and
+    one more of the member's limit in this period."""
+    if not await queries.take_unit(conn, reward.id):
+        raise RewardUnavailable("out_of_stock")
+    if period_start is not None and not await queries.count_toward_limit(
+        conn, reward.id, member_id, period_start, reward.limit_count
+    ):
+        raise RewardUnavailable("limit_reached")
+
+
+async def _hold_points(
+    conn: AsyncConnection,
+    principal: Principal,
+    reward: Any,
+    member_account: uuid.UUID,
+    price: int,
+    claim: ledger.Claim,
+) -> dict[str, Any]:
+    """The points, held by the ledger (which refuses what the balance does not cover)."""
+    _, policy, _ = await current_policy(conn, principal.community_id)
+    merchant_account = await _point_account(conn, principal.community_id, reward.merchant_id)
+    try:
+        return await ledger.post(
+            conn,
+            community_id=principal.community_id,
+            kind=Kind.REDEMPTION,
+            phase=Phase.PENDING,
+            legs=ledger.legs_of(
+                [ledger.Movement(member_account, merchant_account, Asset.POINT, price)], Layer.PENDING
+            ),
+            principal_id=principal.key_id,
+            memo=reward.title[: ledger.MAX_MEMO],
+            claim=claim,
+            timeout_seconds=policy.voucher_seconds,
+        )
+    except InsufficientFunds:
+        raise RewardUnavailable("insufficient_points") from None
+
+
+async def _issue_voucher(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """The redemption row with a fresh code (unique among open vouchers; a clash is ~1 in 10^11)."""
+    for _attempt in range(5):
+        try:
+            async with conn.begin_nested():
+                await queries.insert_redemption(conn, {**values, "code": vouchers.new_code()})
+            return
+        except IntegrityError as exc:
+            if "redemptions_token_nonce_key" in str(exc.orig):  # the same token, used concurrently
+                raise BadRequest("member_token was already used; ask the resident for a new one") from None
+            if "redemptions_open_code" not in str(exc.orig):
+                raise
+    raise AssertionError("no free voucher code in five tries")
+
+
+async def _point_account(conn: AsyncConnection, community_id: uuid.UUID, party_id: uuid.UUID) -> uuid.UUID:
+    account = await ledger_queries.party_account(conn, community_id, party_id, Asset.POINT)
+    if account is None:
+        raise NotFound(f"member {party_id} not found")
+    return account.id
+
+
+async def redeem(
+    conn: AsyncConnection,
+    principal: Principal,
+    reward_id: uuid.UUID,
+    member_id: uuid.UUID,
+    *,
+    token: str | None,
+    signer: Signer,
+    claim: ledger.Claim,
+) -> dict[str, Any]:
+    """Check every rule, reserve one unit and the member's price (a pending hold)."""
+    nonce = await _token_nonce(conn, principal, member_id, token, signer)
+    reward = await lock_reward(conn, principal.community_id, reward_id)
+    if principal.role is Role.MERCHANT and reward.merchant_id != principal.subject_id:
+        raise Forbidden("a merchant redeems its own rewards only")
+    member_account = await _point_account(conn, principal.community_id, member_id)
+    star, price, period_start = await _checked_price(conn, principal.community_id, reward, member_id)
+    await _reserve_unit(conn, reward, member_id, period_start)
+    hold = await _hold_points(conn, principal, reward, member_account, price, claim)
+    hold_id = uuid.UUID(hold["id"])
+    await _issue_voucher(
+        conn,
+        {
+            "id": uuid.uuid4(),
+            "community_id": principal.community_id,
+            "reward_id": reward_id,
+            "merchant_id": reward.merchant_id,
+            "member_id": member_id,
+            "star_level": star,
+            "price_points": price,
+            "status": "held",
+            "hold_id": hold_id,
+            "period_start": period_start,
+            "expires_at": datetime.fromisoformat(hold["timeout_at"]),
+            "token_nonce": nonce,
+            "created_by": principal.key_id,
+        },
+    )
+    return await redemption_answer(conn, principal.community_id, hold_id, signer)
+
+
+# --- confirm, cancel, time out ---------------------------------------------------------------
+
+
+async def _lock_redemption(conn: AsyncConnection, community_id: uuid.UUID, redemption_id: uuid.UUID) -> Any:
+    row = await queries.lock_redemption(conn, community_id, redemption_id)
+    if row is None:
+        raise NotFound(f"redemption {redemption_id} not found")
+    return row
+
+
+def _not_open(row: Any) -> DomainError:
+    when = "" if row.resolved_at is None else f" at {rfc3339(row.resolved_at)}"
+    return VoucherUsed(f"this voucher is {row.status}{when}; it cannot be used again")
+
+
+async def _presented_code(
+    conn: AsyncConnection, row: Any, code: str | None, qr: str | None, signer: Signer
+) -> None:
+    """The code (typed, or read from the voucher's QR) is this open, unexpired voucher's."""
+    now = await queries.db_now(conn)
+    if qr is not None:
+        try:
+            claims = vouchers.read_token(qr, vouchers.VOUCHER, await published_keys(conn, signer), now)
+        except vouchers.TokenError as exc:
+            raise WrongCode(f"qr: {exc}") from None
+        if claims.get("redemption_id") != str(row.id):
+            raise WrongCode("this QR is for another redemption")
+        code = str(claims.get("code"))
+    if code is None or vouchers.normalise_code(code) != row.code:
+        raise WrongCode("the code does not match this redemption; check it with the resident")
+    if now >= row.expires_at:
+        raise VoucherExpired(
+            f"this voucher expired at {rfc3339(row.expires_at)}; the resident may redeem again"
+        )
+
+
+async def confirm(
+    conn: AsyncConnection,
+    principal: Principal,
+    redemption_id: uuid.UUID,
+    *,
+    code: str | None,
+    qr: str | None,
+    signer: Signer,
+    claim: ledger.Claim,
+) -> dict[str, Any]:
+    """The merchant, at the counter: the code matches, the hold is posted to the merchant."""
+    if principal.role is not Role.MERCHANT:
+        raise Forbidden("the reward's merchant confirms a redemption")
+    row = await _lock_redemption(conn, principal.community_id, redemption_id)
+    if row.merchant_id != principal.subject_id:
+        raise Forbidden("this voucher is for another merchant's reward")
+    if row.status != "held":
+        raise _not_open(row)
+    await _presented_code(conn, row, code, qr, signer)
+    await lock_reward(conn, principal.community_id, row.reward_id)
+    try:
+        tx = await ledger.resolve_hold(conn, principal, row.hold_id, Phase.POST, claim=claim, system=True)
+    except (HoldExpired, HoldAlreadyResolved):
+        raise VoucherExpired("this voucher's hold has expired; the resident may redeem again") from None
+    await queries.post_unit(conn, row.reward_id)
+    await queries.resolve(conn, row.id, "confirmed", uuid.UUID(tx["id"]), principal.key_id)
+    return await redemption_answer(conn, principal.community_id, uuid.UUID(tx["id"]), signer)
+
+
+async def cancel(
+    conn: AsyncConnection,
+    principal: Principal,
+    redemption_id: uuid.UUID,
+    *,
+    signer: Signer,
+    claim: ledger.Claim,
+) -> dict[str, Any]:
+    """The resident, the merchant or an admin voids a held redemption."""
+    row = await _lock_redemption(conn, principal.community_id, redemption_id)
+    if principal.role is Role.RESIDENT and principal.subject_id != row.member_id:
+        raise NotFound(f"redemption {redemption_id} not found")
+    if principal.role is Role.MERCHANT and principal.subject_id != row.merchant_id:
+        raise Forbidden("this voucher is for another merchant's reward")
+    if principal.role not in (Role.RESIDENT, Role.MERCHANT, Role.ADMIN):
+        raise Forbidden("the resident, the merchant or an admin cancels a redemption")
+    if row.status != "held":
+        raise _not_open(row)
+    await lock_reward(conn, principal.community_id, row.reward_id)
+    try:
+        tx = await ledger.resolve_hold(conn, principal, row.hold_id, Phase.VOID, claim=claim, system=True)
+    except HoldAlreadyResolved:
+        raise VoucherExpired("this voucher's hold has already expired") from None
+    await queries.release_unit(conn, row)
+    await queries.resolve(conn, row.id, "cancelled", uuid.UUID(tx["id"]), principal.key_id)
+    return await redemption_answer(conn, principal.community_id, uuid.UUID(tx["id"]), signer)
+
+
+async def expire_due(conn: AsyncConnection, community_id: uuid.UUID, limit: int = 1000) -> int:
+    """Void every held redemption past its expiry (the hold-timeout job and tests call it).
+
+    Rows another process is working on are skipped (it resolves them); a hold the
+    ledger's own timeout already expired is only released here.
+    """
+    rows = await queries.lock_due(conn, community_id, limit)
+    system = Principal(uuid.UUID(int=0), community_id, Role.ADMIN, None)
+    for row in rows:
+        await lock_reward(conn, community_id, row.reward_id)
+        try:
+            async with conn.begin_nested():
+                tx_id = uuid.UUID(
+                    (await ledger.resolve_hold(conn, system, row.hold_id, Phase.EXPIRE, system=True))["id"]
+                )
+        except HoldAlreadyResolved:
+            tx_id = next(  # the ledger's own timeout expired it
+                r.id
+                for r in await ledger_queries.related_transactions(conn, row.hold_id)
+                if r.phase in RESOLVED
+            )
+        await queries.release_unit(conn, row)
+        await queries.resolve(conn, row.id, "expired", tx_id, system.key_id)
+    return len(rows)
