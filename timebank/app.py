@@ -20,6 +20,7 @@ from timebank.community.controllers import (
     MerchantController,
     OrganisationController,
 )
+from timebank.core.access import PUBLIC
 from timebank.core.settings import Settings, get_settings
 from timebank.db import create_engine
 from timebank.health import HealthController
@@ -28,6 +29,7 @@ from timebank.ledger.controllers import AccountController, TransactionController
 from timebank.ledger.posting import close_poster
 from timebank.log.controllers import LogController, ReceiptController
 from timebank.log.keys import Signer, load_signer
+from timebank.log.timestamps import with_set
 from timebank.metrics import PROMETHEUS, MetricsController
 from timebank.notifications.controllers import NotificationController
 from timebank.points.controllers import MemberPointsController
@@ -39,13 +41,14 @@ from timebank.redemption.controllers import (
 )
 from timebank.reference import OfflineSwaggerPlugin
 from timebank.runtime import background
-from timebank.security import PUBLIC, ApiKeyAuthMiddleware, AuthFailures, KeyCache
+from timebank.security import ApiKeyAuthMiddleware, AuthFailures, KeyCache
 from timebank.volunteer.controllers import (
     CertificateController,
     MemberRecordsController,
     PolicyController,
     ServiceRecordController,
 )
+from timebank.volunteer.standing import standing
 
 ROUTES: list[ControllerRouterHandler] = [
     HealthController,
@@ -150,6 +153,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.auth_failures = AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     app.state.signer = signer
+    app.state.stamp = with_set  # web.stamp signs with app.state.signer
+    app.state.member_standing = standing  # shown on GET /v1/members/{id} (community's route)
     return app
 
 

@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.community import service as community
+from timebank.core.access import Principal
 from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Kind
 from timebank.db import MIGRATION_LOCK_KEY
 from timebank.ledger import service as ledger
 from timebank.redemption import rewards
-from timebank.security import Principal
 from timebank.volunteer import approval, recording
 from timebank.volunteer.records import RecordIn
 
@@ -43,68 +43,11 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
         created = await community.create_community(conn, DEMO_NAME)
         community_id = uuid.UUID(created["community_id"])
         admin = Principal(uuid.UUID(created["admin_key_id"]), community_id, Role.ADMIN, None)
-        view = await community.community_view(conn, community_id)
         org = await community.create_party(conn, community_id, PartyKind.ORGANISATION, "华锦社区志愿服务队")
         shop = await community.create_party(conn, community_id, PartyKind.MERCHANT, "华锦爱心超市")
-        members = []
-        for name, minutes, points in MEMBERS:
-            member = await community.create_party(conn, community_id, PartyKind.MEMBER, name)
-            members.append(member)
-            moves = [
-                ledger.Movement(
-                    uuid.UUID(view["accounts"]["issuance"][a]), uuid.UUID(member["accounts"][a]), Asset(a), n
-                )
-                for a, n in (("HOUR", minutes), ("POINT", points))
-                if n
-            ]
-            if moves:
-                await ledger.transfer(conn, admin, moves, kind=Kind.ADJUSTMENT, memo="演示数据：期初余额")
-        # Seed the community fund so the demo has something to give out.
-        await ledger.transfer(
-            conn,
-            admin,
-            [
-                ledger.Movement(
-                    uuid.UUID(view["accounts"]["issuance"]["POINT"]),
-                    uuid.UUID(view["accounts"]["fund"]["POINT"]),
-                    Asset.POINT,
-                    5000,
-                )
-            ],
-            kind=Kind.ADJUSTMENT,
-            memo="演示数据：社区基金",
-        )
-        # A few weeks of recorded service: approved (credits hours and points), one waiting.
-        now = datetime.now(UTC)
-        items = [
-            RecordIn(
-                activity=activity,
-                category=category,
-                place="华锦社区日间照料中心",
-                started_at=now - timedelta(days=days, hours=3),
-                ended_at=now - timedelta(days=days, hours=3 - hours),
-                member_id=uuid.UUID(members[n]["id"]),
-                organisation_id=uuid.UUID(org["id"]),
-                external_ref=f"demo-{i}",
-            )
-            for i, (n, days, hours, activity, category) in enumerate(SERVICE)
-        ]
-        out = await recording.record_many(conn, admin, items, now=now)
-        for record in out.accepted[:-1]:
-            await approval.approve(conn, admin, uuid.UUID(record["id"]), claim=None)
-        # The merchant's love-exchange shelf (爱心兑换): better prices from three stars up.
-        for title, price, stock, extra in (
-            ("十斤大米", 100, 20, {"star_prices": {"3": 80}}),
-            ("食用油一桶", 60, None, {"limit": rewards.LimitIn(1, "month")}),
-            ("理发一次", 30, None, {}),
-        ):
-            await rewards.create_reward(
-                conn,
-                admin,
-                rewards.RewardIn(
-                    merchant_id=uuid.UUID(shop["id"]), title=title, price_points=price, stock=stock, **extra
-                ),
-            )
+        members = await _members_with_balances(conn, admin)
+        await _service_records(conn, admin, members, org)
+        await _rewards(conn, admin, shop)
         resident = await community.issue_key(
             conn, admin, "resident", uuid.UUID(members[0]["id"]), "demo resident"
         )
@@ -116,3 +59,61 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
             "merchant_id": shop["id"],
             "member_ids": [m["id"] for m in members],
         }
+
+
+async def _members_with_balances(conn: AsyncConnection, admin: Principal) -> list[dict[str, Any]]:
+    """The members with opening hours and points, and a community fund to give from."""
+    view = await community.community_view(conn, admin.community_id)
+    issuance = view["accounts"]["issuance"]
+    members = []
+    for name, minutes, points in MEMBERS:
+        member = await community.create_party(conn, admin.community_id, PartyKind.MEMBER, name)
+        members.append(member)
+        moves = [
+            ledger.Movement(uuid.UUID(issuance[a]), uuid.UUID(member["accounts"][a]), Asset(a), n)
+            for a, n in (("HOUR", minutes), ("POINT", points))
+            if n
+        ]
+        if moves:
+            await ledger.transfer(conn, admin, moves, kind=Kind.ADJUSTMENT, memo="演示数据：期初余额")
+    fund = ledger.Movement(
+        uuid.UUID(issuance["POINT"]), uuid.UUID(view["accounts"]["fund"]["POINT"]), Asset.POINT, 5000
+    )
+    await ledger.transfer(conn, admin, [fund], kind=Kind.ADJUSTMENT, memo="演示数据：社区基金")
+    return members
+
+
+async def _service_records(
+    conn: AsyncConnection, admin: Principal, members: list[dict[str, Any]], org: dict[str, Any]
+) -> None:
+    """A few weeks of recorded service: approved (credits hours and points), one waiting."""
+    now = datetime.now(UTC)
+    items = [
+        RecordIn(
+            activity=activity,
+            category=category,
+            place="华锦社区日间照料中心",
+            started_at=now - timedelta(days=days, hours=3),
+            ended_at=now - timedelta(days=days, hours=3 - hours),
+            member_id=uuid.UUID(members[n]["id"]),
+            organisation_id=uuid.UUID(org["id"]),
+            external_ref=f"demo-{i}",
+        )
+        for i, (n, days, hours, activity, category) in enumerate(SERVICE)
+    ]
+    out = await recording.record_many(conn, admin, items, now=now)
+    for record in out.accepted[:-1]:
+        await approval.approve(conn, admin, uuid.UUID(record["id"]), claim=None)
+
+
+async def _rewards(conn: AsyncConnection, admin: Principal, shop: dict[str, Any]) -> None:
+    """The merchant's love-exchange shelf (爱心兑换): better prices from three stars up."""
+    for title, price, stock, extra in (
+        ("十斤大米", 100, 20, {"star_prices": {"3": 80}}),
+        ("食用油一桶", 60, None, {"limit": rewards.LimitIn(1, "month")}),
+        ("理发一次", 30, None, {}),
+    ):
+        reward = rewards.RewardIn(
+            merchant_id=uuid.UUID(shop["id"]), title=title, price_points=price, stock=stock, **extra
+        )
+        await rewards.create_reward(conn, admin, reward)

@@ -8,8 +8,8 @@ from litestar import Controller, Request, Response, get
 from sqlalchemy import text
 
 from timebank import schemas, web
+from timebank.core.access import PUBLIC
 from timebank.jobs.service import last_audit
-from timebank.security import PUBLIC
 
 
 class HealthController(Controller):

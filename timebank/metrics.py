@@ -40,9 +40,9 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, mult
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from timebank.core.access import PUBLIC
 from timebank.jobs import queries as job_queries
 from timebank.log import queries as log_queries
-from timebank.security import PUBLIC
 
 PROMETHEUS = PrometheusConfig(
     app_name="timebank", prefix="timebank", group_path=True, exclude=["^/metrics", "^/health"]

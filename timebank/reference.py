@@ -19,7 +19,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from timebank.security import PUBLIC
+from timebank.core.access import PUBLIC
 
 SWAGGER_DIR = Path(swagger_ui.__file__).parent / "static"
 OWN_DIR = Path(__file__).parent / "static"

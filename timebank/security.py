@@ -1,7 +1,8 @@
-"""API keys, the principal behind a request, and the access rule of every route.
+"""Authentication and authorisation of every request.
 
-* A key is 32 random bytes shown once; only its SHA-256 is stored (a key has 256
-  bits of entropy, so a slow hash buys nothing).
+(The principal, keys' shape and routes' access declarations are shared concepts:
+``timebank/core/access.py``.)
+
 * Authentication middleware turns ``Authorization: Bearer <key>`` into a
   ``Principal``; routes opt out only with ``opt={"public": True}``. A key of the
   wrong shape is refused without a lookup, and a client address that keeps sending
@@ -15,62 +16,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
-import secrets
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from timebank.community import queries
+from timebank.core.access import KEY_SHAPE, Principal, hash_key
 from timebank.core.problems import Forbidden
 from timebank.core.roles import Role
-
-KEY_PREFIX = "tbk_"
-KEY_SHAPE = re.compile(r"tbk_[A-Za-z0-9_-]{43}")  # what new_api_key makes: 32 random bytes, base64url
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    key_id: uuid.UUID
-    community_id: uuid.UUID
-    role: Role
-    subject_id: uuid.UUID | None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role is Role.ADMIN
-
-    def require_writer(self) -> None:
-        if self.role is Role.AUDITOR:
-            raise Forbidden("auditor keys are read-only")
-
-
-def new_api_key() -> tuple[str, bytes, str]:
-    """A fresh key: (the key shown once, its stored hash, a short prefix for listings)."""
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return key, hash_key(key), key[:12]
-
-
-def hash_key(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
-def access(*roles: Role) -> dict[str, Any]:
-    """Route ``opt`` naming the roles that may call it."""
-    return {"roles": frozenset(roles)}
-
-
-PUBLIC: dict[str, Any] = {"public": True}
-READERS = (Role.ADMIN, Role.AUDITOR, Role.RECORDER, Role.MERCHANT, Role.RESIDENT)
 
 
 def authorize(principal: Principal, handler: BaseRouteHandler) -> None:
@@ -152,15 +111,7 @@ async def lookup_key(engine: AsyncEngine, cache: KeyCache, key: str) -> Principa
     if hit:
         return principal
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT id, community_id, role, subject_id FROM api_keys "
-                    "WHERE key_hash = :h AND revoked_at IS NULL"
-                ),
-                {"h": key_hash},
-            )
-        ).first()
+        row = await queries.active_key(conn, key_hash)
     principal = None if row is None else Principal(row.id, row.community_id, Role(row.role), row.subject_id)
     cache.put(key_hash, principal)
     return principal

@@ -9,10 +9,9 @@ import msgspec
 from litestar import Request, Response
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from timebank.core.access import Principal
 from timebank.core.problems import PROBLEM_MEDIA_TYPE, BadRequest
 from timebank.core.settings import Settings
-from timebank.log.timestamps import with_set
-from timebank.security import Principal
 
 T = TypeVar("T")
 
@@ -38,11 +37,18 @@ def idempotent_response(status: int, body: dict[str, Any], replayed: bool) -> Re
     return json_response(body, status, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
+def stamp(request: Request, transaction: dict[str, Any]) -> dict[str, Any]:
+    """The transaction with its signed entry timestamp (the log's ``with_set``, which the
+    app wires in as ``app.state.stamp``: web sits below the domain packages)."""
+    state = request.app.state
+    return state.stamp(state.signer, settings(request).log_origin, transaction)
+
+
 def transaction_response(request: Request, result: tuple[int, dict[str, Any], bool]) -> Response[Any]:
     """The answer to a request that created a ledger transaction: with its signed entry timestamp."""
     status, body, replayed = result
     if status == 201:
-        body = with_set(request.app.state.signer, settings(request).log_origin, body)
+        body = stamp(request, body)
     return idempotent_response(status, body, replayed)
 
 
@@ -51,12 +57,7 @@ def signed_transaction_response(request: Request, result: tuple[int, dict[str, A
     redemption...): its ``transaction`` member gets its signed entry timestamp."""
     status, body, replayed = result
     if status == 201:
-        body = {
-            **body,
-            "transaction": with_set(
-                request.app.state.signer, settings(request).log_origin, body["transaction"]
-            ),
-        }
+        body = {**body, "transaction": stamp(request, body["transaction"])}
     return idempotent_response(status, body, replayed)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from timebank import db
 from timebank.audits import run_audit
+from timebank.core.access import Principal
 from timebank.core.clock import AsOf, Clock
 from timebank.core.roles import Role
 from timebank.core.settings import Settings
@@ -26,7 +27,6 @@ from timebank.ledger.service import KeyAlreadyUsed
 from timebank.log import keys as signing_keys
 from timebank.log import registry as log_registry
 from timebank.points.seed import seed_lots
-from timebank.security import Principal
 
 
 async def audit_clean(engine: Any) -> None:

@@ -235,10 +235,10 @@ async def test_a_lot_expires_at_local_midnight_in_shanghai(scratch):
 
 async def test_expiry_racing_a_redemption_never_takes_the_same_points(scratch, settings):
     from timebank.community.service import create_party
+    from timebank.core.access import Principal
     from timebank.core.roles import PartyKind, Role
     from timebank.ledger import service as ledger
     from timebank.redemption import redemptions, rewards
-    from timebank.security import Principal
 
     seeded = await seed_lots(scratch, members=30, months=[1, 12], points=30)
     cid = seeded["community_id"]

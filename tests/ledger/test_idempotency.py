@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import text
 
 from timebank.community.service import create_party
+from timebank.core.access import Principal
 from timebank.core.problems import IdempotencyConflict, InsufficientFunds
 from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Kind
 from timebank.ledger import service
 from timebank.ledger.idempotency import request_hash, run_idempotent
-from timebank.security import Principal
 
 
 def admin_of(tenant) -> Principal:

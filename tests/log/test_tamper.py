@@ -8,12 +8,12 @@ import uuid
 
 from timebank import db
 from timebank.community.service import create_community, create_party
+from timebank.core.access import Principal
 from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Kind, Layer, Phase
 from timebank.ledger import service as ledger
 from timebank.log import integration, receipts, registry
 from timebank.log import keys as signing_keys
-from timebank.security import Principal
 
 
 async def test_a_changed_entry_fails_audit_and_verification(fresh_database_url, settings, tmp_path, run_cli):

@@ -158,10 +158,10 @@ def import_records(file: str, community_id: Any, organisation_id: Any, chunk: in
     from rich.console import Console
     from rich.progress import Progress
 
+    from timebank.core.access import Principal
     from timebank.core.communities import find_community_zone
     from timebank.core.problems import DomainError
     from timebank.core.roles import Role
-    from timebank.security import Principal
     from timebank.volunteer.csv_import import parse_csv
     from timebank.volunteer.recording import record_many
 

@@ -10,11 +10,10 @@ from litestar import Controller, Request, Response, delete, get, post
 
 from timebank import schemas, web
 from timebank.community import service
+from timebank.core.access import READERS, access
 from timebank.core.roles import PartyKind, Role
 from timebank.ledger.views import balance_view
 from timebank.schemas import problems
-from timebank.security import READERS, access
-from timebank.volunteer.standing import standing
 
 
 class MemberIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -102,7 +101,9 @@ class MemberController(Controller):
         async with web.engine(request).connect() as conn:
             party, accounts = await service.get_party(conn, who, PartyKind.MEMBER, member_id)
             view = service.party_view(party, {a: str(acc.id) for a, acc in accounts.items()})
-            view.update(await standing(conn, who.community_id, member_id))
+            # The volunteer's standing comes from the volunteer package, wired in by the app
+            # (app.state.member_standing): community sits below volunteer in the import order.
+            view.update(await request.app.state.member_standing(conn, who.community_id, member_id))
         return web.json_response(view)
 
     @get(

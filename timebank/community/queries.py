@@ -12,10 +12,11 @@ returning ``Row`` objects whose attributes are the model's columns.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy import Row, Text, Uuid, any_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.community.models import ApiKey, Community, Party
@@ -71,6 +72,15 @@ async def party_exists(
     return (await conn.execute(stmt)).first() is not None
 
 
+def _uuids(values: Iterable[uuid.UUID]) -> Any:
+    """A list of ids bound as one uuid[] parameter (an import names up to 20,000)."""
+    return literal(list(values), ARRAY(Uuid()))
+
+
+def _texts(values: Iterable[str]) -> Any:
+    return literal(list(values), ARRAY(Text()))
+
+
 async def parties_of_kind(
     conn: AsyncConnection,
     community_id: uuid.UUID,
@@ -84,9 +94,20 @@ async def parties_of_kind(
     stmt = select(Party.id, Party.external_ref).where(
         Party.community_id == community_id,
         Party.kind == kind,
-        or_(Party.id.in_(list(ids)), Party.external_ref.in_(list(external_refs))),
+        or_(Party.id == any_(_uuids(ids)), Party.external_ref == any_(_texts(external_refs))),
     )
     return list((await conn.execute(stmt)).all())
+
+
+async def lock_parties(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> None:
+    """Row locks on parties, in id order (so two lockers never deadlock)."""
+    stmt = select(Party.id).where(Party.id == any_(_uuids(ids))).order_by(Party.id).with_for_update()
+    await conn.execute(stmt)
+
+
+async def display_names(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    stmt = select(Party.id, Party.display_name).where(Party.id == any_(_uuids(set(ids))))
+    return {r.id: r.display_name for r in await conn.execute(stmt)}
 
 
 async def parties_page(
@@ -100,6 +121,17 @@ async def parties_page(
 
 
 # --- API keys --------------------------------------------------------------------------
+
+
+# Built once: every request whose key is not cached runs it.
+_ACTIVE_KEY = select(ApiKey.id, ApiKey.community_id, ApiKey.role, ApiKey.subject_id).where(
+    ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
+)
+
+
+async def active_key(conn: AsyncConnection, key_hash: bytes) -> Row[Any] | None:
+    """The unrevoked key with this hash (id, community, role, subject), or None."""
+    return (await conn.execute(_ACTIVE_KEY, {"key_hash": key_hash})).first()
 
 
 async def insert_key(conn: AsyncConnection, **values: Any) -> Row[Any]:

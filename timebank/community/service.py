@@ -16,12 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.community import queries
+from timebank.core.access import Principal, new_api_key
 from timebank.core.clock import rfc3339
 from timebank.core.problems import BadRequest, DuplicateExternalRef, Forbidden, LastAdminKey, NotFound
 from timebank.core.roles import ROLE_SUBJECT_KIND, PartyKind, Role
 from timebank.core.terms import Asset, SystemRole
 from timebank.ledger import queries as ledger_queries
-from timebank.security import Principal, new_api_key
 
 MAX_NAME = 200
 
@@ -105,6 +105,13 @@ def party_view(party: Any, accounts: dict[str, str]) -> dict[str, Any]:
     view["accounts"] = accounts
     view["created_at"] = rfc3339(party.created_at)
     return view
+
+
+async def member_exists(conn: AsyncConnection, principal: Principal, member_id: uuid.UUID) -> None:
+    """A 404 unless the member is one of the community's that the principal may see."""
+    found = await queries.party_exists(conn, principal.community_id, member_id, PartyKind.MEMBER)
+    if not found or (principal.role is Role.RESIDENT and principal.subject_id != member_id):
+        raise NotFound(f"member {member_id} not found")
 
 
 def may_read_party(principal: Principal, party_id: uuid.UUID) -> bool:

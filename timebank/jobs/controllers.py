@@ -5,10 +5,10 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, get
 
 from timebank import schemas, web
+from timebank.core.access import access
 from timebank.core.roles import Role
 from timebank.jobs import service
 from timebank.schemas import problems
-from timebank.security import access
 
 JobName = schemas.job_name(service.JOBS)
 

@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.problems import BadRequest, CreditLimitBelowUsage, NotFound
 from timebank.core.roles import Role
 from timebank.ledger import queries
 from timebank.ledger.legs import MAX_AMOUNT
-from timebank.security import Principal
 
 
 async def load_accounts(

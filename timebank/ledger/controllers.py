@@ -10,13 +10,13 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import Parameter
 
 from timebank import schemas, web
+from timebank.core.access import READERS, access
 from timebank.core.problems import BadRequest
 from timebank.core.roles import Role
 from timebank.core.terms import Asset, Kind, Phase
 from timebank.ledger import service
 from timebank.ledger.idempotency import request_hash, run_idempotent
 from timebank.schemas import problems
-from timebank.security import READERS, access
 
 IDEMPOTENCY_KEY = Parameter(
     header="Idempotency-Key",

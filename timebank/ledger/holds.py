@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.access import Principal
 from timebank.core.problems import (
     BadRequest,
     Forbidden,
@@ -26,7 +27,6 @@ from timebank.ledger import queries
 from timebank.ledger.legs import MAX_MEMO, Claim, Leg
 from timebank.ledger.movement import post
 from timebank.ledger.transactions import load_transaction
-from timebank.security import Principal
 
 
 async def resolve_hold(

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from timebank.core.access import Principal
 from timebank.core.problems import (
     BadRequest,
     Conflict,
@@ -42,7 +43,6 @@ from timebank.db import driver
 from timebank.ledger import queries
 from timebank.ledger.legs import Claim, KeyAlreadyUsed
 from timebank.ledger.transactions import created_view
-from timebank.security import Principal
 
 MAX_KEY_LENGTH = 255
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.access import Principal
 from timebank.core.problems import NotFound
 from timebank.core.roles import Role
 from timebank.core.terms import Kind
 from timebank.ledger import queries
 from timebank.ledger.views import transaction_view
-from timebank.security import Principal
 
 
 async def load_transaction(conn: AsyncConnection, community_id: uuid.UUID, tx_id: uuid.UUID) -> Any:

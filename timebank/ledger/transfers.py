@@ -13,13 +13,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.access import Principal
 from timebank.core.problems import AssetMismatch, BadRequest, Forbidden
 from timebank.core.roles import Role
 from timebank.core.terms import Direction, Kind, Layer, Phase, SystemRole
 from timebank.ledger.accounts import load_accounts
 from timebank.ledger.legs import Claim, Leg, Movement, legs_of
 from timebank.ledger.movement import post
-from timebank.security import Principal
 
 # Kinds a caller may choose for a plain transfer; the others belong to their flows
 # (service approval, redemption, expiry, reversal).

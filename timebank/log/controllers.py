@@ -7,10 +7,11 @@ import uuid
 from litestar import Controller, Request, Response, get
 
 from timebank import schemas, web
+from timebank.core.access import KEY_PREFIX, PUBLIC, READERS, Principal, access
 from timebank.log import proofs, receipts, registry
 from timebank.log.keys import Signer
 from timebank.schemas import problems
-from timebank.security import KEY_PREFIX, PUBLIC, READERS, Principal, access, lookup_key
+from timebank.security import lookup_key
 
 NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
 # OpenAPI: no key needed; a key, if sent, names the default community.

@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.problems import BadRequest, NotFound
 from timebank.log import merkle, queries
 from timebank.log.timestamps import MAXIMUM_MERGE_DELAY_SECONDS
 from timebank.log.verify import b64
-from timebank.security import Principal
 
 
 def log_community(principal: Principal | None, community_id: uuid.UUID | None) -> uuid.UUID:

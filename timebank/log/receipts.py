@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank import logs
+from timebank.core.access import Principal
 from timebank.ledger import service as ledger
 from timebank.log import merkle, queries
 from timebank.log.canonical import canonical_json, canonical_transaction
@@ -17,7 +18,6 @@ from timebank.log.keys import Signer
 from timebank.log.proofs import prove
 from timebank.log.timestamps import origin, signed_entry_timestamp
 from timebank.log.verify import b64, leaf_hash
-from timebank.security import Principal
 
 
 async def _log_section(

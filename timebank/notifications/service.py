@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from timebank.community.service import member_exists
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.notifications import queries
 from timebank.points import queries as points_queries
-from timebank.security import Principal
-from timebank.volunteer.reading import member_exists
 
 THRESHOLDS_DAYS = (30, 7)
 

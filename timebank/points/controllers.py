@@ -7,10 +7,10 @@ import uuid
 from litestar import Controller, Request, Response, get
 
 from timebank import schemas, web
+from timebank.core.access import access
 from timebank.core.roles import Role
 from timebank.points import service
 from timebank.schemas import problems
-from timebank.security import access
 
 
 class MemberPointsController(Controller):

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.db import driver
 from timebank.points.models import PointsLot
 
 
@@ -71,3 +72,20 @@ async def lots_expiring_between(
         PointsLot.expires_at <= until,
     )
     return (await conn.execute(query)).all()
+
+
+async def name_points_lots(
+    conn: AsyncConnection, lots: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]
+) -> None:
+    """Name the service record of the points lots its credits made: (record, transaction, account) each.
+
+    The database writes the lots as credits post (``points_follow_entry``, migration
+    0004); the service record a lot came from is the approving package's to say.
+    """
+    await (await driver(conn)).execute(
+        "UPDATE points_lots p SET record_id = l.record FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) "
+        "AS l(record, tx, account) WHERE p.transaction_id = l.tx AND p.account_id = l.account",
+        [x[0] for x in lots],
+        [x[1] for x in lots],
+        [x[2] for x in lots],
+    )

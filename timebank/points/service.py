@@ -11,13 +11,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.community.service import member_exists
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.problems import NotFound
 from timebank.core.terms import Asset
 from timebank.ledger import queries as ledger_queries
 from timebank.points import queries
-from timebank.security import Principal
-from timebank.volunteer.reading import member_exists
 
 MAX_LOTS = 1000
 

@@ -10,12 +10,12 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import Parameter
 
 from timebank import schemas, web
+from timebank.core.access import READERS, access
 from timebank.core.problems import BadRequest
 from timebank.core.roles import Role
 from timebank.ledger.idempotency import request_hash, run_idempotent
 from timebank.redemption import redemption_views, redemptions, rewards, statements
 from timebank.schemas import problems
-from timebank.security import READERS, access
 
 REQUIRED_KEY = Parameter(
     header="Idempotency-Key",

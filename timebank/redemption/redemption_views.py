@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.community.service import member_exists
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.policy import current_policy
 from timebank.core.problems import Forbidden, NotFound
@@ -21,8 +23,6 @@ from timebank.ledger import service as ledger
 from timebank.log.keys import Signer
 from timebank.redemption import queries, vouchers
 from timebank.redemption.rewards import optional_time
-from timebank.security import Principal
-from timebank.volunteer.reading import member_exists
 
 
 def _qr(signer: Signer, row: Any) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.communities import community_zone
 from timebank.core.policy import current_policy
@@ -41,7 +42,6 @@ from timebank.log.registry import published_keys
 from timebank.redemption import queries, rules, vouchers
 from timebank.redemption.redemption_views import redemption_answer
 from timebank.redemption.rewards import RewardUnavailable, lock_reward, standing
-from timebank.security import Principal
 
 
 class WrongCode(DomainError):

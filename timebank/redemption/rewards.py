@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank import schemas
 from timebank.community import queries as community_queries
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.communities import community_zone
 from timebank.core.policy import current_policy
@@ -25,7 +26,6 @@ from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset
 from timebank.ledger import queries as ledger_queries
 from timebank.redemption import queries, rules
-from timebank.security import Principal
 from timebank.volunteer.queries import lifetime_minutes
 
 

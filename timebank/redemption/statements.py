@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.community import queries as community_queries
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.communities import community_zone
 from timebank.core.problems import BadRequest, Forbidden, NotFound
 from timebank.core.roles import PartyKind, Role
 from timebank.redemption import queries
-from timebank.security import Principal
 
 MAX_STATEMENT_DAYS = 366
 CSV_COLUMNS = ("redemption_id", "confirmed_at", "reward_id", "title", "member_id", "points", "transaction_id")

@@ -15,14 +15,17 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.community import queries as parties
 from timebank.core import policy as policies
+from timebank.core.access import Principal
 from timebank.core.policy import Policy, current_policy
 from timebank.core.problems import Forbidden, NotFound
+from timebank.core.roles import PartyKind
 from timebank.core.terms import Asset, Kind, Layer, Phase
 from timebank.ledger import queries as ledger_queries
 from timebank.ledger import service as ledger
-from timebank.security import Principal
-from timebank.volunteer import parties, queries
+from timebank.points import queries as points_queries
+from timebank.volunteer import queries
 from timebank.volunteer.records import RecordAlreadyResolved, decision_reason, record_view
 
 Accounts = dict[tuple[Any, str], uuid.UUID]  # (member id or "issuance", asset): account id
@@ -40,7 +43,11 @@ async def set_policy(
 ) -> dict[str, Any]:
     """Store a new policy version; its trusted organisations must be the community's."""
     trusted = policy.trusted_organisations
-    known = await parties.organisations_among(conn, community_id, trusted) if trusted else set()
+    known = (
+        {r.id for r in await parties.parties_of_kind(conn, community_id, PartyKind.ORGANISATION, trusted)}
+        if trusted
+        else set()
+    )
     return await policies.set_policy(conn, community_id, policy, key_id, known)
 
 
@@ -128,7 +135,7 @@ async def approve(
     )
     if points:
         # The credit made its points lot (points_follow_entry, migration 0004); name its record.
-        await queries.name_points_lots(conn, [(rec.id, tx_id, accounts[rec.member_id, "POINT"])])
+        await points_queries.name_points_lots(conn, [(rec.id, tx_id, accounts[rec.member_id, "POINT"])])
     return await decision_view(conn, principal.community_id, tx_id)
 
 
@@ -162,7 +169,7 @@ async def approve_new(
     # Each credit made its points lot (points_follow_entry, migration 0004); name its record.
     lots = [(d[0], d[2], accounts[r.member_id, "POINT"]) for r, d in zip(rows, decided, strict=True) if d[1]]
     if lots:
-        await queries.name_points_lots(conn, lots)
+        await points_queries.name_points_lots(conn, lots)
 
 
 async def decision_view(conn: AsyncConnection, community_id: uuid.UUID, tx_id: uuid.UUID) -> dict[str, Any]:

@@ -22,15 +22,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.community import queries as parties
+from timebank.community.service import member_exists
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.communities import community_zone
 from timebank.core.problems import BadRequest, Forbidden, NotFound
 from timebank.core.roles import Role
 from timebank.log.keys import Signer
 from timebank.log.verify import b64, jcs
-from timebank.security import Principal
-from timebank.volunteer import parties, queries
-from timebank.volunteer.reading import member_exists
+from timebank.volunteer import queries
 
 MAX_DAYS = 3660
 # Unambiguous letters and digits (no 0/O, 1/I/L): numbers are read aloud and typed.
@@ -68,7 +69,10 @@ async def _content(
     activities = _activities(rows, names, tz)
     total = sum(a["minutes"] for a in activities)
     return {
-        "community": {"id": str(community_id), "name": await parties.community_name(conn, community_id)},
+        "community": {
+            "id": str(community_id),
+            "name": (await parties.community_by_id(conn, community_id)).name,
+        },
         "volunteer": {"member_id": str(member_id), "name": names[member_id]},
         "period": {"from": period_from.isoformat(), "to": period_to.isoformat()},
         "total_minutes": total,

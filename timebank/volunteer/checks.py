@@ -21,9 +21,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from timebank.core.access import Principal
 from timebank.core.policy import Policy
 from timebank.core.roles import Role
-from timebank.security import Principal
 from timebank.volunteer.records import RecordIn
 
 # Control characters (tab, LF and CR are allowed: a cell may have lines), DEL, C1

@@ -12,13 +12,14 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.params import Body, Parameter
 
 from timebank import schemas, web
+from timebank.community.service import member_exists
 from timebank.core import policy as policies
+from timebank.core.access import PUBLIC, READERS, access
 from timebank.core.communities import community_zone
 from timebank.core.problems import DomainError
 from timebank.core.roles import Role
 from timebank.ledger.idempotency import request_hash, run_idempotent
 from timebank.schemas import problems
-from timebank.security import PUBLIC, READERS, access
 from timebank.volunteer import approval, certificates, corrections, reading, recording
 from timebank.volunteer.approval import set_policy
 from timebank.volunteer.csv_import import import_answer, parse_csv
@@ -343,7 +344,7 @@ class MemberRecordsController(Controller):
         who = web.principal(request)
         n = web.page_limit(request, limit)
         async with web.engine(request).connect() as conn:
-            await reading.member_exists(conn, who, member_id)
+            await member_exists(conn, who, member_id)
             items, nxt = await reading.records_page(
                 conn,
                 who,

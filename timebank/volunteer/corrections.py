@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.access import Principal
 from timebank.core.problems import Conflict, Forbidden, NotFound
 from timebank.ledger import service as ledger
-from timebank.security import Principal
 from timebank.volunteer import queries
 from timebank.volunteer.approval import decision_view, lock_record
 from timebank.volunteer.records import FourEyes, decision_reason, reversal_view

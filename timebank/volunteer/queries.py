@@ -14,10 +14,8 @@ the duplicate and busy-time lookups) are SQL constants run through asyncpg direc
 (``asyncpg.Record``, same column names): encoding that many parameters through
 SQLAlchemy would hold the event loop far longer.
 
-``name_points_lots`` writes one column of the points package's ``points_lots`` (the
-record a lot came from): ``timebank.points`` imports this package (``member_exists``),
-so calling its queries from here would make an import cycle. The parties this package
-reads are in ``parties.py`` (``community`` imports this package too).
+The parties this package reads come from ``timebank.community.queries``, the points
+lots it names from ``timebank.points.queries``.
 """
 
 from __future__ import annotations
@@ -322,20 +320,3 @@ async def insert_certificate(conn: AsyncConnection, values: dict[str, Any]) -> N
         .on_conflict_do_nothing(index_elements=["member_id", "content_hash"])
     )
     await conn.execute(stmt)
-
-
-async def name_points_lots(
-    conn: AsyncConnection, lots: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]
-) -> None:
-    """Name the service record of the points lots its credits made: (record, transaction, account) each.
-
-    ``points_lots`` is the points package's table, written by the database as credits post
-    (``points_follow_entry``, migration 0004); only the record it came from is ours to say.
-    """
-    await (await driver(conn)).execute(
-        "UPDATE points_lots p SET record_id = l.record FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) "
-        "AS l(record, tx, account) WHERE p.transaction_id = l.tx AND p.account_id = l.account",
-        [x[0] for x in lots],
-        [x[1] for x in lots],
-        [x[2] for x in lots],
-    )

@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.problems import BadRequest, Forbidden, NotFound
 from timebank.core.roles import Role
-from timebank.security import Principal
-from timebank.volunteer import parties, queries
+from timebank.volunteer import queries
 from timebank.volunteer.queries import RecordFilter
 from timebank.volunteer.records import record_view
 
@@ -34,13 +34,6 @@ async def get_record(conn: AsyncConnection, principal: Principal, record_id: uui
     if rec is None or not _may_read(principal, rec):
         raise NotFound(f"service record {record_id} not found")
     return rec
-
-
-async def member_exists(conn: AsyncConnection, principal: Principal, member_id: uuid.UUID) -> None:
-    """A 404 unless the member is one of the community's that the principal may see."""
-    found = await parties.is_member(conn, principal.community_id, member_id)
-    if not found or (principal.role is Role.RESIDENT and principal.subject_id != member_id):
-        raise NotFound(f"member {member_id} not found")
 
 
 def _scoped(principal: Principal, f: RecordFilter) -> RecordFilter:

@@ -19,12 +19,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.community import queries as parties
+from timebank.core.access import Principal
 from timebank.core.communities import community_zone
 from timebank.core.policy import current_policy
 from timebank.core.problems import Forbidden
-from timebank.core.roles import Role
-from timebank.security import Principal
-from timebank.volunteer import parties, queries
+from timebank.core.roles import PartyKind, Role
+from timebank.volunteer import queries
 from timebank.volunteer.approval import approve_new
 from timebank.volunteer.checks import RecordRow, check_each, check_times
 from timebank.volunteer.records import ImportTooLarge, RecordIn, record_view
@@ -111,10 +112,16 @@ async def record_many(
 async def _find_parties(conn: AsyncConnection, community_id: uuid.UUID, live: list[RecordRow]) -> None:
     """Each row's organisation and volunteer, among the community's parties (a query each)."""
     orgs = {r.organisation_id for r in live}
-    known_orgs = await parties.organisations_among(conn, community_id, orgs) if orgs else set()  # type: ignore[arg-type]
+    known_orgs = (
+        {r.id for r in await parties.parties_of_kind(conn, community_id, PartyKind.ORGANISATION, orgs)}
+        if orgs
+        else set()
+    )  # type: ignore[arg-type]
     ids = {r.given.member_id for r in live if r.given.member_id}
     refs = {r.given.member_ref for r in live if r.given.member_id is None and r.given.member_ref}
-    members = await parties.members_by_id_or_ref(conn, community_id, ids, refs) if ids or refs else []  # type: ignore[arg-type]
+    members = (
+        await parties.parties_of_kind(conn, community_id, PartyKind.MEMBER, ids, refs) if ids or refs else []
+    )  # type: ignore[arg-type]
     by_id = {m.id for m in members}
     by_ref = {m.external_ref: m.id for m in members if m.external_ref}
     for r in live:
