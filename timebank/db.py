@@ -6,9 +6,13 @@ is started or joined in ``$TIMEBANK_DATA_DIR/pg``.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Text, Uuid, literal
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -134,3 +138,16 @@ async def driver(conn: AsyncConnection) -> Any:
         # does so with the first statement); send it, or our statement would run alone.
         await conn.exec_driver_sql("SELECT 1")
     return raw.driver_connection
+
+
+def uuid_array(values: Iterable[uuid.UUID]) -> Any:
+    """Ids bound as one ``uuid[]`` parameter, for ``column == any_(...)``.
+
+    ``IN`` would bind one parameter per id: an import names up to 20,000, each count a
+    statement of its own to prepare (and asyncpg allows 32,767 parameters).
+    """
+    return literal(list(values), ARRAY(Uuid()))
+
+
+def text_array(values: Iterable[str]) -> Any:
+    return literal(list(values), ARRAY(Text()))

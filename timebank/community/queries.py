@@ -15,11 +15,11 @@ import uuid
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import Row, Text, Uuid, any_, bindparam, func, insert, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Row, any_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.community.models import ApiKey, Community, Party
+from timebank.db import text_array, uuid_array
 
 # --- communities -----------------------------------------------------------------------
 
@@ -72,15 +72,6 @@ async def party_exists(
     return (await conn.execute(stmt)).first() is not None
 
 
-def _uuids(values: Iterable[uuid.UUID]) -> Any:
-    """A list of ids bound as one uuid[] parameter (an import names up to 20,000)."""
-    return literal(list(values), ARRAY(Uuid()))
-
-
-def _texts(values: Iterable[str]) -> Any:
-    return literal(list(values), ARRAY(Text()))
-
-
 async def parties_of_kind(
     conn: AsyncConnection,
     community_id: uuid.UUID,
@@ -94,19 +85,19 @@ async def parties_of_kind(
     stmt = select(Party.id, Party.external_ref).where(
         Party.community_id == community_id,
         Party.kind == kind,
-        or_(Party.id == any_(_uuids(ids)), Party.external_ref == any_(_texts(external_refs))),
+        or_(Party.id == any_(uuid_array(ids)), Party.external_ref == any_(text_array(external_refs))),
     )
     return list((await conn.execute(stmt)).all())
 
 
 async def lock_parties(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> None:
     """Row locks on parties, in id order (so two lockers never deadlock)."""
-    stmt = select(Party.id).where(Party.id == any_(_uuids(ids))).order_by(Party.id).with_for_update()
+    stmt = select(Party.id).where(Party.id == any_(uuid_array(ids))).order_by(Party.id).with_for_update()
     await conn.execute(stmt)
 
 
 async def display_names(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-    stmt = select(Party.id, Party.display_name).where(Party.id == any_(_uuids(set(ids))))
+    stmt = select(Party.id, Party.display_name).where(Party.id == any_(uuid_array(set(ids))))
     return {r.id: r.display_name for r in await conn.execute(stmt)}
 
 

@@ -24,10 +24,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Row, delete, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import Row, any_, delete, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
+from timebank.db import uuid_array
 from timebank.ledger.models import Account, Entry, IdempotencyRecord, LedgerTransaction, account_balances
 
 _BALANCES = (
@@ -83,7 +84,7 @@ async def party_account_ids(
     """{party: {asset: account id}} for the parties given."""
     rows = await conn.execute(
         select(Account.party_id, Account.asset, Account.id)
-        .where(Account.party_id.in_(list(party_ids)))
+        .where(Account.party_id == any_(uuid_array(party_ids)))
         .order_by(Account.party_id, Account.asset)
     )
     out: dict[uuid.UUID, dict[str, str]] = {}

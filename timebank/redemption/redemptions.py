@@ -317,11 +317,9 @@ async def expire_due(conn: AsyncConnection, community_id: uuid.UUID, limit: int 
                     (await ledger.resolve_hold(conn, system, row.hold_id, Phase.EXPIRE, system=True))["id"]
                 )
         except HoldAlreadyResolved:
-            tx_id = next(  # the ledger's own timeout expired it
-                r.id
-                for r in await ledger_queries.related_transactions(conn, row.hold_id)
-                if r.phase in RESOLVED
-            )
+            resolutions = await ledger_queries.related_transactions(conn, row.hold_id)
+            tx_id = next((r.id for r in resolutions if r.phase in RESOLVED), None)  # the ledger's timeout
+            assert tx_id is not None, f"hold {row.hold_id} is resolved, yet nothing resolves it"
         await queries.release_unit(conn, row)
         await queries.resolve(conn, row.id, "expired", tx_id, system.key_id)
     return len(rows)

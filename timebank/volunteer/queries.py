@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, or_, select, tuple_, update
+from sqlalchemy import Row, Select, any_, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from timebank.db import driver
+from timebank.db import driver, uuid_array
 from timebank.volunteer.models import Certificate, ServiceRecord, ServiceReversal
 
 _RECORDS = select(ServiceRecord)
@@ -133,7 +133,7 @@ async def lifetime_minutes_of(conn: AsyncConnection, member_ids: Iterable[uuid.U
     """Each volunteer's approved service in minutes, ever (absent: none approved)."""
     stmt = (
         select(ServiceRecord.member_id, func.sum(ServiceRecord.minutes).label("minutes"))
-        .where(ServiceRecord.member_id.in_(list(member_ids)), ServiceRecord.status == "approved")  # type: ignore[attr-defined]
+        .where(ServiceRecord.member_id == any_(uuid_array(member_ids)), ServiceRecord.status == "approved")
         .group_by(ServiceRecord.member_id)
     )
     return {r.member_id: int(r.minutes) for r in await conn.execute(stmt)}
