@@ -47,24 +47,7 @@ async def seed_lots(
         for start in range(0, members, BATCH):
             async with engine.begin() as conn:
                 requests = [
-                    (
-                        uuid.uuid4(),
-                        community_id,
-                        "adjustment",
-                        "posted",
-                        "seed",
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        [
-                            (issuance, "POINT", "debit", "posted", points),
-                            (account, "POINT", "credit", "posted", points),
-                        ],
-                    )
+                    _points_move(community_id, "adjustment", issuance, account, points)
                     for account in accounts[start : start + BATCH]
                 ]
                 answers = await post_batch(await driver(conn), requests)
@@ -86,28 +69,32 @@ async def donate(
         await conn.rollback()
         for start in range(0, len(accounts), BATCH):
             async with conn.begin():
-                answers = await post_batch(
-                    await driver(conn),
-                    [
-                        (
-                            uuid.uuid4(),
-                            community_id,
-                            "donation",
-                            "posted",
-                            "seed",
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            [
-                                (a, "POINT", "debit", "posted", points),
-                                (fund, "POINT", "credit", "posted", points),
-                            ],
-                        )
-                        for a in accounts[start : start + BATCH]
-                    ],
-                )
+                requests = [
+                    _points_move(community_id, "donation", a, fund, points)
+                    for a in accounts[start : start + BATCH]
+                ]
+                answers = await post_batch(await driver(conn), requests)
                 assert all(a["code"] == "ok" for a in answers), answers[0]
+
+
+def _points_move(
+    community_id: uuid.UUID, kind: str, debit: uuid.UUID, credit: uuid.UUID, points: int
+) -> tuple[Any, ...]:
+    """One ``ledger_request`` (as ``ledger.movement`` builds them): ``points`` from debit to
+    credit, posted at once, with no idempotency key (seeding runs once)."""
+    legs = [(debit, "POINT", "debit", "posted", points), (credit, "POINT", "credit", "posted", points)]
+    return (
+        uuid.uuid4(),
+        community_id,
+        kind,
+        "posted",
+        "seed",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        legs,
+    )
