@@ -97,6 +97,14 @@ class PolicyController(Controller):
         return web.json_response({"items": items})
 
 
+async def _with_reason(request: Request, record_id: uuid.UUID, step: Any, status: int) -> Response[Any]:
+    """A step on a record that takes the admin's reason (reject, ask for a correction)."""
+    data = await web.strict_body(request, ReasonBody)
+    async with web.engine(request).begin() as conn:
+        view = await step(conn, web.principal(request), record_id, data.reason)
+    return web.json_response(view, status)
+
+
 async def _decide(request: Request, record_id: uuid.UUID, key: str | None, decide: Any) -> Response[Any]:
     """An approval or a correction: idempotent, answered with the record and its transaction.
 
@@ -254,11 +262,7 @@ class ServiceRecordController(Controller):
     async def reject(
         self, request: Request, record_id: uuid.UUID, data: ReasonBody
     ) -> Response[schemas.ServiceRecord]:
-        data = await web.strict_body(request, ReasonBody)
-        async with web.engine(request).begin() as conn:
-            return web.json_response(
-                await approval.reject(conn, web.principal(request), record_id, data.reason)
-            )
+        return await _with_reason(request, record_id, approval.reject, 200)
 
     @post(
         "/{record_id:uuid}/reversal",
@@ -271,10 +275,7 @@ class ServiceRecordController(Controller):
     async def request_reversal(
         self, request: Request, record_id: uuid.UUID, data: ReasonBody
     ) -> Response[schemas.Correction]:
-        data = await web.strict_body(request, ReasonBody)
-        async with web.engine(request).begin() as conn:
-            view = await corrections.request_reversal(conn, web.principal(request), record_id, data.reason)
-        return web.json_response(view, 201)
+        return await _with_reason(request, record_id, corrections.request_reversal, 201)
 
     @post(
         "/{record_id:uuid}/reversal/approve",
