@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import CacheControlHeader
+from litestar.static_files import create_static_files_router
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -32,6 +35,8 @@ from timebank.log.keys import Signer, load_signer
 from timebank.log.timestamps import with_set
 from timebank.metrics import PROMETHEUS, MetricsController
 from timebank.notifications.controllers import NotificationController
+from timebank.people.controllers import PeopleController, SignInLinkController
+from timebank.people.pages import AccountPages, SignInPages
 from timebank.points.controllers import MemberPointsController
 from timebank.redemption.controllers import (
     MemberRedemptionController,
@@ -41,7 +46,7 @@ from timebank.redemption.controllers import (
 )
 from timebank.reference import OfflineSwaggerPlugin
 from timebank.runtime import background
-from timebank.security import ApiKeyAuthMiddleware, AuthFailures, KeyCache
+from timebank.security import ApiKeyAuthMiddleware, AuthFailures, KeyCache, SessionAuthMiddleware, load_web_secret
 from timebank.volunteer.controllers import (
     CertificateController,
     MemberRecordsController,
@@ -49,6 +54,7 @@ from timebank.volunteer.controllers import (
     ServiceRecordController,
 )
 from timebank.volunteer.standing import standing
+from timebank.web import failures, templating
 
 ROUTES: list[ControllerRouterHandler] = [
     HealthController,
@@ -73,6 +79,14 @@ ROUTES: list[ControllerRouterHandler] = [
     JobController,
     NotificationController,
     MetricsController,
+    PeopleController,
+    SignInLinkController,
+]
+
+# The people's pages (HTML): sessions instead of keys, errors as pages, no OpenAPI.
+PAGES: list[ControllerRouterHandler] = [
+    SignInPages,
+    AccountPages,
 ]
 
 # Outermost first: metrics and the request log see every answer; the edge refuses bad
@@ -84,10 +98,37 @@ MIDDLEWARE = [
     DefineMiddleware(
         ApiKeyAuthMiddleware,
         exclude=["^/schema", "^/health"],
-        exclude_from_auth_key="public",
+        exclude_from_auth_key="no_api_key",
         exclude_http_methods=[],
     ),
 ]
+# Paths where no form is posted (API keys, not cookies): no CSRF token asked.
+NO_FORMS = ["^/v1/", "^/schema", "^/health", "^/metrics", "^/static/"]
+
+
+def pages_router() -> Router:
+    """The pages: a session, not an API key, says who is asking (``opt`` ``no_api_key``
+    keeps the API-key middleware away); errors are pages in the person's language."""
+    return Router(
+        "/",
+        route_handlers=PAGES,
+        middleware=[SessionAuthMiddleware()],
+        exception_handlers=failures.EXCEPTION_HANDLERS,
+        include_in_schema=False,
+        opt={"no_api_key": True},
+    )
+
+
+def static_router() -> Router:
+    # Files are named in pages with their content hash (?v=), so they may be kept long.
+    return create_static_files_router(
+        "/static",
+        directories=[templating.STATIC],
+        opt=PUBLIC,
+        include_in_schema=False,
+        cache_control=CacheControlHeader(max_age=7 * 24 * 3600, public=True),
+        send_as_attachment=False,
+    )
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -97,7 +138,9 @@ def openapi_config() -> OpenAPIConfig:
         description="Community public-welfare bank: volunteer hours and love points on a double-entry "
         "ledger. Errors are application/problem+json; see docs/api.md.",
         # The schema and its UIs are public (they describe the API, reveal no data).
-        openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC),
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC
+        ),
         render_plugins=[OfflineSwaggerPlugin()],
         components=Components(
             security_schemes={
@@ -139,7 +182,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     logs.configure(settings)
     signer = load_signer(settings.key_dir)  # fail at start, not at the first transfer
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, pages_router(), static_router()],
         lifespan=[lifespan(url, settings, signer)],
         middleware=MIDDLEWARE,
         exception_handlers=errors.EXCEPTION_HANDLERS,
@@ -147,11 +190,21 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         plugins=[schemas.StrictStructs()],  # first: it must see the structs before Litestar's own plugin
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
+        template_config=templating.TEMPLATE_CONFIG,
+        csrf_config=CSRFConfig(
+            secret=load_web_secret(settings),
+            cookie_name="tb_csrf",
+            cookie_httponly=True,
+            cookie_secure=settings.secure_cookies,
+            cookie_samesite="lax",
+            exclude=NO_FORMS,
+        ),
         debug=False,
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.auth_failures = AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_seconds)
+    app.state.sign_in_failures = AuthFailures(settings.sign_in_address_limit, settings.sign_in_window_minutes * 60)
     app.state.signer = signer
     app.state.stamp = with_set  # web.stamp signs with app.state.signer
     app.state.member_standing = standing  # shown on GET /v1/members/{id} (community's route)

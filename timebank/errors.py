@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 
 from timebank import edge, logs, outage
 from timebank.core.problems import PROBLEM_MEDIA_TYPE, DomainError, problem_body
+from timebank.web import failures
 
 HTTP_SLUGS = {
     400: ("invalid-request", "The request is not valid"),
@@ -40,6 +41,8 @@ def domain_error_handler(request: Request, exc: DomainError) -> Response[Any]:
 
 def http_error_handler(request: Request, exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    if status in (404, 405) and failures.wants_page(request):  # a browser on a path no page has
+        return failures.http_error(request, exc)
     slug, title = HTTP_SLUGS.get(status, ("http-error", "The request failed"))
     extra: dict[str, Any] = {}
     if isinstance(exc, ValidationException) and exc.extra:

@@ -3,6 +3,9 @@
 (The principal, keys' shape and routes' access declarations are shared concepts:
 ``timebank/core/access.py``.)
 
+* People signing in to the pages get a server-side session instead of a key
+  (``SessionAuthMiddleware``, ``timebank/people/sessions.py``); the same ``authorize``
+  decides their routes.
 * Authentication middleware turns ``Authorization: Bearer <key>`` into a
   ``Principal``; routes opt out only with ``opt={"public": True}``. A key of the
   wrong shape is refused without a lookup, and a client address that keeps sending
@@ -17,19 +20,27 @@
 from __future__ import annotations
 
 import math
+import os
+import secrets
 import time
 import uuid
+from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware import AbstractAuthenticationMiddleware, ASGIMiddleware, AuthenticationResult
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.community import queries
 from timebank.core.access import KEY_SHAPE, Principal, hash_key
 from timebank.core.problems import Forbidden
 from timebank.core.roles import Role
+from timebank.core.settings import Settings
+from timebank.people import sessions
+from timebank.web.failures import SignInRequired
 
 
 def authorize(principal: Principal, handler: BaseRouteHandler) -> None:
@@ -143,3 +154,51 @@ class ApiKeyAuthMiddleware(AbstractAuthenticationMiddleware):
         # every guard call, which cost 2% of a transfer's CPU.
         authorize(principal, connection.scope["route_handler"])
         return AuthenticationResult(user=principal, auth=None)
+
+
+class SessionAuthMiddleware(ASGIMiddleware):
+    """Pages: the session cookie names the person; ``authorize`` decides as for keys.
+
+    A page marked public (``opt=PUBLIC``: sign-in, the language switch, ``/``) still
+    learns who is signed in, if anyone; any other page without a live session raises
+    ``SignInRequired``, which the pages' error handler turns into the sign-in page.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Any, receive: Any, send: Any, next_app: Any) -> None:
+        token = Request(scope).cookies.get(sessions.COOKIE)
+        who = None
+        if token:
+            async with scope["app"].state.engine.begin() as conn:
+                who = await sessions.signed_in(conn, token)
+        if who is not None:
+            scope["user"], scope["auth"] = who.principal, who
+        handler = scope["route_handler"]
+        if not handler.opt.get("public"):
+            if who is None:
+                raise SignInRequired
+            authorize(who.principal, handler)
+        await next_app(scope, receive, send)
+
+
+def load_web_secret(settings: Settings) -> str:
+    """The secret that signs the pages' CSRF tokens: the setting, else a random one kept
+    beside the signing keys (made once; processes starting together agree on it)."""
+    if settings.web_secret:
+        return settings.web_secret
+    path = settings.key_dir / "web-secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process is writing it this moment
+            secret = path.read_text().strip()
+            if secret:
+                return secret
+            time.sleep(0.02)
+        raise RuntimeError(f"{path} is empty: remove it and start again") from None
+    secret = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return secret

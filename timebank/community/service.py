@@ -172,29 +172,36 @@ async def _insert_key(
     return view
 
 
-async def issue_key(
-    conn: AsyncConnection, principal: Principal, role: str, subject_id: uuid.UUID | None, label: str | None
-) -> dict[str, Any]:
+async def checked_role(
+    conn: AsyncConnection, community_id: uuid.UUID, role: str, subject_id: uuid.UUID | None
+) -> Role:
+    """The role, once its subject is right: none for admin, else a party of the role's
+    kind in the community. One rule for API keys and for people who sign in."""
     try:
         role_ = Role(role)
     except ValueError:
         raise BadRequest(f"role is one of {', '.join(r.value for r in Role)}") from None
-    if label is not None and len(label) > MAX_NAME:
-        raise BadRequest(f"label is at most {MAX_NAME} characters")
     wanted_kind = ROLE_SUBJECT_KIND[role_]
     if wanted_kind is None:
         if subject_id is not None:
-            raise BadRequest("an admin key has no subject_id")
+            raise BadRequest(f"an {role_.value} has no subject_id")
     else:
         if subject_id is None:
-            raise BadRequest(f"a {role_.value} key needs subject_id: the {wanted_kind.value} it acts for")
-        subject = await queries.party_in_community(conn, principal.community_id, subject_id)
+            raise BadRequest(f"a {role_.value} needs subject_id: the {wanted_kind.value} it acts for")
+        subject = await queries.party_in_community(conn, community_id, subject_id)
         if subject is None:
             raise NotFound(f"party {subject_id} not found")
         if subject.kind != wanted_kind.value:
-            raise BadRequest(
-                f"a {role_.value} key's subject must be a {wanted_kind.value}, not a {subject.kind}"
-            )
+            raise BadRequest(f"a {role_.value}'s subject must be a {wanted_kind.value}, not a {subject.kind}")
+    return role_
+
+
+async def issue_key(
+    conn: AsyncConnection, principal: Principal, role: str, subject_id: uuid.UUID | None, label: str | None
+) -> dict[str, Any]:
+    if label is not None and len(label) > MAX_NAME:
+        raise BadRequest(f"label is at most {MAX_NAME} characters")
+    role_ = await checked_role(conn, principal.community_id, role, subject_id)
     return await _insert_key(conn, principal.community_id, role_, subject_id, label, principal.key_id)
 
 

@@ -55,5 +55,7 @@ def access(*roles: Role) -> dict[str, Any]:
     return {"roles": frozenset(roles)}
 
 
-PUBLIC: dict[str, Any] = {"public": True}
+# A route anyone may call: no API key (and, for a page, no sign-in). ``no_api_key``
+# also marks every page, whose sessions replace keys (timebank/app.py).
+PUBLIC: dict[str, Any] = {"public": True, "no_api_key": True}
 READERS = (Role.ADMIN, Role.AUDITOR, Role.RECORDER, Role.MERCHANT, Role.RESIDENT)

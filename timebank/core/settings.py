@@ -109,6 +109,20 @@ class Settings:
     metrics_token: str | None = None
     # Days an Idempotency-Key's answer is kept; the idempotency-retention job removes older ones.
     idempotency_retention_days: int = 30
+    # People's pages: a session lasts this many days (unless ended); a one-time sign-in
+    # link this many hours unless its issuer says otherwise (at most 14 days).
+    session_days: int = 30
+    sign_in_link_hours: int = 72
+    # Wrong passwords per account in the window (counted in the database, across
+    # processes), then that account waits out the window; and sign-in failures per
+    # client address and window (in each process's memory).
+    sign_in_account_limit: int = 5
+    sign_in_address_limit: int = 30
+    sign_in_window_minutes: int = 15
+    # The secret that signs the pages' CSRF tokens; unset: a random one kept in
+    # <key dir>/web-secret, made at first start (every process of a deployment must
+    # share it: set it, or share the key directory).
+    web_secret: str | None = None
 
     @property
     def key_dir(self) -> Path:
@@ -157,6 +171,12 @@ class Settings:
             webhooks=_webhooks(os.environ.get("TIMEBANK_WEBHOOKS") or "{}"),
             metrics_token=(os.environ.get("TIMEBANK_METRICS_TOKEN") or "").strip() or None,
             idempotency_retention_days=_int("TIMEBANK_IDEMPOTENCY_RETENTION_DAYS", 30),
+            session_days=_int("TIMEBANK_SESSION_DAYS", 30),
+            sign_in_link_hours=_int("TIMEBANK_SIGN_IN_LINK_HOURS", 72),
+            sign_in_account_limit=_int("TIMEBANK_SIGN_IN_ACCOUNT_LIMIT", 5),
+            sign_in_address_limit=_int("TIMEBANK_SIGN_IN_ADDRESS_LIMIT", 30),
+            sign_in_window_minutes=_int("TIMEBANK_SIGN_IN_WINDOW_MINUTES", 15),
+            web_secret=(os.environ.get("TIMEBANK_WEB_SECRET") or "").strip() or None,
         ).checked()
 
     def checked(self) -> Settings:
@@ -189,7 +209,20 @@ class Settings:
             raise SystemExit(
                 "TIMEBANK_AUTH_FAILURE_LIMIT and TIMEBANK_AUTH_FAILURE_WINDOW_SECONDS must be at least 1"
             )
+        if not 1 <= self.session_days <= 365 or not 1 <= self.sign_in_link_hours <= 14 * 24:
+            raise SystemExit(
+                "TIMEBANK_SESSION_DAYS must be from 1 to 365 and TIMEBANK_SIGN_IN_LINK_HOURS from 1 to 336"
+            )
+        if min(self.sign_in_account_limit, self.sign_in_address_limit, self.sign_in_window_minutes) < 1:
+            raise SystemExit("the TIMEBANK_SIGN_IN_* limits and window must be at least 1")
+        if self.web_secret is not None and len(self.web_secret) < 32:
+            raise SystemExit("TIMEBANK_WEB_SECRET must be at least 32 characters (e.g. 64 random hex digits)")
         return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS when the service is reached over HTTPS."""
+        return bool(self.public_url and self.public_url.startswith("https://"))
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -147,3 +147,10 @@ from timebank.schemas.volunteer import (  # noqa: F401
     ServiceRecordPage,
     SignedCertificate,
 )
+from timebank.schemas.people import (  # noqa: F401, E402
+    Person,
+    PersonList,
+    SignInLink,
+    SignInLinkCreated,
+    SignInLinkList,
+)

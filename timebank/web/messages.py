@@ -1,0 +1,51 @@
+"""What a refusal means, in words a resident or a shop assistant understands.
+
+The domain services raise errors with a stable type (``slug``) and an English detail
+for API clients; a page shows the sentence below for the type, in the page's
+language, and falls back to the general one (never to a stack trace or a bare code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from timebank.core.problems import DomainError
+from timebank.web.i18n import N_
+
+BY_TYPE = {
+    "insufficient-funds": N_("There is not enough in your account for this."),
+    "wrong-voucher-code": N_("This code is not right. Check it with the resident and try again."),
+    "voucher-used": N_("This voucher was already used, cancelled or has expired. Nothing was changed."),
+    "voucher-expired": N_("This voucher has expired. Nothing was changed."),
+    "reward-unavailable": N_("You may not redeem this reward now."),
+    "not-found": N_("We could not find that. It may have been removed, or belong to another community."),
+    "forbidden": N_("You may not do that with your account."),
+    "sign-in-refused": N_("The login or the password is not right."),
+    "sign-in-link-not-usable": N_("This sign-in link cannot be used. Ask your community's staff for a new one."),
+    "login-taken": N_("Another person already signs in with this login."),
+    "idempotency-conflict": N_("This form was already sent with other values. Please start again."),
+    "too-many-requests": N_("Too many tries. Please wait a few minutes and try again."),
+    "invalid-request": N_("Some of what you entered is not valid. Please check it."),
+    "database-unavailable": N_("The service is busy right now. Nothing was changed; please try again soon."),
+}
+GENERAL = N_("That could not be done. Nothing was changed.")
+
+# Why a resident may not redeem a reward (``redemption.rules`` reasons).
+ELIGIBILITY = {
+    "not_active": N_("The shop no longer offers it."),
+    "not_valid_yet": N_("It is not offered yet."),
+    "no_longer_valid": N_("Its offer has ended."),
+    "star_level": N_("It needs a higher star level."),
+    "out_of_stock": N_("It is out of stock."),
+    "limit_reached": N_("You have reached the limit for this period."),
+    "insufficient_points": N_("You do not have enough points."),
+}
+
+
+def explain(error: DomainError | str, gettext: Callable[[str], str]) -> str:
+    slug = error if isinstance(error, str) else error.slug
+    return gettext(BY_TYPE.get(slug, GENERAL))
+
+
+def eligibility(reasons: list[str], gettext: Callable[[str], str]) -> list[str]:
+    return [gettext(ELIGIBILITY.get(r, GENERAL)) for r in reasons]
