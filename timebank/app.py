@@ -36,7 +36,11 @@ from timebank.log.timestamps import with_set
 from timebank.metrics import PROMETHEUS, MetricsController
 from timebank.notifications.controllers import NotificationController
 from timebank.people.controllers import PeopleController, SignInLinkController
+from timebank.log import pages as receipt_pages
+from timebank.people import staff_pages
 from timebank.people.pages import AccountPages, SignInPages
+from timebank.redemption import pages as merchant_pages
+from timebank.resident import pages as resident_pages
 from timebank.points.controllers import MemberPointsController
 from timebank.redemption.controllers import (
     MemberRedemptionController,
@@ -87,6 +91,10 @@ ROUTES: list[ControllerRouterHandler] = [
 PAGES: list[ControllerRouterHandler] = [
     SignInPages,
     AccountPages,
+    *resident_pages.PAGES,
+    *merchant_pages.PAGES,
+    *receipt_pages.PAGES,
+    *staff_pages.PAGES,
 ]
 
 # Outermost first: metrics and the request log see every answer; the edge refuses bad

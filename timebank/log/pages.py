@@ -1,0 +1,7 @@
+"""Receipts as pages link to them (being built)."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+PAGES: list[ControllerRouterHandler] = []
