@@ -42,6 +42,7 @@ def settings() -> Iterator[Settings]:
         scheduler=False,
         extra_allowed_hosts=("timebank.test",),
         auth_failure_limit=100_000,
+        sign_in_address_limit=100_000,
     )
     keys.generate(settings.key_dir)
     yield settings

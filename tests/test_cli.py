@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from timebank import db
 from timebank.community.service import create_community
+from tests.people.pages import browser, csrf
 
 
-async def test_community_create_prints_id_and_admin_key(database_url, client, run_cli):
+async def test_community_create_prints_id_admin_key_and_a_sign_in_link(database_url, client, run_cli):
     result = run_cli("community", "create", "--name", "华锦社区", url=database_url)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert set(out) == {"community_id", "admin_key"}
+    assert set(out) == {"community_id", "admin_key", "staff"}
     r = await client.get("/v1/community", headers={"Authorization": f"Bearer {out['admin_key']}"})
     assert r.status_code == 200 and r.json()["id"] == out["community_id"] and r.json()["name"] == "华锦社区"
+    # the first staff member signs in with the one-time link, once, as the community's admin
+    path = urlsplit(out["staff"]["sign_in_link"]).path
+    async with browser(client) as phone:
+        token = await csrf(phone, path)
+        signed = await phone.post(path, data={"_csrf_token": token})
+        assert signed.status_code == 303 and signed.headers["location"] == "/staff"
+        account = await phone.get("/account")
+        assert out["staff"]["login"] in account.text and "华锦社区" in account.text
+    async with browser(client) as other:
+        assert (await other.get(path)).status_code == 410
     bad = run_cli("community", "create", "--name", "  ", url=database_url)
     assert bad.returncode != 0 and "name" in bad.stderr
 

@@ -1,9 +1,11 @@
 """Demo data for an empty database: 华锦社区 with an organisation, a merchant, members,
-funds, a few service records (four approved, one waiting for approval) and three
-rewards of the merchant."""
+funds, a few service records (four approved, one waiting for approval), three
+rewards of the merchant, and a person to sign in as for each role (random passwords,
+printed by `serve` and saved beside the keys)."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +19,7 @@ from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Kind
 from timebank.db import MIGRATION_LOCK_KEY
 from timebank.ledger import service as ledger
+from timebank.people import accounts
 from timebank.redemption import rewards
 from timebank.volunteer import approval, recording
 from timebank.volunteer.records import RecordIn
@@ -51,7 +54,9 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
         resident = await community.issue_key(
             conn, admin, "resident", uuid.UUID(members[0]["id"]), "demo resident"
         )
+        logins = await _people(conn, admin, members, org, shop)
         return {
+            "logins": logins,
             "community_id": created["community_id"],
             "admin_key": created["admin_key"],
             "resident_key": resident["key"],
@@ -59,6 +64,48 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
             "merchant_id": shop["id"],
             "member_ids": [m["id"] for m in members],
         }
+
+
+def _password() -> str:
+    """A password a newcomer can type from the terminal: three groups of four."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(3))
+
+
+async def _people(
+    conn: AsyncConnection, admin: Principal, members: list[dict[str, Any]], org: dict[str, Any], shop: dict[str, Any]
+) -> dict[str, dict[str, str]]:
+    """A person to sign in as, for each role: (role, subject, name, login)."""
+    logins = {}
+    for role, subject, name, login in (
+        ("resident", members[0]["id"], members[0]["display_name"], "13800000001"),
+        ("merchant", shop["id"], "华锦爱心超市店员", "huajin-shop"),
+        ("admin", None, "社工 周晓燕", "huajin-staff"),
+        ("recorder", org["id"], "志愿服务队 记录员", "huajin-team"),
+        ("auditor", members[1]["id"], members[1]["display_name"], "huajin-board"),
+    ):
+        password = _password()
+        await accounts.create_person(
+            conn,
+            admin,
+            role=role,
+            subject_id=None if subject is None else uuid.UUID(subject),
+            display_name=name,
+            login=login,
+            password=password,
+        )
+        logins[role] = {"login": login, "password": password, "name": name}
+    # a neighbour to give hours to (邻里互助), without a password: staff give them a sign-in card
+    await accounts.create_person(
+        conn,
+        admin,
+        role="resident",
+        subject_id=uuid.UUID(members[2]["id"]),
+        display_name=members[2]["display_name"],
+        login="13800000003",
+        password=None,
+    )
+    return logins
 
 
 async def _members_with_balances(conn: AsyncConnection, admin: Principal) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import click
 
 from timebank import db
 from timebank.cli.base import database, emit, main, open_engine
+from timebank.core.settings import get_settings
 
 
 @main.group("db")
@@ -81,23 +83,66 @@ def community() -> None:
 @community.command("create")
 @click.option("--name", required=True, help="The community's name, e.g. 华锦社区.")
 @click.option("--timezone", default="Asia/Shanghai", show_default=True)
-def community_create(name: str, timezone: str) -> None:
-    """Create a community; prints its id and first admin key (shown only once)."""
+@click.option(
+    "--staff-name", default="社区管理员", show_default=True, help="The first staff member's name (a person with the admin role)."
+)
+@click.option(
+    "--staff-login",
+    default=None,
+    help="The first staff member's phone number or user name (default: admin-<first 8 characters of the id>).",
+)
+def community_create(name: str, timezone: str, staff_name: str, staff_login: str | None) -> None:
+    """Create a community; prints its id, first admin key and a one-time sign-in link for its
+    first staff member (both shown only once), who then adds the others."""
     from timebank.community.service import create_community
+    from timebank.core.access import Principal
     from timebank.core.problems import DomainError
+    from timebank.core.roles import Role
+    from timebank.people import accounts, links
 
     url = database()
     db.upgrade(url)
+    settings = get_settings()
 
     async def run() -> dict[str, Any]:
         async with open_engine(url) as engine, engine.begin() as conn:
-            return await create_community(conn, name, timezone)
+            created = await create_community(conn, name, timezone)
+            community_id = uuid.UUID(created["community_id"])
+            admin = Principal(uuid.UUID(created["admin_key_id"]), community_id, Role.ADMIN, None)
+            staff = await accounts.create_person(
+                conn,
+                admin,
+                role="admin",
+                subject_id=None,
+                display_name=staff_name,
+                login=staff_login or f"admin-{created['community_id'][:8]}",
+                password=None,
+            )
+            link = await links.issue_link(conn, admin, uuid.UUID(staff["id"]), settings.sign_in_link_hours)
+            return {**created, "staff": staff, "link": link}
 
     try:
         created = asyncio.run(run())
     except DomainError as err:
         raise click.UsageError(err.detail) from None
-    emit({"community_id": created["community_id"], "admin_key": created["admin_key"]})
+    base = (settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    emit(
+        {
+            "community_id": created["community_id"],
+            "admin_key": created["admin_key"],
+            "staff": {
+                "name": created["staff"]["display_name"],
+                "login": created["staff"]["login"],
+                "sign_in_link": base + created["link"]["path"],
+                "link_expires_at": created["link"]["expires_at"],
+            },
+        }
+    )
+    click.echo(
+        f"The first staff member signs in once with the link above (before {created['link']['expires_at']}), "
+        "sets a password under My account, and adds the others.",
+        err=True,
+    )
 
 
 @main.command()

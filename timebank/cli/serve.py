@@ -17,6 +17,13 @@ from timebank.cli.base import main, open_engine
 from timebank.core.settings import Settings, get_settings
 
 DEMO_FILE = "demo-keys.json"
+DEMO_ROLES = (
+    ("resident", "resident 居民"),
+    ("merchant", "merchant 商家"),
+    ("admin", "community staff 社工"),
+    ("recorder", "organisation 志愿组织"),
+    ("auditor", "supervisory board 监事"),
+)
 
 
 @main.command()
@@ -102,9 +109,17 @@ def _announce(settings: Settings, host: str, port: int, demo: dict[str, Any] | N
         )
     if demo is not None:
         click.echo(f"  demo community 华锦社区 {demo['community_id']}", err=True)
+        logins = demo.get("logins") or {}
+        if logins:
+            click.echo(f"  sign in at {base}/sign-in as (login / password):", err=True)
+            for role, label in DEMO_ROLES:
+                if role in logins:
+                    who = logins[role]
+                    click.echo(f"    {label:<22} {who['login']:<14} {who['password']}", err=True)
         click.echo(f"  demo admin key:    {demo['admin_key']}", err=True)
         click.echo(
-            f"  demo resident key: {demo['resident_key']}  (keys saved in {settings.data_dir / DEMO_FILE})",
+            f"  demo resident key: {demo['resident_key']}  (keys and logins saved in "
+            f"{settings.data_dir / DEMO_FILE})",
             err=True,
         )
 

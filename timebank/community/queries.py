@@ -101,6 +101,16 @@ async def display_names(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict
     return {r.id: r.display_name for r in await conn.execute(stmt)}
 
 
+async def names_in_community(
+    conn: AsyncConnection, community_id: uuid.UUID, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The display names of the community's parties among ``ids`` (others are left out)."""
+    stmt = select(Party.id, Party.display_name).where(
+        Party.id == any_(uuid_array(set(ids))), Party.community_id == community_id
+    )
+    return {r.id: r.display_name for r in await conn.execute(stmt)}
+
+
 async def parties_page(
     conn: AsyncConnection, community_id: uuid.UUID, kind: str, after: uuid.UUID | None, n: int
 ) -> list[Row[Any]]:

@@ -10,6 +10,7 @@ The rows come from ``queries.py`` (this package's tables) and the ledger's
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -126,6 +127,14 @@ async def get_party(
         raise NotFound(f"{kind.value} {party_id} not found")
     accounts = await ledger_queries.accounts_of_party(conn, party_id)
     return party, {a.asset: a for a in accounts}
+
+
+async def party_names(
+    conn: AsyncConnection, community_id: uuid.UUID, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The names of the community's parties among ``ids`` (e.g. the merchants of the
+    rewards a page lists: their names are public within the community)."""
+    return await queries.names_in_community(conn, community_id, ids)
 
 
 async def list_parties(

@@ -62,24 +62,39 @@ async def set_credit_limit(
     return await queries.account_in_community(conn, principal.community_id, account_id)
 
 
+def _entry_view(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "transaction_id": str(r.transaction_id),
+        "kind": r.kind,
+        "phase": r.phase,
+        "asset": r.asset,
+        "direction": r.direction,
+        "layer": r.layer,
+        "amount": r.amount,
+        "memo": r.memo,
+        "created_at": rfc3339(r.created_at),
+    }
+
+
 async def entries_page(
     conn: AsyncConnection, account_id: uuid.UUID, after: int | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     rows = await queries.entries_after(conn, account_id, after or 0, limit + 1)
-    items = [
-        {
-            "id": r.id,
-            "transaction_id": str(r.transaction_id),
-            "kind": r.kind,
-            "phase": r.phase,
-            "asset": r.asset,
-            "direction": r.direction,
-            "layer": r.layer,
-            "amount": r.amount,
-            "memo": r.memo,
-            "created_at": rfc3339(r.created_at),
-        }
-        for r in rows[:limit]
-    ]
+    items = [_entry_view(r) for r in rows[:limit]]
+    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+    return items, next_cursor
+
+
+async def history_page(
+    conn: AsyncConnection, principal: Principal, account_id: uuid.UUID, before: int | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """What moved in and out of an account, newest first (a person's history page):
+    the posted entries only. A hold and its release are left out: a hold shows in the
+    available balance until it is posted (then its posting is listed) or released.
+    The cursor is the id of the last entry shown; NotFound unless the key may read the account."""
+    await get_account(conn, principal, account_id)
+    rows = await queries.posted_entries_before(conn, account_id, before, limit + 1)
+    items = [_entry_view(r) for r in rows[:limit]]
     next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
     return items, next_cursor

@@ -222,27 +222,35 @@ async def related_transactions(conn: AsyncConnection, tx_id: uuid.UUID) -> list[
     return list((await conn.execute(stmt)).all())
 
 
+_ENTRIES_WITH_KIND = select(
+    Entry.id,
+    Entry.transaction_id,
+    Entry.asset,
+    Entry.direction,
+    Entry.layer,
+    Entry.amount,
+    Entry.created_at,
+    LedgerTransaction.kind,
+    LedgerTransaction.phase,
+    LedgerTransaction.memo,
+).join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
+
+
 async def entries_after(conn: AsyncConnection, account_id: uuid.UUID, after: int, n: int) -> list[Row[Any]]:
     """An account's entries with id above ``after``, oldest first, with their transaction's kind."""
-    stmt = (
-        select(
-            Entry.id,
-            Entry.transaction_id,
-            Entry.asset,
-            Entry.direction,
-            Entry.layer,
-            Entry.amount,
-            Entry.created_at,
-            LedgerTransaction.kind,
-            LedgerTransaction.phase,
-            LedgerTransaction.memo,
-        )
-        .join(LedgerTransaction, LedgerTransaction.id == Entry.transaction_id)
-        .where(Entry.account_id == account_id, Entry.id > after)
-        .order_by(Entry.id)
-        .limit(n)
-    )
+    stmt = _ENTRIES_WITH_KIND.where(Entry.account_id == account_id, Entry.id > after).order_by(Entry.id).limit(n)
     return list((await conn.execute(stmt)).all())
+
+
+async def posted_entries_before(
+    conn: AsyncConnection, account_id: uuid.UUID, before: int | None, n: int
+) -> list[Row[Any]]:
+    """An account's entries of the posted layer with id below ``before``, newest first
+    (index ``entries_account`` read backwards), with their transaction's kind."""
+    stmt = _ENTRIES_WITH_KIND.where(Entry.account_id == account_id, Entry.layer == "posted")
+    if before is not None:
+        stmt = stmt.where(Entry.id < before)
+    return list((await conn.execute(stmt.order_by(Entry.id.desc()).limit(n))).all())
 
 
 async def timed_out_holds(conn: AsyncConnection, community_id: uuid.UUID, limit: int) -> list[uuid.UUID]:

@@ -20,6 +20,7 @@ from timebank.core.terms import Asset, Direction, Kind, Layer, Phase
 from timebank.ledger.accounts import (
     entries_page,
     get_account,
+    history_page,
     load_accounts,
     may_read_account,
     set_credit_limit,
@@ -53,6 +54,7 @@ __all__ = [
     "expire_holds",
     "get_account",
     "get_transaction",
+    "history_page",
     "legs_of",
     "load_accounts",
     "may_read_account",

@@ -23,6 +23,8 @@ from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.problems import BadRequest, Conflict, DomainError, NotFound
 from timebank.core.roles import Role
+from timebank.core.terms import Asset
+from timebank.ledger import queries as ledger_queries
 from timebank.people import passwords, queries
 
 LOGIN_SHAPE = re.compile(r"[a-z0-9][a-z0-9._@+]{2,63}")
@@ -133,6 +135,27 @@ async def get_person(conn: AsyncConnection, principal: Principal, person_id: uui
 
 async def list_people(conn: AsyncConnection, principal: Principal) -> list[dict[str, Any]]:
     return [person_view(r) for r in await queries.people_of_community(conn, principal.community_id)]
+
+
+async def neighbour(conn: AsyncConnection, principal: Principal, raw_login: str) -> dict[str, Any] | None:
+    """A resident of the principal's community found by their login (the phone number a
+    neighbour gives), to give hours to (邻里互助): their name, member id and HOUR
+    account; None if no active resident of this community signs in with it."""
+    login = normalise_login(raw_login)
+    if not login:
+        return None
+    person = await queries.resident_by_login(conn, principal.community_id, login)
+    if person is None or person.subject_id is None:
+        return None
+    account = await ledger_queries.party_account(conn, principal.community_id, person.subject_id, Asset.HOUR)
+    if account is None:
+        return None
+    return {
+        "person_id": person.id,
+        "member_id": person.subject_id,
+        "display_name": person.display_name,
+        "hour_account_id": account.id,
+    }
 
 
 async def set_disabled(

@@ -8,11 +8,12 @@ here only reads, and decides who may see which voucher's code.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.community import queries as community_queries
 from timebank.community.service import member_exists
 from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
@@ -21,6 +22,7 @@ from timebank.core.problems import Forbidden, NotFound
 from timebank.core.roles import Role
 from timebank.ledger import service as ledger
 from timebank.log.keys import Signer
+from timebank.log.registry import published_keys
 from timebank.redemption import queries, vouchers
 from timebank.redemption.rewards import optional_time
 
@@ -136,6 +138,43 @@ async def find_by_code(conn: AsyncConnection, principal: Principal, code: str) -
     return redemption_view(row, title=row.title)
 
 
+async def find_for_counter(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    code: str | None = None,
+    qr: str | None = None,
+    signer: Signer | None = None,
+) -> dict[str, Any]:
+    """The counter page's look-up: ``find_by_code`` with the typed code, or with the code
+    inside the voucher's scanned QR (which must verify and name that voucher); plus the
+    resident's name (the page masks it) and whether the voucher has expired by now."""
+    if qr is not None:
+        assert signer is not None, "a QR is checked against the log's keys"
+        now = await queries.db_now(conn)
+        try:
+            claims = vouchers.read_token(qr, vouchers.VOUCHER, await published_keys(conn, signer), now)
+        except vouchers.TokenError as exc:
+            raise NotFound(f"qr: {exc}") from None
+        code = str(claims.get("code"))
+        view = await find_by_code(conn, principal, code)
+        if view["id"] != claims.get("redemption_id"):
+            raise NotFound("this QR is for another redemption")
+    elif code is not None:
+        view = await find_by_code(conn, principal, code)
+    else:
+        raise NotFound("no open voucher without a code")
+    member_id = uuid.UUID(view["member_id"])
+    names = await community_queries.display_names(conn, [member_id])
+    expired = await queries.db_now(conn) >= datetime.fromisoformat(view["expires_at"])
+    return {
+        **view,
+        "code": vouchers.normalise_code(code),
+        "member_name": names.get(member_id, ""),
+        "expired": expired,
+    }
+
+
 async def member_redemptions(
     conn: AsyncConnection,
     principal: Principal,
@@ -151,3 +190,15 @@ async def member_redemptions(
     rows = await queries.member_redemptions_page(conn, principal.community_id, member_id, cursor, limit + 1)
     page = rows[:limit]
     return [_shown(principal, r) for r in page], (str(page[-1].id) if len(rows) > limit else None)
+
+
+async def resident_voucher(
+    conn: AsyncConnection, principal: Principal, redemption_id: uuid.UUID, signer: Signer
+) -> dict[str, Any]:
+    """A resident's own voucher as their page shows it: while it is open, its code and
+    its signed QR (the same ``qr`` the redemption's answer carried; Ed25519 signs the
+    same claims to the same text). Another member's, or another community's: NotFound."""
+    row = await queries.find_redemption(conn, principal.community_id, redemption_id)
+    if row is None or not _own(principal, row):
+        raise NotFound(f"redemption {redemption_id} not found")
+    return redemption_view(row, title=row.title, signer=signer if row.status == "held" else None)

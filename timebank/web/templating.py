@@ -10,6 +10,7 @@ Litestar adds ``csrf_input``, the hidden field every form carries.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ def _environment() -> Environment:
     )
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["static"] = lambda name: f"/static/{name}?v={STATIC_VERSION}"
+    env.filters["as_datetime"] = datetime.fromisoformat  # the services' RFC 3339 strings
     return env
 
 
