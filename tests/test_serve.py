@@ -59,6 +59,18 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         ).json()
         assert len(waiting["items"]) == 1
 
+        # A newcomer signs in to the pages with a demo login, as each role goes home.
+        homes = {"resident": "/me", "merchant": "/counter", "admin": "/staff", "recorder": "/staff", "auditor": "/staff"}
+        assert set(keys["logins"]) == set(homes)
+        for role, login in keys["logins"].items():
+            with httpx.Client(base_url=f"http://127.0.0.1:{port1}") as phone:
+                form = phone.get("/sign-in")
+                token = form.text.split('name="_csrf_token" value="', 1)[1].split('"', 1)[0]
+                signed = phone.post(
+                    "/sign-in", data={"_csrf_token": token, "login": login["login"], "password": login["password"]}
+                )
+                assert signed.status_code == 303 and signed.headers["location"] == homes[role], (role, signed.text)
+
         # The integrator of the running service logs the demo transactions within the
         # merge delay, and their receipts verify offline with the key folder serve made.
         entries = httpx.get(
@@ -138,6 +150,12 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         second = None
         # The first keeps serving after the second left (the shared server stays up).
         assert httpx.get(f"http://127.0.0.1:{port1}/v1/community", headers=admin).status_code == 200
+        # Its first words told a newcomer where to sign in, and with what.
+        printed = stop(first)
+        first = None
+        assert f"sign in at http://127.0.0.1:{port1}/sign-in" in printed, printed
+        for login in keys["logins"].values():
+            assert f"{login['login']}" in printed and login["password"] in printed
     finally:
         for proc in (second, first):
             if proc is not None:
