@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/i18n.py          # extract every string, update messages.po
     .venv/bin/python scripts/i18n.py --check  # exit 1 if a string has no translation
+    .venv/bin/python scripts/i18n.py --merge FILE.json  # {"English id": "中文", ...} into the catalogue
 
 Strings come from templates (``{% trans %}``, ``_()``) and Python (``_()``,
 ``gettext()``, ``ngettext()``, and ``N_()`` for strings translated where shown).
@@ -67,6 +68,14 @@ def main() -> int:
         return 1 if gaps or stale else 0
     catalog.update(template, no_fuzzy_matching=True)
     catalog.obsolete.clear()
+    if "--merge" in sys.argv:
+        import json
+
+        given = json.loads(Path(sys.argv[sys.argv.index("--merge") + 1]).read_text())
+        for message in catalog:
+            if message.id and not isinstance(message.id, tuple) and message.id in given:
+                message.string = given[message.id]
+                message.flags.discard("fuzzy")
     PO.parent.mkdir(parents=True, exist_ok=True)
     with PO.open("wb") as f:
         write_po(f, catalog, width=0, omit_header=False, sort_output=False, include_previous=False)

@@ -123,3 +123,27 @@ async def assert_no_sideways_scroll(page: Page, width: int = NARROW) -> None:
         if len(found["offenders"]) > 30:
             problems.append(f"  ... and {len(found['offenders']) - 30} more")
     assert not problems, f"{page.url} scrolls sideways at {width}px wide: " + "\n".join(problems)
+
+
+async def assert_readable(page: Page) -> None:
+    """For older eyes (适老化): body text at least 16 px (20 px in large-text mode), every
+    control and menu link at least 44 px tall and wide enough to hit."""
+    found = await page.evaluate(
+        """() => {
+        const large = document.documentElement.classList.contains('large');
+        const size = parseFloat(getComputedStyle(document.body).fontSize);
+        const small = [];
+        for (const el of document.querySelectorAll('button, input:not([type=hidden]), select, textarea, .button, nav a')) {
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 && r.height === 0) continue;  // not shown
+            const tick = el.type === 'checkbox' || el.type === 'radio';
+            if (r.height < (tick ? 24 : 44) || r.width < 24) {
+                small.push(`${el.tagName.toLowerCase()} "${(el.innerText || el.name || '').trim().slice(0, 30)}" ${Math.round(r.width)}x${Math.round(r.height)}`);
+            }
+        }
+        return {large, size, small};
+    }"""
+    )
+    least = 20 if found["large"] else 16
+    assert found["size"] >= least, f"body text is {found['size']} px, less than {least} px"
+    assert not found["small"], "tap targets under 44 px: " + "; ".join(found["small"])
