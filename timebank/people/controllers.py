@@ -104,9 +104,9 @@ class PeopleController(Controller):
         summary="Issue a one-time sign-in link (single use, short-lived; the token is shown only here)",
     )
     async def issue_link(
-        self, request: Request, person_id: uuid.UUID, data: LinkIn | None = None
+        self, request: Request, person_id: uuid.UUID, data: LinkIn
     ) -> Response[schemas.SignInLinkCreated]:
-        hours = data.hours if data is not None and data.hours is not None else web.settings(request).sign_in_link_hours
+        hours = data.hours if data.hours is not None else web.settings(request).sign_in_link_hours
         async with web.engine(request).begin() as conn:
             view: dict[str, Any] = await links.issue_link(conn, web.principal(request), person_id, hours)
         return web.json_response({**view, "url": sign_in_url(request, view["path"])}, 201)
