@@ -45,7 +45,8 @@ def test_translations_keep_their_placeholders() -> None:
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         wanted = set(re.findall(r"%\(\w+\)s", ids[-1]))
         for s in strings:
-            assert set(re.findall(r"%\(\w+\)s", s)) == wanted, (message.id, s)
+            if s:  # (an untranslated one is the other test's finding)
+                assert set(re.findall(r"%\(\w+\)s", s)) == wanted, (message.id, s)
 
 
 def _visible_text(source: str) -> list[tuple[int, str]]:
