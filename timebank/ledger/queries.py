@@ -238,7 +238,9 @@ _ENTRIES_WITH_KIND = select(
 
 async def entries_after(conn: AsyncConnection, account_id: uuid.UUID, after: int, n: int) -> list[Row[Any]]:
     """An account's entries with id above ``after``, oldest first, with their transaction's kind."""
-    stmt = _ENTRIES_WITH_KIND.where(Entry.account_id == account_id, Entry.id > after).order_by(Entry.id).limit(n)
+    stmt = (
+        _ENTRIES_WITH_KIND.where(Entry.account_id == account_id, Entry.id > after).order_by(Entry.id).limit(n)
+    )
     return list((await conn.execute(stmt)).all())
 
 
