@@ -213,6 +213,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.auth_failures = AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_seconds)
     app.state.sign_in_failures = AuthFailures(settings.sign_in_address_limit, settings.sign_in_window_minutes * 60)
+    # phone numbers a resident types that lead to nobody (the give page shows a masked name)
+    app.state.neighbour_misses = AuthFailures(10, 3600)
     app.state.signer = signer
     app.state.stamp = with_set  # web.stamp signs with app.state.signer
     app.state.member_standing = standing  # shown on GET /v1/members/{id} (community's route)

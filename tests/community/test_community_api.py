@@ -259,6 +259,16 @@ async def test_another_community_sees_nothing(tenant, other_tenant):
     assert (await tenant.balance(alice["accounts"]["HOUR"]))["posted"] == 60
 
 
+# The pages anyone may open: to sign in, and to choose the page's language and text size.
+PUBLIC_PAGES = {
+    "/": {"GET"},
+    "/sign-in": {"GET", "POST"},
+    "/s/{token:str}": {"GET", "POST"},
+    "/settings/language": {"POST"},
+    "/settings/text-size": {"POST"},
+}
+
+
 async def test_every_route_has_an_access_rule(client):
     """Deny by default: a route is public only by saying so, else it names its roles."""
     app = client.app
@@ -270,13 +280,15 @@ async def test_every_route_has_an_access_rule(client):
                 continue  # Litestar's automatic OPTIONS handlers: closed by the same guard, see below
             opt = handler.opt
             assert opt.get("public") or opt.get("roles"), f"{route.path} {handler} has no access rule"
-            if opt.get(
+            if opt.get("public") and route.path in PUBLIC_PAGES:  # signing in, and the page's language
+                assert handler.http_methods <= PUBLIC_PAGES[route.path], route.path
+            elif opt.get(
                 "public"
-            ):  # health, metrics, the log's hashes, keys and proofs, certificate checks: nothing else
-                assert route.path.startswith(("/health", "/metrics", "/v1/log/", "/v1/certificates/")), (
-                    route.path
-                )
-                assert handler.http_methods == {"GET"}, route.path
+            ):  # health, metrics, the log's hashes, keys and proofs, certificate checks, static files: nothing else
+                assert route.path.startswith(
+                    ("/health", "/metrics", "/v1/log/", "/v1/certificates/", "/static")
+                ), route.path
+                assert handler.http_methods <= {"GET", "HEAD"}, route.path
     r = await client.options("/v1/members")
     assert r.status_code == 401
 

@@ -259,3 +259,18 @@ async def test_another_communitys_ids_are_not_found(tenant, other_tenant) -> Non
         # a neighbour in another community is not found by phone
         unknown = await me.post("/me/give", "/me/give", phone=stranger.login, hours="1")
         assert unknown.status_code == 404
+
+
+async def test_phone_numbers_that_lead_nowhere_are_limited(tenant) -> None:
+    """The give page names (masked) whoever has a number: guessing numbers is cut short."""
+    async with (
+        resident(tenant, "张三", minutes=180) as me,
+        resident(tenant, "刘桂香", minutes=0) as neighbour,
+    ):
+        for n in range(10):
+            r = await me.post("/me/give", "/me/give", phone=f"1370000{n:04d}", hours="1", note="")
+            assert r.status_code == 404
+        r = await me.post("/me/give", "/me/give", phone=neighbour.login, hours="1", note="")
+        assert r.status_code == 429 and "刘*香" not in r.text
+        mine = await api(tenant, f"/v1/members/{me.id}/balances", me.key)
+        assert mine["HOUR"]["posted"] == 180

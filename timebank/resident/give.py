@@ -36,6 +36,7 @@ NO_PHONE = N_("Enter your neighbour's phone number.")
 UNKNOWN_PHONE = N_(
     "No resident of this community has that phone number. Check the number with your neighbour. Nothing was given."
 )
+TOO_MANY_TRIES = N_("Too many numbers that lead to nobody. Please try again in an hour, or ask the staff.")
 OWN_PHONE = N_("This is your own phone number. Enter your neighbour's number.")
 BAD_HOURS = N_("Enter the hours as a number from 0.5 to 24, for example 1.5.")
 BAD_POINTS = N_("Enter a whole number of points, 1 or more.")
@@ -75,9 +76,16 @@ class GivePages(Controller):
         return render(request, "resident/give.html", status, balance=balances["HOUR"], error=error, **fields)
 
     async def _neighbour(self, request: Request, form: GiveForm) -> tuple[dict[str, Any] | None, str | None]:
+        # A phone number answers with a masked name: numbers that lead nowhere are counted
+        # per person, so the form cannot be used to find out who lives in the community.
+        misses = request.app.state.neighbour_misses
+        who = str(common.member_id(request))
+        if misses.retry_after(who) is not None:
+            return None, TOO_MANY_TRIES
         async with web.engine(request).connect() as conn:
             found = await people.neighbour(conn, web.principal(request), form.phone)
         if found is None:
+            misses.fail(who)
             return None, UNKNOWN_PHONE
         if found["member_id"] == common.member_id(request):
             return None, OWN_PHONE
@@ -97,7 +105,8 @@ class GivePages(Controller):
             return await self._give_form(request, 400, _(form.error), **again)
         found, error = await self._neighbour(request, form)
         if found is None:
-            return await self._give_form(request, 404 if error == UNKNOWN_PHONE else 400, _(error), **again)
+            status = {UNKNOWN_PHONE: 404, TOO_MANY_TRIES: 429}.get(error, 400)
+            return await self._give_form(request, status, _(error), **again)
         assert form.minutes is not None
         return render(
             request,
@@ -128,7 +137,8 @@ class GivePages(Controller):
             return await self._give_form(request, 400, _(form.error or STALE_FORM), **again)
         found, error = await self._neighbour(request, form)
         if found is None:
-            return await self._give_form(request, 404 if error == UNKNOWN_PHONE else 400, _(error), **again)
+            status = {UNKNOWN_PHONE: 404, TOO_MANY_TRIES: 429}.get(error, 400)
+            return await self._give_form(request, status, _(error), **again)
         async with web.engine(request).connect() as conn:
             mine = (await common.balances(conn, request))["HOUR"]["account_id"]
         who = web.principal(request)

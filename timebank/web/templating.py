@@ -135,7 +135,13 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             "who": who,
             "large": large_text(request),
             "fmt": formats(request),
-            "nav": NAVIGATION.get(who.role, []) if who is not None else [],
+            "nav": (nav := NAVIGATION.get(who.role, []) if who is not None else []),
+            # the tab of the page: the longest menu path the page is under (/me/history, not /me)
+            "nav_current": max(
+                (h for h, _ in nav if request.url.path == h or request.url.path.startswith(h + "/")),
+                key=len,
+                default=None,
+            ),
             "autonyms": i18n.AUTONYMS,
             "path": request.url.path,
             "query": request.url.query,
