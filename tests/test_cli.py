@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
+from tests.people.pages import browser, csrf
 from timebank import db
 from timebank.community.service import create_community
-from tests.people.pages import browser, csrf
 
 
 async def test_community_create_prints_id_admin_key_and_a_sign_in_link(database_url, client, run_cli):

@@ -54,7 +54,7 @@ def _visible_text(source: str) -> list[tuple[int, str]]:
     the template with every ``{{ }}``/``{% %}`` replaced by a mark, tags removed."""
     env: Environment = templating.ENVIRONMENT
     pieces = []
-    for lineno, kind, value in env.lex(source):
+    for _line, kind, value in env.lex(source):
         pieces.append(value if kind == "data" else ("\n" if "\n" in value else "\x00"))
     page = "".join(pieces)
     page = re.sub(r"<[^<>]*>", lambda m: "\n" * m.group().count("\n"), page)

@@ -60,16 +60,26 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         assert len(waiting["items"]) == 1
 
         # A newcomer signs in to the pages with a demo login, as each role goes home.
-        homes = {"resident": "/me", "merchant": "/counter", "admin": "/staff", "recorder": "/staff", "auditor": "/staff"}
+        homes = {
+            "resident": "/me",
+            "merchant": "/counter",
+            "admin": "/staff",
+            "recorder": "/staff",
+            "auditor": "/staff",
+        }
         assert set(keys["logins"]) == set(homes)
         for role, login in keys["logins"].items():
             with httpx.Client(base_url=f"http://127.0.0.1:{port1}") as phone:
                 form = phone.get("/sign-in")
                 token = form.text.split('name="_csrf_token" value="', 1)[1].split('"', 1)[0]
                 signed = phone.post(
-                    "/sign-in", data={"_csrf_token": token, "login": login["login"], "password": login["password"]}
+                    "/sign-in",
+                    data={"_csrf_token": token, "login": login["login"], "password": login["password"]},
                 )
-                assert signed.status_code == 303 and signed.headers["location"] == homes[role], (role, signed.text)
+                assert signed.status_code == 303 and signed.headers["location"] == homes[role], (
+                    role,
+                    signed.text,
+                )
 
         # The integrator of the running service logs the demo transactions within the
         # merge delay, and their receipts verify offline with the key folder serve made.

@@ -9,10 +9,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
-from litestar.static_files import create_static_files_router
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from timebank import __version__, edge, errors, logs, schemas
@@ -30,18 +30,17 @@ from timebank.health import HealthController
 from timebank.jobs.controllers import JobController
 from timebank.ledger.controllers import AccountController, TransactionController
 from timebank.ledger.posting import close_poster
+from timebank.log import pages as receipt_pages
 from timebank.log.controllers import LogController, ReceiptController
 from timebank.log.keys import Signer, load_signer
 from timebank.log.timestamps import with_set
 from timebank.metrics import PROMETHEUS, MetricsController
 from timebank.notifications.controllers import NotificationController
-from timebank.people.controllers import PeopleController, SignInLinkController
-from timebank.log import pages as receipt_pages
 from timebank.people import staff_pages
+from timebank.people.controllers import PeopleController, SignInLinkController
 from timebank.people.pages import AccountPages, SignInPages
-from timebank.redemption import pages as merchant_pages
-from timebank.resident import pages as resident_pages
 from timebank.points.controllers import MemberPointsController
+from timebank.redemption import pages as merchant_pages
 from timebank.redemption.controllers import (
     MemberRedemptionController,
     RedemptionController,
@@ -49,8 +48,15 @@ from timebank.redemption.controllers import (
     StatementController,
 )
 from timebank.reference import OfflineSwaggerPlugin
+from timebank.resident import pages as resident_pages
 from timebank.runtime import background
-from timebank.security import ApiKeyAuthMiddleware, AuthFailures, KeyCache, SessionAuthMiddleware, load_web_secret
+from timebank.security import (
+    ApiKeyAuthMiddleware,
+    AuthFailures,
+    KeyCache,
+    SessionAuthMiddleware,
+    load_web_secret,
+)
 from timebank.volunteer.controllers import (
     CertificateController,
     MemberRecordsController,
@@ -146,9 +152,7 @@ def openapi_config() -> OpenAPIConfig:
         description="Community public-welfare bank: volunteer hours and love points on a double-entry "
         "ledger. Errors are application/problem+json; see docs/api.md.",
         # The schema and its UIs are public (they describe the API, reveal no data).
-        openapi_router=Router(
-            "/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC
-        ),
+        openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC),
         render_plugins=[OfflineSwaggerPlugin()],
         components=Components(
             security_schemes={
@@ -212,7 +216,9 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     app.state.settings = settings
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.auth_failures = AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_seconds)
-    app.state.sign_in_failures = AuthFailures(settings.sign_in_address_limit, settings.sign_in_window_minutes * 60)
+    app.state.sign_in_failures = AuthFailures(
+        settings.sign_in_address_limit, settings.sign_in_window_minutes * 60
+    )
     # phone numbers a resident types that lead to nobody (the give page shows a masked name)
     app.state.neighbour_misses = AuthFailures(10, 3600)
     app.state.signer = signer

@@ -73,7 +73,11 @@ def _password() -> str:
 
 
 async def _people(
-    conn: AsyncConnection, admin: Principal, members: list[dict[str, Any]], org: dict[str, Any], shop: dict[str, Any]
+    conn: AsyncConnection,
+    admin: Principal,
+    members: list[dict[str, Any]],
+    org: dict[str, Any],
+    shop: dict[str, Any],
 ) -> dict[str, dict[str, str]]:
     """A person to sign in as, for each role: (role, subject, name, login)."""
     logins = {}

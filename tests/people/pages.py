@@ -14,7 +14,7 @@ CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 def browser(client: httpx.AsyncClient, lang: str = "zh-CN") -> httpx.AsyncClient:
     """A client of the same app with a cookie jar of its own (one phone)."""
     return httpx.AsyncClient(
-        transport=client._transport,  # noqa: SLF001 - the same in-process app
+        transport=client._transport,
         base_url=str(client.base_url),
         headers={"Accept": "text/html", "Accept-Language": lang},
         follow_redirects=False,
@@ -39,7 +39,9 @@ async def sign_in(phone: httpx.AsyncClient, login: str, password: str) -> httpx.
     return await post_form(phone, "/sign-in", "/sign-in", login=login, password=password)
 
 
-async def add_person(tenant: Any, role: str, subject_id: str | None, name: str, login: str | None, password: str | None) -> dict[str, Any]:
+async def add_person(
+    tenant: Any, role: str, subject_id: str | None, name: str, login: str | None, password: str | None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"role": role, "display_name": name}
     if subject_id:
         body["subject_id"] = subject_id

@@ -76,9 +76,13 @@ async def test_one_time_link_signs_in_once(tenant) -> None:
         again = await other.get(link["path"])
         assert again.status_code == 410
     # revoked links cannot be used either
-    r = await tenant.client.post(f"/v1/people/{person['id']}/sign-in-links", json={"hours": 1}, headers=tenant.auth())
+    r = await tenant.client.post(
+        f"/v1/people/{person['id']}/sign-in-links", json={"hours": 1}, headers=tenant.auth()
+    )
     second = r.json()
-    assert (await tenant.client.delete(f"/v1/sign-in-links/{second['id']}", headers=tenant.auth())).status_code == 204
+    assert (
+        await tenant.client.delete(f"/v1/sign-in-links/{second['id']}", headers=tenant.auth())
+    ).status_code == 204
     async with browser(tenant.client) as phone:
         assert (await phone.get(second["path"])).status_code == 410
 

@@ -24,7 +24,12 @@ async def test_staff_add_a_resident_and_print_a_card_that_signs_in_once(tenant) 
         page = await desk.get("/staff/people")
         assert "赵奶奶" in page.text  # offered as the member to act for
         added = await post_form(
-            desk, "/staff/people", "/staff/people", display_name="赵奶奶", role="resident", subject_id=member["id"]
+            desk,
+            "/staff/people",
+            "/staff/people",
+            display_name="赵奶奶",
+            role="resident",
+            subject_id=member["id"],
         )
         assert added.status_code == 303, added.text
         person_page = added.headers["location"]
@@ -49,7 +54,12 @@ async def test_a_wrong_subject_is_explained_and_nothing_is_added(tenant) -> None
         await sign_in(desk, login, password)
         before = (await tenant.client.get("/v1/people", headers=tenant.auth())).json()["items"]
         r = await post_form(
-            desk, "/staff/people", "/staff/people", display_name="错的人", role="resident", subject_id=shop["id"]
+            desk,
+            "/staff/people",
+            "/staff/people",
+            display_name="错的人",
+            role="resident",
+            subject_id=shop["id"],
         )
         assert r.status_code == 400 and 'class="alert"' in r.text
         after = (await tenant.client.get("/v1/people", headers=tenant.auth())).json()["items"]
@@ -58,14 +68,20 @@ async def test_a_wrong_subject_is_explained_and_nothing_is_added(tenant) -> None
 
 async def test_staff_pages_are_closed_to_residents_and_to_other_communities(tenant, other_tenant) -> None:
     member = await tenant.member()
-    await add_person(tenant, "resident", member["id"], "居民", f"r-{uuid.uuid4().hex[:8]}", "resident-password")
-    resident_login = (await tenant.client.get("/v1/people", headers=tenant.auth())).json()["items"][-1]["login"]
+    await add_person(
+        tenant, "resident", member["id"], "居民", f"r-{uuid.uuid4().hex[:8]}", "resident-password"
+    )
+    resident_login = (await tenant.client.get("/v1/people", headers=tenant.auth())).json()["items"][-1][
+        "login"
+    ]
     async with browser(tenant.client) as phone:
         await sign_in(phone, resident_login, "resident-password")
         assert (await phone.get("/staff/people")).status_code == 403
     # a staff member of another community: another community's person is "not found", and a
     # form posted at it changes nothing
-    theirs = await add_person(other_tenant, "resident", (await other_tenant.member())["id"], "别人", None, None)
+    theirs = await add_person(
+        other_tenant, "resident", (await other_tenant.member())["id"], "别人", None, None
+    )
     login, password = await _staff(tenant)
     async with browser(tenant.client) as desk:
         await sign_in(desk, login, password)

@@ -133,12 +133,14 @@ async def assert_readable(page: Page) -> None:
         const large = document.documentElement.classList.contains('large');
         const size = parseFloat(getComputedStyle(document.body).fontSize);
         const small = [];
-        for (const el of document.querySelectorAll('button, input:not([type=hidden]), select, textarea, .button, nav a')) {
+        const controls = 'button, input:not([type=hidden]), select, textarea, .button, nav a';
+        for (const el of document.querySelectorAll(controls)) {
             const r = el.getBoundingClientRect();
             if (r.width === 0 && r.height === 0) continue;  // not shown
             const tick = el.type === 'checkbox' || el.type === 'radio';
             if (r.height < (tick ? 24 : 44) || r.width < 24) {
-                small.push(`${el.tagName.toLowerCase()} "${(el.innerText || el.name || '').trim().slice(0, 30)}" ${Math.round(r.width)}x${Math.round(r.height)}`);
+                const what = (el.innerText || el.name || '').trim().slice(0, 30);
+                small.push(`${el.tagName.toLowerCase()} "${what}" ${Math.round(r.width)}x${Math.round(r.height)}`);
             }
         }
         return {large, size, small};

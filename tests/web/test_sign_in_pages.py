@@ -117,7 +117,9 @@ async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(phon
     await page.evaluate("document.querySelectorAll('input[name=_csrf_token]').forEach(e => e.remove())")
     await page.locator("#login").fill(login)
     await page.locator("#password").fill(password)
-    async with page.expect_response(lambda r: r.url.endswith("/sign-in") and r.request.method == "POST") as sent:
+    async with page.expect_response(
+        lambda r: r.url.endswith("/sign-in") and r.request.method == "POST"
+    ) as sent:
         await page.locator("form[action='/sign-in'] button").click()
     assert (await sent.value).status == 403
     await expect(page.locator("[role=alert]")).to_be_visible()

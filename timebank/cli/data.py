@@ -84,7 +84,10 @@ def community() -> None:
 @click.option("--name", required=True, help="The community's name, e.g. 华锦社区.")
 @click.option("--timezone", default="Asia/Shanghai", show_default=True)
 @click.option(
-    "--staff-name", default="社区管理员", show_default=True, help="The first staff member's name (a person with the admin role)."
+    "--staff-name",
+    default="社区管理员",
+    show_default=True,
+    help="The first staff member's name (a person with the admin role).",
 )
 @click.option(
     "--staff-login",

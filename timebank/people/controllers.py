@@ -28,7 +28,13 @@ class PersonIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class LinkIn(msgspec.Struct, forbid_unknown_fields=True):
-    hours: Annotated[int, msgspec.Meta(ge=1, le=links.MAX_HOURS, description="default 72 (TIMEBANK_SIGN_IN_LINK_HOURS)")] | None = None
+    hours: (
+        Annotated[
+            int,
+            msgspec.Meta(ge=1, le=links.MAX_HOURS, description="default 72 (TIMEBANK_SIGN_IN_LINK_HOURS)"),
+        ]
+        | None
+    ) = None
 
 
 def sign_in_url(request: Request, path: str) -> str:
@@ -67,7 +73,9 @@ class PeopleController(Controller):
         async with web.engine(request).connect() as conn:
             return web.json_response({"items": await accounts.list_people(conn, web.principal(request))})
 
-    @get("/{person_id:uuid}", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(404), summary="A person")
+    @get(
+        "/{person_id:uuid}", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(404), summary="A person"
+    )
     async def get_one(self, request: Request, person_id: uuid.UUID) -> Response[schemas.Person]:
         async with web.engine(request).connect() as conn:
             row = await accounts.get_person(conn, web.principal(request), person_id)
@@ -82,7 +90,9 @@ class PeopleController(Controller):
     )
     async def disable(self, request: Request, person_id: uuid.UUID) -> Response[schemas.Person]:
         async with web.engine(request).begin() as conn:
-            return web.json_response(await accounts.set_disabled(conn, web.principal(request), person_id, True))
+            return web.json_response(
+                await accounts.set_disabled(conn, web.principal(request), person_id, True)
+            )
 
     @post(
         "/{person_id:uuid}/enable",
@@ -93,7 +103,9 @@ class PeopleController(Controller):
     )
     async def enable(self, request: Request, person_id: uuid.UUID) -> Response[schemas.Person]:
         async with web.engine(request).begin() as conn:
-            return web.json_response(await accounts.set_disabled(conn, web.principal(request), person_id, False))
+            return web.json_response(
+                await accounts.set_disabled(conn, web.principal(request), person_id, False)
+            )
 
     @post(
         "/{person_id:uuid}/sign-in-links",
@@ -126,7 +138,13 @@ class SignInLinkController(Controller):
     path = "/v1/sign-in-links"
     tags = ["people"]
 
-    @delete("/{link_id:uuid}", opt=access(Role.ADMIN), status_code=204, responses=problems(404), summary="Revoke an unused sign-in link")
+    @delete(
+        "/{link_id:uuid}",
+        opt=access(Role.ADMIN),
+        status_code=204,
+        responses=problems(404),
+        summary="Revoke an unused sign-in link",
+    )
     async def revoke(self, request: Request, link_id: uuid.UUID) -> None:
         async with web.engine(request).begin() as conn:
             await links.revoke(conn, web.principal(request), link_id)

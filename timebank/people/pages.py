@@ -90,7 +90,9 @@ class SignInPages(Controller):
         client = _client(request)
         again = {"next": safe_next(values.get("next"), ""), "login": values.get("login", "")[:64]}
         if (wait := limiter.retry_after(client)) is not None:
-            response = render(request, "people/sign_in.html", 429, error=messages.explain("too-many-requests", _), **again)
+            response = render(
+                request, "people/sign_in.html", 429, error=messages.explain("too-many-requests", _), **again
+            )
             response.headers["Retry-After"] = str(wait)
             return response
         refused = None
@@ -154,7 +156,9 @@ class SignInPages(Controller):
             async with web.engine(request).begin() as conn:
                 await accounts.set_preferences(conn, who.person_id, locale=locale)
         response = see_other(safe_next(values.get("next"), "/"))
-        response.set_cookie(i18n.LANG_COOKIE, locale, max_age=templating.COOKIE_YEAR, samesite="lax", path="/")
+        response.set_cookie(
+            i18n.LANG_COOKIE, locale, max_age=templating.COOKIE_YEAR, samesite="lax", path="/"
+        )
         return response
 
     @post("/settings/text-size", opt=PUBLIC, status_code=303)
@@ -168,7 +172,11 @@ class SignInPages(Controller):
                 await accounts.set_preferences(conn, who.person_id, large_text=large)
         response = see_other(safe_next(values.get("next"), "/"))
         response.set_cookie(
-            templating.LARGE_COOKIE, "1" if large else "0", max_age=templating.COOKIE_YEAR, samesite="lax", path="/"
+            templating.LARGE_COOKIE,
+            "1" if large else "0",
+            max_age=templating.COOKIE_YEAR,
+            samesite="lax",
+            path="/",
         )
         return response
 
@@ -222,7 +230,11 @@ class AccountPages(Controller):
         try:
             async with web.engine(request).begin() as conn:
                 await accounts.change_password(
-                    conn, who.person_id, who.session_id, values.get("current_password"), values.get("new_password", "")
+                    conn,
+                    who.person_id,
+                    who.session_id,
+                    values.get("current_password"),
+                    values.get("new_password", ""),
                 )
         except accounts.SignInRefused:
             return await self._page(request, 400, error=_("The current password is not right."))

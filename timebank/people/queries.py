@@ -36,7 +36,11 @@ async def person_in_community(
 
 
 async def people_of_community(
-    conn: AsyncConnection, community_id: uuid.UUID, *, role: str | None = None, subject_id: uuid.UUID | None = None
+    conn: AsyncConnection,
+    community_id: uuid.UUID,
+    *,
+    role: str | None = None,
+    subject_id: uuid.UUID | None = None,
 ) -> list[Row[Any]]:
     stmt = select(Person).where(Person.community_id == community_id)
     if role is not None:
@@ -90,7 +94,9 @@ async def insert_link(conn: AsyncConnection, **values: Any) -> Row[Any]:
 
 async def link_by_hash(conn: AsyncConnection, token_hash: bytes, lock: bool = False) -> Row[Any] | None:
     stmt = (
-        select(SignInLink, Person.display_name, Person.community_id, Person.disabled_at.label("person_disabled"))
+        select(
+            SignInLink, Person.display_name, Person.community_id, Person.disabled_at.label("person_disabled")
+        )
         .join(Person, Person.id == SignInLink.person_id)
         .where(SignInLink.token_hash == token_hash)
     )
@@ -168,7 +174,11 @@ async def touch_session(conn: AsyncConnection, session_id: uuid.UUID) -> None:
 async def sessions_of_person(conn: AsyncConnection, person_id: uuid.UUID) -> list[Row[Any]]:
     stmt = (
         select(WebSession)
-        .where(WebSession.person_id == person_id, WebSession.ended_at.is_(None), WebSession.expires_at > func.now())
+        .where(
+            WebSession.person_id == person_id,
+            WebSession.ended_at.is_(None),
+            WebSession.expires_at > func.now(),
+        )
         .order_by(WebSession.last_seen_at.desc())
     )
     return list((await conn.execute(stmt)).all())
@@ -193,8 +203,6 @@ async def end_sessions(
 
 def expiry(days: int) -> Any:
     return func.now() + timedelta(days=days)
-
-
 
 
 async def person_by_id(conn: AsyncConnection, person_id: uuid.UUID) -> Row[Any]:

@@ -112,6 +112,13 @@ from timebank.schemas.openapi import (  # noqa: F401
     documented,
     problems,
 )
+from timebank.schemas.people import (  # noqa: F401
+    Person,
+    PersonList,
+    SignInLink,
+    SignInLinkCreated,
+    SignInLinkList,
+)
 from timebank.schemas.redemption import (  # noqa: F401
     Eligibility,
     JobRun,
@@ -146,11 +153,4 @@ from timebank.schemas.volunteer import (  # noqa: F401
     ServiceRecord,
     ServiceRecordPage,
     SignedCertificate,
-)
-from timebank.schemas.people import (  # noqa: F401, E402
-    Person,
-    PersonList,
-    SignInLink,
-    SignInLinkCreated,
-    SignInLinkList,
 )

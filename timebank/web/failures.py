@@ -30,7 +30,9 @@ HTTP_MESSAGES = {
     404: "not-found",
     429: "too-many-requests",
 }
-CSRF_MESSAGE = N_("This form has expired or did not come from this site. Please go back, reload the page and try again.")
+CSRF_MESSAGE = N_(
+    "This form has expired or did not come from this site. Please go back, reload the page and try again."
+)
 NOT_FOUND_TITLE = N_("Page not found")
 REFUSED_TITLE = N_("That could not be done")
 
@@ -66,7 +68,9 @@ def http_error(request: Request, exc: HTTPException) -> Response[Any]:
 def unexpected(request: Request, exc: Exception) -> Response[Any]:
     if outage.database_unavailable(exc):
         outage.STATE.failed(exc)
-        response = error_page(request, 503, messages.explain("database-unavailable", templating.gettext(request)))
+        response = error_page(
+            request, 503, messages.explain("database-unavailable", templating.gettext(request))
+        )
         response.headers["Retry-After"] = str(outage.RETRY_AFTER_SECONDS)
         return response
     logs.log.error(

@@ -37,7 +37,7 @@ LANG_COOKIE = "tb_lang"
 AUTONYMS = {"zh_CN": "中文", "en": "English"}
 
 
-def N_(message: str) -> str:  # noqa: N802 - gettext's name for "translate later"
+def N_(message: str) -> str:
     """Mark a string for extraction; it is translated where it is shown."""
     return message
 

@@ -21,7 +21,9 @@ BY_TYPE = {
     "not-found": N_("We could not find that. It may have been removed, or belong to another community."),
     "forbidden": N_("You may not do that with your account."),
     "sign-in-refused": N_("The login or the password is not right."),
-    "sign-in-link-not-usable": N_("This sign-in link cannot be used. Ask your community's staff for a new one."),
+    "sign-in-link-not-usable": N_(
+        "This sign-in link cannot be used. Ask your community's staff for a new one."
+    ),
     "login-taken": N_("Another person already signs in with this login."),
     "idempotency-conflict": N_("This form was already sent with other values. Please start again."),
     "too-many-requests": N_("Too many tries. Please wait a few minutes and try again."),

@@ -19,7 +19,12 @@ def qr_svg(text: str, label: str) -> Markup:
     svg = out.getvalue().decode()
     svg = svg[svg.index("<svg") :]
     # Size by the page's CSS (class qr), black on white whatever the theme.
-    svg = re.sub(r'<svg width="[^"]*" height="[^"]*"', f'<svg class="qr" role="img" aria-label="{escape(label)}"', svg, count=1)
+    svg = re.sub(
+        r'<svg width="[^"]*" height="[^"]*"',
+        f'<svg class="qr" role="img" aria-label="{escape(label)}"',
+        svg,
+        count=1,
+    )
     svg = re.sub(r' id="[^"]*"', "", svg)  # two codes on one page must not share an id
     svg = svg.replace("<path ", '<rect width="100%" height="100%" fill="#fff"/><path fill="#000" ', 1)
     return Markup(svg)
