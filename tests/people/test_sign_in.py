@@ -109,3 +109,30 @@ async def test_english_and_chinese(tenant) -> None:
     async with browser(tenant.client, "zh-CN") as phone:
         page = await phone.get("/sign-in")
         assert '<html lang="zh-CN"' in page.text
+
+
+async def test_sign_in_failures_are_limited_per_address(tenant, settings, database_url, engine) -> None:
+    """Past the address limit even a right password waits (429 with Retry-After), without
+    a database lookup; another address is not held up."""
+    import httpx
+
+    from timebank.app import create_app
+
+    app = create_app(settings.with_(sign_in_address_limit=3), database_url)
+    app.state.engine = engine
+    member = await tenant.member()
+    login = _login()
+    await add_person(tenant, "resident", member["id"], "居民", login, "a-good-password")
+    for client_address in (("10.0.0.7", 1234), ("10.0.0.8", 1234)):
+        transport = httpx.ASGITransport(app=app, client=client_address)
+        async with httpx.AsyncClient(transport=transport, base_url="http://timebank.test") as phone:
+            if client_address[0] == "10.0.0.7":
+                for _ in range(3):
+                    assert (
+                        await sign_in(phone, f"nobody-{uuid.uuid4().hex[:6]}", "wrong-password")
+                    ).status_code == 401
+                held = await sign_in(phone, login, "a-good-password")
+                assert held.status_code == 429 and int(held.headers["retry-after"]) > 0
+                assert "tb_session" not in held.headers.get("set-cookie", "")
+            else:
+                assert (await sign_in(phone, login, "a-good-password")).status_code == 303

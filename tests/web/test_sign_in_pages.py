@@ -125,3 +125,28 @@ async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(phon
     await expect(page.locator("[role=alert]")).to_be_visible()
     await screenshot(page, "csrf-refused", "zh-CN")
     assert not [c for c in await page.context.cookies() if c["name"] == "tb_session"]
+
+
+async def test_a_form_aimed_at_another_community_is_refused_and_changes_nothing(
+    phone, tenant, other_tenant
+) -> None:
+    """A staff member of one community who points a form at another community's person
+    (here by rewriting the form's action in the page) gets "not found"; nothing changes."""
+    theirs = await add_person(
+        other_tenant, "resident", (await other_tenant.member())["id"], "别人", None, None
+    )
+    login, password = await _staff(tenant)
+    mine = await add_person(tenant, "resident", (await tenant.member())["id"], "自己人", None, None)
+    page = await (await phone("zh-CN")).new_page()
+    await sign_in(page, login, password)
+    await page.goto(f"/staff/people/{mine['id']}")
+    await page.evaluate(
+        "id => { document.querySelector('form[action$=\"/disable\"]').action = `/staff/people/${id}/disable`; }",
+        theirs["id"],
+    )
+    async with page.expect_response(lambda r: r.request.method == "POST") as sent:
+        await page.locator("form[action$='/disable'] button").click()
+    assert (await sent.value).status == 404
+    await expect(page.locator("[role=alert]")).to_be_visible()
+    person = (await other_tenant.client.get(f"/v1/people/{theirs['id']}", headers=other_tenant.auth())).json()
+    assert person["disabled_at"] is None
