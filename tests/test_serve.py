@@ -64,7 +64,7 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
             "resident": "/me",
             "merchant": "/counter",
             "admin": "/staff",
-            "recorder": "/staff",
+            "recorder": "/org",
             "auditor": "/staff",
         }
         assert set(keys["logins"]) == set(homes)

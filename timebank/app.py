@@ -30,6 +30,9 @@ from timebank.health import HealthController
 from timebank.jobs.controllers import JobController
 from timebank.ledger.controllers import AccountController, TransactionController
 from timebank.ledger.posting import close_poster
+from timebank.community import pages as community_pages
+from timebank.jobs import pages as operations_pages
+from timebank.ledger import pages as journal_pages
 from timebank.log import pages as receipt_pages
 from timebank.log.controllers import LogController, ReceiptController
 from timebank.log.keys import Signer, load_signer
@@ -63,6 +66,8 @@ from timebank.volunteer.controllers import (
     PolicyController,
     ServiceRecordController,
 )
+from timebank.volunteer import approval_pages, policy_pages
+from timebank.volunteer import pages as recorder_pages
 from timebank.volunteer.standing import standing
 from timebank.web import failures, templating
 
@@ -101,6 +106,12 @@ PAGES: list[ControllerRouterHandler] = [
     *merchant_pages.PAGES,
     *receipt_pages.PAGES,
     *staff_pages.PAGES,
+    *recorder_pages.PAGES,
+    *approval_pages.PAGES,
+    *community_pages.PAGES,
+    *policy_pages.PAGES,
+    *operations_pages.PAGES,
+    *journal_pages.PAGES,
 ]
 
 # Outermost first: metrics and the request log see every answer; the edge refuses bad

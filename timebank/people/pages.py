@@ -22,7 +22,7 @@ from timebank.people import accounts, links, queries, sessions
 from timebank.web import forms, i18n, messages, templating
 from timebank.web.templating import render, safe_next, see_other
 
-HOME = {Role.RESIDENT: "/me", Role.MERCHANT: "/counter"}  # everyone else: /staff
+HOME = {Role.RESIDENT: "/me", Role.MERCHANT: "/counter", Role.RECORDER: "/org"}  # everyone else: /staff
 
 
 def home_of(who: Any) -> str:

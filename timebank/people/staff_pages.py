@@ -75,7 +75,7 @@ class StaffPages(Controller):
             **context,
         )
 
-    @get("/people", opt=access(Role.ADMIN))
+    @get("/people", opt=access(Role.ADMIN, Role.AUDITOR))
     async def people(self, request: Request) -> Response[Any]:
         return await self._people_page(request)
 
@@ -110,7 +110,7 @@ class StaffPages(Controller):
             return await self._people_page(request, refused.status, form=values, error=error)
         return see_other(f"/staff/people/{person['id']}")
 
-    @get("/people/{person_id:uuid}", opt=access(Role.ADMIN))
+    @get("/people/{person_id:uuid}", opt=access(Role.ADMIN, Role.AUDITOR))
     async def person(self, request: Request, person_id: uuid.UUID) -> Response[Any]:
         principal = web.principal(request)
         async with web.engine(request).connect() as conn:

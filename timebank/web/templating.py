@@ -104,7 +104,7 @@ def gettext(request: Request) -> Any:
     return i18n.translations(page_locale(request)).gettext
 
 
-# What each role's navigation offers, in order: (path, label message id).
+# What each role's navigation offers (the supervisory board sees the staff's pages, read-only), in order: (path, label message id).
 NAVIGATION: dict[Role, list[tuple[str, str]]] = {
     Role.RESIDENT: [
         ("/me", i18n.N_("Home")),
@@ -118,15 +118,29 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {
         ("/merchant/rewards", i18n.N_("Rewards")),
         ("/merchant/statement", i18n.N_("Statement")),
     ],
-    Role.ADMIN: [("/staff", i18n.N_("Home")), ("/staff/people", i18n.N_("People"))],
-    Role.AUDITOR: [("/staff", i18n.N_("Home"))],
-    Role.RECORDER: [("/staff", i18n.N_("Home"))],
+    Role.ADMIN: [
+        ("/staff", i18n.N_("Home")),
+        ("/staff/approvals", i18n.N_("Approvals")),
+        ("/staff/members", i18n.N_("Members")),
+        ("/staff/organisations", i18n.N_("Organisations")),
+        ("/staff/merchants", i18n.N_("Merchants")),
+        ("/staff/people", i18n.N_("People")),
+        ("/staff/policy", i18n.N_("Policy")),
+        ("/staff/operations", i18n.N_("Operations")),
+        ("/staff/journal", i18n.N_("Journal")),
+    ],
+    Role.RECORDER: [
+        ("/org", i18n.N_("Record service")),
+        ("/org/import", i18n.N_("Import a file")),
+        ("/org/records", i18n.N_("Our records")),
+    ],
 }
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Template:
     locale = page_locale(request)
     who = request.scope.get("auth")
+    nav = [] if who is None else NAVIGATION[Role.ADMIN if who.role is Role.AUDITOR else who.role]
     return Template(
         template_name=template,
         context={
@@ -135,7 +149,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             "who": who,
             "large": large_text(request),
             "fmt": formats(request),
-            "nav": (nav := NAVIGATION.get(who.role, []) if who is not None else []),
+            "nav": nav,
             # the tab of the page: the longest menu path the page is under (/me/history, not /me)
             "nav_current": max(
                 (h for h, _ in nav if request.url.path == h or request.url.path.startswith(h + "/")),
