@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "timebank"
 PO = SOURCE / "web" / "locale" / "zh_CN" / "LC_MESSAGES" / "messages.po"
 METHODS = [("**/templates/**.html", "jinja2.ext:babel_extract"), ("**.py", "python")]
-OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}}
+OPTIONS = {
+    "**/templates/**.html": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}
+}
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 
 
@@ -32,7 +34,13 @@ def extract() -> Catalog:
     for filename, lineno, message, comments, context in extract_from_dir(
         SOURCE, METHODS, OPTIONS, KEYWORDS, comment_tags=("Translators:",), strip_comment_tags=True
     ):
-        template.add(message, None, [(str(Path("timebank") / filename), lineno)], auto_comments=comments, context=context)
+        template.add(
+            message,
+            None,
+            [(str(Path("timebank") / filename), lineno)],
+            auto_comments=comments,
+            context=context,
+        )
     return template
 
 
