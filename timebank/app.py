@@ -16,6 +16,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from timebank import __version__, edge, errors, logs, schemas
+from timebank.community import pages as community_pages
 from timebank.community.controllers import (
     ApiKeyController,
     CommunityController,
@@ -27,12 +28,11 @@ from timebank.core.access import PUBLIC
 from timebank.core.settings import Settings, get_settings
 from timebank.db import create_engine
 from timebank.health import HealthController
+from timebank.jobs import pages as operations_pages
 from timebank.jobs.controllers import JobController
+from timebank.ledger import pages as journal_pages
 from timebank.ledger.controllers import AccountController, TransactionController
 from timebank.ledger.posting import close_poster
-from timebank.community import pages as community_pages
-from timebank.jobs import pages as operations_pages
-from timebank.ledger import pages as journal_pages
 from timebank.log import pages as receipt_pages
 from timebank.log.controllers import LogController, ReceiptController
 from timebank.log.keys import Signer, load_signer
@@ -60,14 +60,14 @@ from timebank.security import (
     SessionAuthMiddleware,
     load_web_secret,
 )
+from timebank.volunteer import approval_pages, policy_pages
+from timebank.volunteer import pages as recorder_pages
 from timebank.volunteer.controllers import (
     CertificateController,
     MemberRecordsController,
     PolicyController,
     ServiceRecordController,
 )
-from timebank.volunteer import approval_pages, policy_pages
-from timebank.volunteer import pages as recorder_pages
 from timebank.volunteer.standing import standing
 from timebank.web import failures, templating
 

@@ -9,6 +9,7 @@ idempotency (one redemption per form, however often it is sent),
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -209,9 +210,9 @@ class VoucherPages(Controller):
         voucher = await self._voucher(request, redemption_id)
         qr = None
         if voucher["open"] and voucher.get("qr"):
-            qr = qr_svg(
-                voucher["qr"], _("QR code of the voucher %(code)s") % {"code": voucher["spaced_code"]}
-            )
+            label = _("QR code of the voucher %(code)s") % {"code": voucher["spaced_code"]}
+            # a first drawing of a long token takes tens of ms: not on the event loop
+            qr = await asyncio.to_thread(qr_svg, voucher["qr"], label)
         notice = _("The voucher is cancelled. Your points are back.") if done == "cancelled" else None
         return render(request, "resident/voucher.html", voucher=voucher, qr=qr, notice=notice)
 

@@ -104,7 +104,8 @@ def gettext(request: Request) -> Any:
     return i18n.translations(page_locale(request)).gettext
 
 
-# What each role's navigation offers (the supervisory board sees the staff's pages, read-only), in order: (path, label message id).
+# What each role's navigation offers, in order: (path, label message id). The supervisory
+# board sees the staff's pages, read-only.
 NAVIGATION: dict[Role, list[tuple[str, str]]] = {
     Role.RESIDENT: [
         ("/me", i18n.N_("Home")),
