@@ -138,6 +138,27 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {
 }
 
 
+# Pages not in the menu, and the tab they belong under.
+NAV_PARENTS = {
+    "/staff/corrections": "/staff/approvals",
+    "/staff/keys": "/staff/people",
+    "/me/vouchers": "/me/rewards",
+    "/me/donate": "/me/give",
+    "/me/done": "/me/give",
+}
+
+
+def current_tab(path: str, nav: list[tuple[str, str]]) -> str | None:
+    """The menu tab of a page: the longest menu path it is under (/me/history, not /me);
+    a role's home tab only for itself."""
+    for page, parent in NAV_PARENTS.items():
+        if path == page or path.startswith(page + "/"):
+            path = parent
+    homes = {nav[0][0]} if nav else set()
+    under = [h for h, _ in nav if path == h or (h not in homes and path.startswith(h + "/"))]
+    return max(under, key=len, default=None)
+
+
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Template:
     locale = page_locale(request)
     who = request.scope.get("auth")
@@ -151,12 +172,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             "large": large_text(request),
             "fmt": formats(request),
             "nav": nav,
-            # the tab of the page: the longest menu path the page is under (/me/history, not /me)
-            "nav_current": max(
-                (h for h, _ in nav if request.url.path == h or request.url.path.startswith(h + "/")),
-                key=len,
-                default=None,
-            ),
+            "nav_current": current_tab(request.url.path, nav),
             "autonyms": i18n.AUTONYMS,
             "path": request.url.path,
             "query": request.url.query,
