@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import click
+from rich.cells import cell_len
 
 from timebank import db, embedded
 from timebank.cli.base import main, open_engine
@@ -115,7 +116,8 @@ def _announce(settings: Settings, host: str, port: int, demo: dict[str, Any] | N
             for role, label in DEMO_ROLES:
                 if role in logins:
                     who = logins[role]
-                    click.echo(f"    {label:<22} {who['login']:<14} {who['password']}", err=True)
+                    pad = " " * max(1, 24 - cell_len(label))  # Chinese characters are two columns wide
+                    click.echo(f"    {label}{pad}{who['login']:<14} {who['password']}", err=True)
         click.echo(f"  demo admin key:    {demo['admin_key']}", err=True)
         click.echo(
             f"  demo resident key: {demo['resident_key']}  (keys and logins saved in "
