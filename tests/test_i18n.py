@@ -58,6 +58,7 @@ def _visible_text(source: str) -> list[tuple[int, str]]:
         pieces.append(value if kind == "data" else ("\n" if "\n" in value else "\x00"))
     page = "".join(pieces)
     page = re.sub(r"<[^<>]*>", lambda m: "\n" * m.group().count("\n"), page)
+    page = re.sub(r'(^|\s)[\w-]+="[^"<>]*"', " ", page)  # attributes given to a tag in another template
     page = re.sub(r"&\w+;", " ", page)
     return [(n, line.strip()) for n, line in enumerate(page.split("\n"), 1) if LETTERS.search(line)]
 

@@ -44,6 +44,7 @@ from timebank.people.controllers import PeopleController, SignInLinkController
 from timebank.people.pages import AccountPages, SignInPages
 from timebank.points.controllers import MemberPointsController
 from timebank.redemption import pages as merchant_pages
+from timebank.redemption import redemption_views
 from timebank.redemption.controllers import (
     MemberRedemptionController,
     RedemptionController,
@@ -235,6 +236,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     app.state.signer = signer
     app.state.stamp = with_set  # web.stamp signs with app.state.signer
     app.state.member_standing = standing  # shown on GET /v1/members/{id} (community's route)
+    app.state.member_redemptions = redemption_views.member_redemptions  # on the staff's member page
     return app
 
 

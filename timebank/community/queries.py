@@ -121,6 +121,36 @@ async def parties_page(
     return list((await conn.execute(stmt.order_by(Party.id).limit(n))).all())
 
 
+async def search_parties(
+    conn: AsyncConnection, community_id: uuid.UUID, kind: str, text: str, after: uuid.UUID | None, n: int
+) -> list[Row[Any]]:
+    """The community's parties of ``kind`` whose name or external_ref contains ``text``
+    (any case), with id above ``after``, by id."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    stmt = select(Party).where(
+        Party.community_id == community_id,
+        Party.kind == kind,
+        or_(Party.display_name.ilike(pattern, escape="\\"), Party.external_ref.ilike(pattern, escape="\\")),
+    )
+    if after is not None:
+        stmt = stmt.where(Party.id > after)
+    return list((await conn.execute(stmt.order_by(Party.id).limit(n))).all())
+
+
+async def update_party(
+    conn: AsyncConnection, community_id: uuid.UUID, party_id: uuid.UUID, kind: str, **values: Any
+) -> Row[Any] | None:
+    """Change the community's party ``party_id`` of ``kind`` (columns as keywords); the
+    row as it is now, or None if there is no such party."""
+    stmt = (
+        update(Party)
+        .where(Party.id == party_id, Party.community_id == community_id, Party.kind == kind)
+        .values(**values)
+        .returning(*Party.__table__.c)
+    )
+    return (await conn.execute(stmt)).first()
+
+
 # --- API keys --------------------------------------------------------------------------
 
 

@@ -146,6 +146,65 @@ async def list_parties(
     return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
 
 
+MAX_SEARCH = 100
+
+
+async def search_parties(
+    conn: AsyncConnection,
+    principal: Principal,
+    kind: PartyKind,
+    text: str,
+    after: uuid.UUID | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Like ``list_parties``, only those whose name or external_ref contains ``text``
+    (any case; the console's search box). Empty text: every party of the kind."""
+    text = (text or "").strip()[:MAX_SEARCH]
+    if not text:
+        return await list_parties(conn, principal, kind, after, limit)
+    rows = await queries.search_parties(conn, principal.community_id, kind.value, text, after, limit + 1)
+    accounts = await ledger_queries.party_account_ids(conn, [r.id for r in rows[:limit]])
+    items = [party_view(r, accounts.get(r.id, {})) for r in rows[:limit]]
+    return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+async def update_party(
+    conn: AsyncConnection,
+    principal: Principal,
+    kind: PartyKind,
+    party_id: uuid.UUID,
+    name: str,
+    external_ref: str | None,
+) -> dict[str, Any]:
+    """Correct a party's name and external_ref (admins): the same rules as when it was
+    registered; ``external_ref`` None clears it. Its accounts and history stay as they are."""
+    if not principal.is_admin:
+        raise Forbidden("only an admin may change a party")
+    name = _clean_name(name, "display_name" if kind is PartyKind.MEMBER else "name")
+    if external_ref is not None:
+        external_ref = _clean_name(external_ref, "external_ref")
+    try:
+        async with conn.begin_nested():
+            row = await queries.update_party(
+                conn,
+                principal.community_id,
+                party_id,
+                kind.value,
+                display_name=name,
+                external_ref=external_ref,
+            )
+    except IntegrityError as exc:
+        if "parties_external_ref" in str(exc.orig):
+            raise DuplicateExternalRef(
+                f"a {kind.value} with external_ref {external_ref!r} already exists"
+            ) from None
+        raise
+    if row is None:
+        raise NotFound(f"{kind.value} {party_id} not found")
+    accounts = await ledger_queries.accounts_of_party(conn, party_id)
+    return party_view(row, {a.asset: str(a.id) for a in accounts})
+
+
 # --- API keys --------------------------------------------------------------------------
 
 
@@ -211,7 +270,11 @@ async def issue_key(
     if label is not None and len(label) > MAX_NAME:
         raise BadRequest(f"label is at most {MAX_NAME} characters")
     role_ = await checked_role(conn, principal.community_id, role, subject_id)
-    return await _insert_key(conn, principal.community_id, role_, subject_id, label, principal.key_id)
+    # ``api_keys.created_by`` names an API key (a foreign key); a person who signed in
+    # (the console) acts with their own id, which is no key: then it stays empty.
+    by_key = await queries.key_in_community(conn, principal.community_id, principal.key_id)
+    created_by = principal.key_id if by_key is not None else None
+    return await _insert_key(conn, principal.community_id, role_, subject_id, label, created_by)
 
 
 async def list_keys(conn: AsyncConnection, principal: Principal) -> list[dict[str, Any]]:

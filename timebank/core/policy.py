@@ -193,6 +193,16 @@ def policy_view(version: int, policy: Policy, row: Any) -> dict[str, Any]:
     }
 
 
+async def lock_policy(conn: AsyncConnection, community_id: uuid.UUID) -> None:
+    """Hold the community's policy until the transaction ends: a change that reads the
+    current version and writes the next (a page's form, a trust toggle) takes it first,
+    so two changes never both build on the same version. (``set_policy`` takes it too;
+    taking it twice in one transaction is fine.)"""
+    await conn.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended(f"timebank.policy:{community_id}", 0)))
+    )
+
+
 async def set_policy(
     conn: AsyncConnection,
     community_id: uuid.UUID,
@@ -212,9 +222,7 @@ async def set_policy(
         raise BadRequest(
             f"trusted_organisations: {', '.join(unknown)} is not an organisation of this community"
         )
-    await conn.execute(
-        select(func.pg_advisory_xact_lock(func.hashtextextended(f"timebank.policy:{community_id}", 0)))
-    )
+    await lock_policy(conn, community_id)
     version, _, _ = await current_policy(conn, community_id)
     row = (
         await conn.execute(
@@ -240,3 +248,35 @@ async def policy_history(conn: AsyncConnection, community_id: uuid.UUID) -> list
         )
     ).all()
     return [policy_view(r.version, msgspec.convert(r.policy, Policy), r) for r in rows]
+
+
+async def policy_versions_page(
+    conn: AsyncConnection, community_id: uuid.UUID, before: int | None, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The versions below ``before`` (all, if None), newest first, at most ``limit``; and
+    the cursor of the next page (the last version shown), or None at the first version."""
+    stmt = _VERSIONS.where(CommunityPolicy.community_id == community_id)
+    if before is not None:
+        stmt = stmt.where(CommunityPolicy.version < before)  # type: ignore[arg-type]
+    rows = (
+        await conn.execute(stmt.order_by(CommunityPolicy.version.desc()).limit(limit + 1))  # type: ignore[attr-defined]
+    ).all()
+    items = [policy_view(r.version, msgspec.convert(r.policy, Policy), r) for r in rows[:limit]]
+    return items, (rows[limit - 1].version if len(rows) > limit else None)
+
+
+async def policy_version(
+    conn: AsyncConnection, community_id: uuid.UUID, version: int
+) -> dict[str, Any] | None:
+    """One version as ``policy_view`` shows it (version 0: the defaults), or None."""
+    if version == 0:
+        return policy_view(0, Policy(), None)
+    row = (
+        await conn.execute(
+            _VERSIONS.where(
+                CommunityPolicy.community_id == community_id,
+                CommunityPolicy.version == version,  # type: ignore[arg-type]
+            )
+        )
+    ).first()
+    return None if row is None else policy_view(row.version, msgspec.convert(row.policy, Policy), row)

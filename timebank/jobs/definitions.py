@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -73,6 +73,11 @@ class Job:
     work: Callable[[Context, uuid.UUID | None, datetime], Awaitable[dict[str, Any]]]
     every_seconds: int  # how often the scheduler looks whether it is due
 
+    def next_period_starts(self, now: datetime) -> datetime:
+        """When the period after the one ``now`` falls in begins (the job is due again then;
+        the scheduler runs it at its next look, within ``every_seconds``)."""
+        return _NEXT_PERIOD[self.period](now)
+
 
 def _day(now: datetime) -> str:
     return now.date().isoformat()
@@ -84,6 +89,26 @@ def _minute(now: datetime) -> str:
 
 def _audit_day(now: datetime) -> str:
     return (now.astimezone(UTC) - AUDIT_DAY_STARTS).date().isoformat()
+
+
+def _next_day(now: datetime) -> datetime:
+    return datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), now.tzinfo)
+
+
+def _next_minute(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _next_audit_day(now: datetime) -> datetime:
+    day = date.fromisoformat(_audit_day(now)) + timedelta(days=1)
+    return datetime.combine(day, datetime.min.time(), UTC) + AUDIT_DAY_STARTS
+
+
+_NEXT_PERIOD: dict[Callable[[datetime], str], Callable[[datetime], datetime]] = {
+    _day: _next_day,
+    _minute: _next_minute,
+    _audit_day: _next_audit_day,
+}
 
 
 async def _expiry(ctx: Context, community_id: uuid.UUID | None, now: datetime) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, func, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -83,6 +83,21 @@ async def recent_runs(
     if job is not None:
         query = query.where(JobRun.job == job)
     return (await conn.execute(query.order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(limit))).all()
+
+
+async def last_runs(conn: AsyncConnection, scopes: dict[str, str]) -> dict[str, Row[Any]]:
+    """The last run of each job in its scope (``{job: scope}``), by job (none if it never ran).
+    One statement: a read of index ``job_runs_job`` per job."""
+    if not scopes:
+        return {}
+    parts = [
+        select(JobRun)
+        .where(JobRun.job == job, JobRun.scope == scope)
+        .order_by(JobRun.started_at.desc())
+        .limit(1)
+        for job, scope in scopes.items()
+    ]
+    return {r.job: r for r in await conn.execute(union_all(*parts))}
 
 
 async def last_finished(conn: AsyncConnection, job: str) -> Row[Any] | None:

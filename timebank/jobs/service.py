@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -55,3 +57,32 @@ async def last_audit(conn: AsyncConnection) -> dict[str, Any]:
         "failed_checks": row.counts.get("failed_checks", {}),
         **({"error": row.error} if row.error else {}),
     }
+
+
+async def schedule(
+    conn: AsyncConnection, community_id: uuid.UUID, zone: ZoneInfo, now: datetime
+) -> list[dict[str, Any]]:
+    """Every scheduled job as the community's staff sees it: its scope (``community``: this
+    community's run; ``all``: one run for every community), its last run (``run_view``,
+    None if it never ran) and when it runs next: ``due`` if the period ``now`` falls in
+    has no finished run yet (the scheduler runs it at its next look, within
+    ``every_seconds``), else ``next_run_at``, when the next period begins."""
+    scopes = {name: str(community_id) if job.per_community else "all" for name, job in JOBS.items()}
+    last = await queries.last_runs(conn, scopes)
+    out = []
+    for name, job in JOBS.items():
+        local = now.astimezone(zone if job.per_community else UTC)
+        row = last.get(name)
+        done = row is not None and row.period == job.period(local) and row.status == "done"
+        out.append(
+            {
+                "job": name,
+                "scope": "community" if job.per_community else "all",
+                "every_seconds": job.every_seconds,
+                "last_run": None if row is None else run_view(row),
+                "due": not done,
+                "next_run_at": rfc3339(job.next_period_starts(local)) if done else None,
+                "next_look_by": rfc3339(now + timedelta(seconds=job.every_seconds)),
+            }
+        )
+    return out

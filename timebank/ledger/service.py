@@ -7,6 +7,7 @@ The code lives in focused modules; this module only names what other packages us
 * ``transfers``: client transfers and who may make them;
 * ``holds``: resolving holds, reversals, expiring timed-out holds;
 * ``accounts``, ``transactions``: reading them as a key may see them;
+* ``journal``: the community's transactions, filtered, a page at a time (staff and board);
 * ``views``: the JSON shape of transactions, accounts and balances;
 * ``queries``: every SQL statement on the ledger's tables (balances: ``account_balances``).
 
@@ -26,6 +27,7 @@ from timebank.ledger.accounts import (
     set_credit_limit,
 )
 from timebank.ledger.holds import expire_holds, resolve_hold, reverse
+from timebank.ledger.journal import JournalQuery, journal_page, journal_transaction
 from timebank.ledger.legs import MAX_AMOUNT, MAX_LEGS, MAX_MEMO, Claim, KeyAlreadyUsed, Leg, Movement, legs_of
 from timebank.ledger.movement import post
 from timebank.ledger.transactions import created_view, get_transaction
@@ -40,6 +42,7 @@ __all__ = [
     "Asset",
     "Claim",
     "Direction",
+    "JournalQuery",
     "KeyAlreadyUsed",
     "Kind",
     "Layer",
@@ -55,6 +58,8 @@ __all__ = [
     "get_account",
     "get_transaction",
     "history_page",
+    "journal_page",
+    "journal_transaction",
     "legs_of",
     "load_accounts",
     "may_read_account",

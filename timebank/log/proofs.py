@@ -116,3 +116,40 @@ async def checkpoints_page(
         for r in rows[:limit]
     ]
     return items, (str(rows[limit - 1].tree_size) if len(rows) > limit else None)
+
+
+WAITING_CAP = 100_000  # transactions waiting for the integrator, counted up to this
+
+
+async def log_state(conn: AsyncConnection, community_id: uuid.UUID) -> dict[str, Any]:
+    """The community's log at a glance: its latest checkpoint (size, time, key; None
+    before the first) and the transactions still waiting for the integrator (how many,
+    up to ``WAITING_CAP``, and the time of the oldest)."""
+    last = await queries.latest_checkpoint(conn, community_id)
+    n, oldest = await queries.waiting(conn, community_id, WAITING_CAP)
+    return {
+        "checkpoint": None
+        if last is None
+        else {"tree_size": last.tree_size, "created_at": rfc3339(last.created_at), "kid": last.kid},
+        "waiting": n,
+        "waiting_capped": n >= WAITING_CAP,
+        "oldest_waiting_at": None if oldest is None else rfc3339(oldest),
+    }
+
+
+async def inclusion(conn: AsyncConnection, community_id: uuid.UUID, tx_id: uuid.UUID) -> dict[str, Any]:
+    """Where a transaction is in its community's log: ``checkpointed`` (its index, in the
+    latest checkpoint: its size and time), ``sequenced`` (its index; in no checkpoint
+    yet) or ``waiting`` (for the integrator, which gives it an index within seconds)."""
+    leaf = await queries.leaf_of(conn, tx_id, community_id)
+    if leaf is None:
+        return {"state": "waiting"}
+    last = await queries.latest_checkpoint(conn, community_id)
+    if last is None or last.tree_size <= leaf.idx:
+        return {"state": "sequenced", "index": leaf.idx}
+    return {
+        "state": "checkpointed",
+        "index": leaf.idx,
+        "tree_size": last.tree_size,
+        "checkpoint_at": rfc3339(last.created_at),
+    }

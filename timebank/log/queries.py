@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 from timebank.log.merkle import Node
-from timebank.log.models import LogCheckpoint, LogKey, LogLeaf, LogNode
+from timebank.log.models import LogCheckpoint, LogKey, LogLeaf, LogNode, LogQueueItem
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -233,6 +233,23 @@ async def append(
         community_id,
         list(dequeued),
     )
+
+
+async def waiting(conn: AsyncConnection, community_id: uuid.UUID, cap: int) -> tuple[int, datetime | None]:
+    """How many of the community's transactions wait for the integrator (counted up to
+    ``cap``), and the time of the oldest of them (None when none waits)."""
+    some = select(LogQueueItem.seq).where(LogQueueItem.community_id == community_id).limit(cap).subquery()
+    n = (await conn.execute(select(func.count()).select_from(some))).scalar_one()
+    if not n:
+        return 0, None
+    oldest = await conn.execute(
+        text(
+            "SELECT t.created_at FROM log_queue q JOIN transactions t ON t.id = q.transaction_id "
+            "WHERE q.community_id = :c ORDER BY q.seq LIMIT 1"
+        ),
+        {"c": community_id},
+    )
+    return n, oldest.scalar_one_or_none()
 
 
 async def communities_to_integrate(conn: AsyncConnection, community_ids: list[uuid.UUID]) -> list[uuid.UUID]:

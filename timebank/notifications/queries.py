@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, tuple_, update
+from sqlalchemy import Row, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -83,3 +83,33 @@ async def mark_failed(
         .where(Notification.id == notification_id)
         .values(attempts=Notification.attempts + 1, last_error=error, next_attempt_at=retry_at)
     )
+
+
+async def delivery_counts(conn: AsyncConnection, community_id: uuid.UUID) -> Row[Any]:
+    """The community's notifications by delivery state: ``waiting`` (never tried),
+    ``failing`` (tried, not delivered: retried later), ``delivered``; and the time of
+    the last delivery."""
+    n = Notification
+    undelivered, tried = n.delivered_at.is_(None), n.attempts > 0
+    query = select(
+        func.count().filter(undelivered, ~tried).label("waiting"),
+        func.count().filter(undelivered, tried).label("failing"),
+        func.count().filter(~undelivered).label("delivered"),
+        func.max(n.delivered_at).label("last_delivered_at"),
+    ).where(n.community_id == community_id)
+    return (await conn.execute(query)).one()
+
+
+async def last_failure(conn: AsyncConnection, community_id: uuid.UUID) -> Row[Any] | None:
+    """The undelivered notification whose delivery failed last (its retry is the latest)."""
+    query = (
+        select(Notification.id, Notification.attempts, Notification.last_error, Notification.next_attempt_at)
+        .where(
+            Notification.community_id == community_id,
+            Notification.delivered_at.is_(None),
+            Notification.last_error.is_not(None),
+        )
+        .order_by(Notification.next_attempt_at.desc())
+        .limit(1)
+    )
+    return (await conn.execute(query)).first()

@@ -102,3 +102,28 @@ async def deliver_due(
                 break
             counts[outcome] += 1
     return counts
+
+
+async def delivery_state(conn: AsyncConnection, community_id: uuid.UUID) -> dict[str, Any]:
+    """How the community's notifications stand with its webhook: how many wait for a
+    first try, how many failed and wait for a retry, how many were delivered (and when
+    last), and the last failure: its error, attempts, when it failed (its retry time
+    less the backoff it got) and when it is tried again."""
+    counts = await queries.delivery_counts(conn, community_id)
+    failed = await queries.last_failure(conn, community_id)
+    last = None
+    if failed is not None:
+        last = {
+            "notification_id": str(failed.id),
+            "error": failed.last_error,
+            "attempts": failed.attempts,
+            "failed_at": rfc3339(failed.next_attempt_at - backoff(failed.attempts)),
+            "retry_at": rfc3339(failed.next_attempt_at),
+        }
+    return {
+        "waiting": counts.waiting,
+        "failing": counts.failing,
+        "delivered": counts.delivered,
+        "last_delivered_at": None if counts.last_delivered_at is None else rfc3339(counts.last_delivered_at),
+        "last_failure": last,
+    }

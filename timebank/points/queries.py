@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.db import driver
@@ -72,6 +72,28 @@ async def lots_expiring_between(
         PointsLot.expires_at <= until,
     )
     return (await conn.execute(query)).all()
+
+
+async def points_expiring_between(
+    conn: AsyncConnection, community_id: uuid.UUID, after: datetime, until: datetime, split: datetime
+) -> Row[Any]:
+    """Of the community's lots with points left whose expiry is in (``after``, ``until``]
+    (the lots ``lots_expiring_between`` gives): the points left in all and in those
+    expiring by ``split``, and how many lots each. (Not how many members: a distinct
+    count of 40,000 lots' members tripled the time.)"""
+    soon = PointsLot.expires_at <= split
+    query = select(
+        func.coalesce(func.sum(PointsLot.remaining).filter(soon), 0).label("soon_points"),
+        func.count().filter(soon).label("soon_lots"),
+        func.coalesce(func.sum(PointsLot.remaining), 0).label("points"),
+        func.count().label("lots"),
+    ).where(
+        PointsLot.community_id == community_id,
+        PointsLot.remaining > 0,
+        PointsLot.expires_at > after,
+        PointsLot.expires_at <= until,
+    )
+    return (await conn.execute(query)).one()
 
 
 async def name_points_lots(

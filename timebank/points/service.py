@@ -7,6 +7,7 @@ The lots move with the ledger, in the database (``points_follow_entry``, migrati
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from timebank.community.service import member_exists
 from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
-from timebank.core.problems import NotFound
+from timebank.core.problems import Forbidden, NotFound
+from timebank.core.roles import Role
 from timebank.core.terms import Asset
 from timebank.ledger import queries as ledger_queries
 from timebank.points import queries
@@ -47,4 +49,22 @@ async def member_points(conn: AsyncConnection, principal: Principal, member_id: 
         "balance": account.posted,
         "available": account.available,
         "lots": [lot_view(r) for r in lots],
+    }
+
+
+async def expiring_ahead(
+    conn: AsyncConnection, principal: Principal, now: datetime, days: tuple[int, int] = (30, 90)
+) -> dict[str, Any]:
+    """The community's points that expire in the next ``days[0]`` and ``days[1]`` days
+    (points left in open lots; the expiry job takes them when their time comes), and in
+    how many lots. For the community's staff and board."""
+    if principal.role not in (Role.ADMIN, Role.AUDITOR):
+        raise Forbidden("the points expiring in the community are for its staff and board")
+    near, far = days
+    row = await queries.points_expiring_between(
+        conn, principal.community_id, now, now + timedelta(days=far), now + timedelta(days=near)
+    )
+    return {
+        str(near): {"points": int(row.soon_points), "lots": row.soon_lots},
+        str(far): {"points": int(row.points), "lots": row.lots},
     }

@@ -23,10 +23,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, any_, func, or_, select, tuple_, update
+from sqlalchemy import Date, Row, Select, Time, and_, any_, cast, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -320,3 +320,149 @@ async def insert_certificate(conn: AsyncConnection, values: dict[str, Any]) -> N
         .on_conflict_do_nothing(index_elements=["member_id", "content_hash"])
     )
     await conn.execute(stmt)
+
+
+# --- the staff's queues (console) ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Signals:
+    """What makes a waiting record worth a second look (``queue.py`` sets the thresholds).
+
+    Night is local time in the community's zone: a record that starts before
+    ``night_until`` or at/after ``night_from``, ends after ``night_from``, or runs past
+    midnight.
+    """
+
+    zone: str
+    long_minutes: int
+    late_after: timedelta
+    night_from: time
+    night_until: time
+
+
+def _signal_columns(sig: Signals) -> tuple[Any, Any, Any]:
+    s = ServiceRecord
+    start, end = func.timezone(sig.zone, s.started_at), func.timezone(sig.zone, s.ended_at)
+    start_t, end_t = cast(start, Time), cast(end, Time)
+    long_ = s.minutes >= sig.long_minutes
+    night = or_(
+        start_t < sig.night_until,
+        start_t >= sig.night_from,
+        end_t > sig.night_from,
+        cast(start, Date) != cast(end, Date),
+    )
+    late = s.recorded_at > s.ended_at + sig.late_after
+    return long_, night, late
+
+
+def _with_signals(sig: Signals) -> Select[Any]:
+    long_, night, late = _signal_columns(sig)
+    return select(*_RECORD_COLUMNS, long_.label("long"), night.label("night"), late.label("late"))
+
+
+@dataclass(slots=True)
+class WaitingFilter:
+    """Which submitted records a page of the approval queue shows, in which order, and
+    where the previous page stopped (``after``: the sort key of its last record)."""
+
+    organisation_id: uuid.UUID | None = None
+    category: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_minutes: int | None = None
+    flagged: bool = False
+    sort: str = "oldest"  # oldest | newest | longest
+    after: tuple[Any, ...] | None = None
+
+
+def _waiting_where(community_id: uuid.UUID, f: WaitingFilter, sig: Signals) -> list[Any]:
+    s = ServiceRecord
+    given = [
+        (f.organisation_id, lambda v: s.organisation_id == v),
+        (f.category, lambda v: s.category == v),
+        (f.since, lambda v: s.started_at >= v),
+        (f.until, lambda v: s.started_at < v),
+        (f.min_minutes, lambda v: s.minutes >= v),
+    ]
+    where = [s.community_id == community_id, s.status == "submitted"]
+    where += [cond(v) for v, cond in given if v is not None]
+    if f.flagged:
+        where.append(or_(*_signal_columns(sig)))
+    return where
+
+
+async def waiting_records(
+    conn: AsyncConnection, community_id: uuid.UUID, f: WaitingFilter, sig: Signals, n: int
+) -> list[Row[Any]]:
+    """Up to ``n`` submitted records matching ``f`` in its order, each with its signals
+    (``long``, ``night``, ``late``)."""
+    s = ServiceRecord
+    stmt = _with_signals(sig).where(*_waiting_where(community_id, f, sig))
+    if f.sort == "longest":
+        if f.after is not None:
+            minutes, started, ident = f.after
+            stmt = stmt.where(
+                or_(
+                    s.minutes < minutes,
+                    and_(s.minutes == minutes, tuple_(s.started_at, s.id) > (started, ident)),
+                )
+            )
+        order = (s.minutes.desc(), s.started_at, s.id)  # type: ignore[attr-defined]
+    elif f.sort == "newest":
+        if f.after is not None:
+            stmt = stmt.where(tuple_(s.started_at, s.id) < tuple_(*f.after))
+        order = (s.started_at.desc(), s.id.desc())  # type: ignore[attr-defined]
+    else:
+        if f.after is not None:
+            stmt = stmt.where(tuple_(s.started_at, s.id) > tuple_(*f.after))
+        order = (s.started_at, s.id)
+    return list((await conn.execute(stmt.order_by(*order).limit(n))).all())
+
+
+async def count_waiting(
+    conn: AsyncConnection, community_id: uuid.UUID, f: WaitingFilter, sig: Signals
+) -> int:
+    """How many submitted records match ``f`` (its order and position aside)."""
+    stmt = select(func.count()).select_from(ServiceRecord).where(*_waiting_where(community_id, f, sig))
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def records_with_signals(
+    conn: AsyncConnection, community_id: uuid.UUID, ids: Sequence[uuid.UUID], sig: Signals
+) -> list[Row[Any]]:
+    """The community's records among ``ids``, each with its signals (any order)."""
+    stmt = _with_signals(sig).where(
+        ServiceRecord.community_id == community_id, ServiceRecord.id == any_(uuid_array(ids))
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+_REVERSAL_AS = tuple(c.label(f"reversal_{c.name}") for c in _REVERSAL_COLUMNS)
+
+
+async def open_reversals(
+    conn: AsyncConnection, community_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None, n: int
+) -> list[Row[Any]]:
+    """Up to ``n`` corrections waiting for a second admin, oldest request first: each
+    with its record's columns and its own as ``reversal_<column>``."""
+    r = ServiceReversal
+    stmt = (
+        select(*_RECORD_COLUMNS, *_REVERSAL_AS)
+        .join(ServiceRecord, ServiceRecord.id == r.record_id)
+        .where(r.community_id == community_id, r.status == _OPEN)
+    )
+    if after is not None:
+        stmt = stmt.where(tuple_(r.requested_at, r.id) > tuple_(*after))
+    stmt = stmt.order_by(r.requested_at, r.id).limit(n)
+    return list((await conn.execute(stmt)).all())
+
+
+async def reversals_of_record(conn: AsyncConnection, record_id: uuid.UUID) -> list[Row[Any]]:
+    """Every correction asked for a record, oldest first (decided or not)."""
+    stmt = (
+        select(ServiceReversal)
+        .where(ServiceReversal.record_id == record_id)
+        .order_by(ServiceReversal.requested_at, ServiceReversal.id)
+    )
+    return list((await conn.execute(stmt)).all())

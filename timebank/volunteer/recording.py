@@ -6,6 +6,7 @@ overlap and daily-cap checks cannot race. Its work grows linearly with the rows 
 import is up to ``MAX_ROWS``, maybe all of one volunteer); the pure-CPU steps of a
 large batch run in a worker thread, so that the event loop keeps answering meanwhile.
 Records of a trusted organisation are approved as they are written (``approval.py``).
+``preview_many`` is the dry run of the import page: the same judging (``_judge``), no write.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from timebank.community import queries as parties
 from timebank.core.access import Principal
 from timebank.core.communities import community_zone
-from timebank.core.policy import current_policy
+from timebank.core.policy import Policy, current_policy
 from timebank.core.problems import Forbidden
 from timebank.core.roles import PartyKind, Role
 from timebank.volunteer import queries
@@ -61,6 +62,48 @@ def _fresh(rows: list[RecordRow]) -> list[RecordRow]:
     return [r for r in rows if r.reason is None and r.existing is None]
 
 
+async def _judge(
+    conn: AsyncConnection,
+    principal: Principal,
+    items: Sequence[RecordIn],
+    *,
+    now: datetime,
+    derive_refs: bool,
+    max_rows: int,
+    lock: bool,
+) -> tuple[list[RecordRow], Policy, int]:
+    """Every row's verdict by every rule, nothing written: the rows (a ``reason`` for each
+    rejected one, ``existing`` for one recorded before), the policy and its version.
+
+    ``record_many`` writes what passes; ``preview_many`` only shows it. With ``lock``,
+    the volunteers' rows stay locked until the transaction ends, so that the overlap and
+    daily-cap checks cannot race with another writer.
+    """
+    assert conn.in_transaction()
+    principal.require_writer()
+    if principal.role not in (Role.ADMIN, Role.RECORDER):
+        raise Forbidden("only admins and recorders record service")
+    if len(items) > max_rows:
+        raise ImportTooLarge(f"at most {max_rows} records at once")
+    version, policy, _ = await current_policy(conn, principal.community_id)
+    tz = await community_zone(conn, principal.community_id)
+    rows = [RecordRow(item) for item in items]
+    await _cpu(len(rows), check_each, rows, policy, principal, now, derive_refs)
+    await _find_parties(conn, principal.community_id, _live(rows))
+    await _find_duplicates(conn, _live(rows))
+    fresh = _fresh(rows)
+    if fresh:
+        member_ids = sorted({r.member_id for r in fresh})  # type: ignore[type-var]
+        if lock:
+            await parties.lock_parties(conn, member_ids)  # overlap and cap checks must not race
+        # Two days either side: a record that touches a local day of a new row is in.
+        lo = min(r.given.started_at for r in fresh) - timedelta(days=2)
+        hi = max(r.given.ended_at for r in fresh) + timedelta(days=2)
+        stored = await queries.busy_times(conn, member_ids, lo, hi)
+        await _cpu(len(fresh) + len(stored), check_times, fresh, stored, tz, policy.daily_cap_minutes)
+    return rows, policy, version
+
+
 async def record_many(
     conn: AsyncConnection,
     principal: Principal,
@@ -78,27 +121,9 @@ async def record_many(
     same file again creates nothing twice. Rows are judged in their order: of two rows
     that overlap, the first is accepted. At most ``max_rows`` rows (else a 413).
     """
-    assert conn.in_transaction()
-    principal.require_writer()
-    if principal.role not in (Role.ADMIN, Role.RECORDER):
-        raise Forbidden("only admins and recorders record service")
-    if len(items) > max_rows:
-        raise ImportTooLarge(f"at most {max_rows} records at once")
-    version, policy, _ = await current_policy(conn, principal.community_id)
-    tz = await community_zone(conn, principal.community_id)
-    rows = [RecordRow(item) for item in items]
-    await _cpu(len(rows), check_each, rows, policy, principal, now, derive_refs)
-    await _find_parties(conn, principal.community_id, _live(rows))
-    await _find_duplicates(conn, _live(rows))
-    fresh = _fresh(rows)
-    if fresh:
-        member_ids = sorted({r.member_id for r in fresh})  # type: ignore[type-var]
-        await parties.lock_parties(conn, member_ids)  # overlap and cap checks must not race
-        # Two days either side: a record that touches a local day of a new row is in.
-        lo = min(r.given.started_at for r in fresh) - timedelta(days=2)
-        hi = max(r.given.ended_at for r in fresh) + timedelta(days=2)
-        stored = await queries.busy_times(conn, member_ids, lo, hi)
-        await _cpu(len(fresh) + len(stored), check_times, fresh, stored, tz, policy.daily_cap_minutes)
+    rows, policy, version = await _judge(
+        conn, principal, items, now=now, derive_refs=derive_refs, max_rows=max_rows, lock=True
+    )
     written = await _write(conn, principal, _fresh(rows))
     trusted = set(policy.trusted_organisations)
     approved = [r for r in _fresh(rows) if r.organisation_id in trusted]  # the policy trusts their records
@@ -107,6 +132,30 @@ async def record_many(
         for x in await queries.records_by_ids(conn, [r.new_id for r in approved]):  # type: ignore[misc]
             written[x["id"]] = x  # as they are now
     return await _cpu(len(rows), _outcome, rows, written)
+
+
+async def preview_many(
+    conn: AsyncConnection,
+    principal: Principal,
+    items: Sequence[RecordIn],
+    *,
+    now: datetime,
+    derive_refs: bool = False,
+    max_rows: int = MAX_ROWS,
+) -> Outcome:
+    """What ``record_many`` would answer for these rows, by the same steps, writing nothing
+    (a dry run: the import page shows it before anything is stored).
+
+    Each accepted row: its ``line``, ``member_id``, ``minutes``, ``category``, whether it
+    was recorded before (``duplicate``: importing it stores nothing) and whether the
+    policy would approve it as it is written (``approved``). Rejected rows as in
+    ``record_many``. Nothing is locked, so a row may still be refused when it is
+    recorded if someone records the same volunteer meanwhile.
+    """
+    rows, policy, _ = await _judge(
+        conn, principal, items, now=now, derive_refs=derive_refs, max_rows=max_rows, lock=False
+    )
+    return await _cpu(len(rows), _verdicts, rows, set(policy.trusted_organisations))
 
 
 async def _find_parties(conn: AsyncConnection, community_id: uuid.UUID, live: list[RecordRow]) -> None:
@@ -215,4 +264,29 @@ def _outcome(rows: list[RecordRow], by_id: dict[uuid.UUID, Any]) -> Outcome:
             rec = r.existing if duplicate else by_id.pop(r.new_id)  # type: ignore[arg-type]
             r.existing = None
             out.accepted.append({"line": line, **record_view(rec), "duplicate": duplicate})
+    return out
+
+
+def _verdicts(rows: list[RecordRow], trusted: set[uuid.UUID]) -> Outcome:
+    """The answer of ``preview_many`` (CPU only)."""
+    out = Outcome()
+    for n, r in enumerate(rows):
+        line = r.given.line if r.given.line is not None else n + 1
+        if r.reason is not None:
+            out.rejected.append({"line": line, "reason": r.reason})
+            continue
+        duplicate = r.existing is not None
+        out.accepted.append(
+            {
+                "line": line,
+                "member_id": str(r.existing["member_id"] if duplicate else r.member_id),
+                "minutes": r.existing["minutes"] if duplicate else r.minutes,
+                "category": r.existing["category"] if duplicate else r.category,
+                "duplicate": duplicate,
+                "approved": (r.existing["status"] == "approved")
+                if duplicate
+                else r.organisation_id in trusted,
+            }
+        )
+        r.existing = None
     return out

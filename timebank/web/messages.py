@@ -29,6 +29,12 @@ BY_TYPE = {
     "too-many-requests": N_("Too many tries. Please wait a few minutes and try again."),
     "invalid-request": N_("Some of what you entered is not valid. Please check it."),
     "database-unavailable": N_("The service is busy right now. Nothing was changed; please try again soon."),
+    "four-eyes": N_(
+        "The admin who asked for a correction cannot decide it. Another admin must approve or refuse it."
+    ),
+    "record-already-resolved": N_(
+        "This record was already approved, rejected or corrected. Nothing was changed."
+    ),
 }
 GENERAL = N_("That could not be done. Nothing was changed.")
 
