@@ -443,6 +443,15 @@ async def test_credit_limit_allows_a_bounded_overdraft(tenant):
         f"/v1/accounts/{tenant.accounts['issuance']['HOUR']}", json={"credit_limit": 1}, headers=tenant.auth()
     )
     assert_problem(r, 400, "invalid-request")
+    # points are never overdrawn: a member's POINT account keeps credit_limit 0 (a 400, not a 500)
+    r = await tenant.client.patch(
+        f"/v1/accounts/{a['accounts']['POINT']}", json={"credit_limit": 5}, headers=tenant.auth()
+    )
+    assert_problem(r, 400, "invalid-request")
+    r = await tenant.client.patch(
+        f"/v1/accounts/{a['accounts']['POINT']}", json={"credit_limit": 0}, headers=tenant.auth()
+    )
+    assert r.status_code == 200 and r.json()["credit_limit"] == 0
 
 
 async def test_entries_are_paginated_with_a_cursor(tenant):

@@ -54,6 +54,9 @@ async def set_credit_limit(
     account = await get_account(conn, principal, account_id)
     if not account.debits_must_not_exceed_credits:
         raise BadRequest("this account has no overdraft limit to set")
+    if account.asset == "POINT" and account.party_id is not None and limit != 0:
+        # points are never overdrawn (migration 0004's accounts_points_not_overdrawn)
+        raise BadRequest("a party's POINT account cannot be overdrawn: its credit_limit stays 0")
     # Lock, then check: the CHECK constraint would reject too, but with a rolled-back error.
     row = await queries.lock_account(conn, account_id)
     if row.debits_posted + row.debits_pending > row.credits_posted + limit:
