@@ -52,6 +52,7 @@ from timebank.redemption.controllers import (
     StatementController,
 )
 from timebank.reference import OfflineSwaggerPlugin
+from timebank.reports.controllers import ReportController
 from timebank.resident import pages as resident_pages
 from timebank.runtime import background
 from timebank.security import (
@@ -91,6 +92,7 @@ ROUTES: list[ControllerRouterHandler] = [
     RedemptionController,
     MemberRedemptionController,
     StatementController,
+    ReportController,
     MemberPointsController,
     JobController,
     NotificationController,

@@ -135,6 +135,13 @@ from timebank.schemas.redemption import (  # noqa: F401
     StatementItem,
     StatementTotals,
 )
+from timebank.schemas.reports import (  # noqa: F401
+    MerchantsReport,
+    PeriodFrom,
+    PeriodTo,
+    PointsReport,
+    ServiceReport,
+)
 from timebank.schemas.volunteer import (  # noqa: F401
     EXISTING_RECORD,
     Correction,
