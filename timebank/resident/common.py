@@ -29,25 +29,6 @@ PAGE_SIZE = 25
 MAX_HOURS = 24
 MIN_HOURS = Decimal("0.5")
 
-# What an entry on a history page was, by the transaction's kind (and, for a transfer,
-# its direction on the member's account).
-KIND_WORDS = {
-    "service_credit": N_("Volunteer service"),
-    "donation": N_("Donation to the community fund"),
-    "redemption": N_("Reward redeemed"),
-    "expiry": N_("Points expired"),
-    "reversal": N_("Correction"),
-    "adjustment": N_("Adjustment by staff"),
-}
-TRANSFER_IN = N_("From a neighbour")
-TRANSFER_OUT = N_("To a neighbour")
-
-RECORD_STATUS = {
-    "submitted": N_("Waiting for approval"),
-    "approved": N_("Approved"),
-    "rejected": N_("Not approved"),
-    "reversed": N_("Withdrawn after a correction"),
-}
 
 VOUCHER_STATUS = {
     "held": N_("Ready to use"),

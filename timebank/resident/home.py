@@ -43,11 +43,11 @@ BAD_PERIOD = N_("Choose a first and a last day, the last not before the first.")
 def _history_item(entry: dict[str, Any]) -> dict[str, Any]:
     incoming = entry["direction"] == "credit"
     kind = entry["kind"]
-    what = (common.TRANSFER_IN if incoming else common.TRANSFER_OUT) if kind == "transfer" else None
+    what = messages.entry_words(kind, incoming)
     return {
         **entry,
         "incoming": incoming,
-        "what": what or common.KIND_WORDS.get(kind, kind),
+        "what": what,
         "at": when(entry["created_at"]),
     }
 
@@ -124,7 +124,7 @@ class ResidentPages(Controller):
             "items": [
                 {
                     **r,
-                    "status_words": common.RECORD_STATUS.get(r["status"], r["status"]),
+                    "status_words": messages.RECORD_STATUS.get(r["status"], r["status"]),
                     "started": when(r["started_at"]),
                 }
                 for r in items

@@ -40,6 +40,7 @@ from timebank.volunteer import reading
 from timebank.volunteer.standing import standing
 from timebank.web import forms, templating
 from timebank.web.i18n import N_
+from timebank.web.messages import RECORD_STATUS, entry_words
 from timebank.web.qr import qr_svg
 from timebank.web.templating import render, see_other
 
@@ -49,22 +50,6 @@ ASSETS = ("HOUR", "POINT")
 RECENT = 5
 LIST_PAGE = 25
 
-KIND_WORDS = {
-    "service_credit": N_("Volunteer service"),
-    "donation": N_("Donation to the community fund"),
-    "redemption": N_("Reward redeemed"),
-    "expiry": N_("Points expired"),
-    "reversal": N_("Correction"),
-    "adjustment": N_("Adjustment by staff"),
-}
-TRANSFER_IN = N_("From a neighbour")
-TRANSFER_OUT = N_("To a neighbour")
-RECORD_STATUS = {
-    "submitted": N_("Waiting for approval"),
-    "approved": N_("Approved"),
-    "rejected": N_("Not approved"),
-    "reversed": N_("Withdrawn after a correction"),
-}
 REDEMPTION_STATUS = {
     "held": N_("Open voucher: points held"),
     "confirmed": N_("Used"),
@@ -90,7 +75,7 @@ def _when(text: str | None) -> datetime | None:
 def _entry(entry: dict[str, Any]) -> dict[str, Any]:
     incoming = entry["direction"] == "credit"
     kind = entry["kind"]
-    what = (TRANSFER_IN if incoming else TRANSFER_OUT) if kind == "transfer" else KIND_WORDS.get(kind, kind)
+    what = entry_words(kind, incoming)
     return {**entry, "incoming": incoming, "what": what, "at": _when(entry["created_at"])}
 
 

@@ -57,3 +57,33 @@ def explain(error: DomainError | str, gettext: Callable[[str], str]) -> str:
 
 def eligibility(reasons: list[str], gettext: Callable[[str], str]) -> list[str]:
     return [gettext(ELIGIBILITY.get(r, GENERAL)) for r in reasons]
+
+
+# What an entry of an account's history was, by its transaction's kind (and, for a
+# transfer, its direction on the account): the resident's history and the staff's
+# member page say it alike.
+KIND_WORDS = {
+    "service_credit": N_("Volunteer service"),
+    "donation": N_("Donation to the community fund"),
+    "redemption": N_("Reward redeemed"),
+    "expiry": N_("Points expired"),
+    "reversal": N_("Correction"),
+    "adjustment": N_("Adjustment by staff"),
+}
+TRANSFER_IN = N_("From a neighbour")
+TRANSFER_OUT = N_("To a neighbour")
+
+# A service record's status in words.
+RECORD_STATUS = {
+    "submitted": N_("Waiting for approval"),
+    "approved": N_("Approved"),
+    "rejected": N_("Not approved"),
+    "reversed": N_("Withdrawn after a correction"),
+}
+
+
+def entry_words(kind: str, incoming: bool) -> str:
+    """The message id of what an entry was (translate it where it is shown)."""
+    if kind == "transfer":
+        return TRANSFER_IN if incoming else TRANSFER_OUT
+    return KIND_WORDS.get(kind, kind)
