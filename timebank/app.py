@@ -52,6 +52,7 @@ from timebank.redemption.controllers import (
     StatementController,
 )
 from timebank.reference import OfflineSwaggerPlugin
+from timebank.reports import pages as report_pages
 from timebank.reports.controllers import ReportController
 from timebank.resident import pages as resident_pages
 from timebank.runtime import background
@@ -62,6 +63,7 @@ from timebank.security import (
     SessionAuthMiddleware,
     load_web_secret,
 )
+from timebank.transparency import pages as public_pages
 from timebank.volunteer import approval_pages, policy_pages
 from timebank.volunteer import pages as recorder_pages
 from timebank.volunteer.controllers import (
@@ -115,6 +117,8 @@ PAGES: list[ControllerRouterHandler] = [
     *policy_pages.PAGES,
     *operations_pages.PAGES,
     *journal_pages.PAGES,
+    *report_pages.PAGES,
+    *public_pages.PAGES,
 ]
 
 # Outermost first: metrics and the request log see every answer; the edge refuses bad

@@ -190,3 +190,15 @@ async def merchant_receipts(
 async def database_now(conn: AsyncConnection) -> datetime:
     """The snapshot's clock (``now()`` is the transaction's start)."""
     return (await conn.execute(text("SELECT now()"))).scalar_one()
+
+
+async def founded(conn: AsyncConnection, community_id: uuid.UUID) -> datetime:
+    """When the community was created (the start of "all time")."""
+    sql = text("SELECT created_at FROM communities WHERE id = :c")
+    return (await conn.execute(sql, {"c": community_id})).scalar_one()
+
+
+async def merchant_count(conn: AsyncConnection, community_id: uuid.UUID) -> int:
+    """The community's partner merchants."""
+    sql = text("SELECT count(*) FROM parties WHERE community_id = :c AND kind = 'merchant'")
+    return int((await conn.execute(sql, {"c": community_id})).scalar_one())

@@ -27,15 +27,20 @@ MAX_PERIOD_DAYS = 3660  # ten years: any period a report is asked for
 EXPIRING_WINDOWS = (30, 90)
 
 
-async def _period(
-    conn: AsyncConnection, principal: Principal, first: date, end: date
-) -> tuple[ZoneInfo, datetime, datetime, dict[str, Any]]:
-    """Check who asks and the period; the zone, the period's instants and its header."""
+def _may_read(principal: Principal) -> uuid.UUID:
+    """The community whose reports the principal may read (its admins and auditors)."""
     if principal.role not in (Role.ADMIN, Role.AUDITOR):
         raise Forbidden("reports are for the community's admins and auditors")
+    return principal.community_id
+
+
+async def _period(
+    conn: AsyncConnection, community_id: uuid.UUID, first: date, end: date
+) -> tuple[ZoneInfo, datetime, datetime, dict[str, Any]]:
+    """Check the period; the zone, the period's instants and its header."""
     if end <= first or (end - first).days > MAX_PERIOD_DAYS:
         raise BadRequest(f"to is after from (to is not included), at most {MAX_PERIOD_DAYS} days")
-    tz = await community_zone(conn, principal.community_id)
+    tz = await community_zone(conn, community_id)
     start = datetime.combine(first, time(0), tz)
     stop = datetime.combine(end, time(0), tz)
     now = await queries.database_now(conn)
@@ -66,10 +71,16 @@ def _group(key: str, name: str | None, sums: dict[str, int]) -> dict[str, Any]:
 async def service_report(
     conn: AsyncConnection, principal: Principal, first: date, end: date
 ) -> dict[str, Any]:
+    """The service report for the principal's community (admins and auditors)."""
+    return await service_figures(conn, _may_read(principal), first, end)
+
+
+async def service_figures(
+    conn: AsyncConnection, community_id: uuid.UUID, first: date, end: date
+) -> dict[str, Any]:
     """Minutes credited by approved service (less reversals) by organisation, category and
     month; active and new volunteers; the star levels of the volunteers now."""
-    tz, start, stop, header = await _period(conn, principal, first, end)
-    community_id = principal.community_id
+    tz, start, stop, header = await _period(conn, community_id, first, end)
     _, policy, _ = await current_policy(conn, community_id)
     names = {c.code: c.name for c in policy.categories}
     zero = {"credited": 0, "reversed": 0, "records": 0}
@@ -136,11 +147,17 @@ def _flows(rows: list[Any]) -> dict[str, int]:
 async def points_report(
     conn: AsyncConnection, principal: Principal, first: date, end: date
 ) -> dict[str, Any]:
+    """The points report for the principal's community (admins and auditors)."""
+    return await points_figures(conn, _may_read(principal), first, end)
+
+
+async def points_figures(
+    conn: AsyncConnection, community_id: uuid.UUID, first: date, end: date
+) -> dict[str, Any]:
     """Points issued, reversed, redeemed (by merchant, by reward), expired, donated and
     adjusted in the period; the members' balances (the liability) at its start and end;
     what open lots will expire in the next 30 and 90 days."""
-    _, start, stop, header = await _period(conn, principal, first, end)
-    community_id = principal.community_id
+    _, start, stop, header = await _period(conn, community_id, first, end)
     now = await queries.database_now(conn)
     rows = await queries.redemptions(conn, community_id, start, stop)
     by_merchant: dict[str, dict[str, Any]] = {}
@@ -177,9 +194,15 @@ async def points_report(
 async def merchants_report(
     conn: AsyncConnection, principal: Principal, first: date, end: date
 ) -> dict[str, Any]:
+    """The merchants report for the principal's community (admins and auditors)."""
+    return await merchants_figures(conn, _may_read(principal), first, end)
+
+
+async def merchants_figures(
+    conn: AsyncConnection, community_id: uuid.UUID, first: date, end: date
+) -> dict[str, Any]:
     """Every merchant: its confirmed redemptions and their points, and every point it received."""
-    _, start, stop, header = await _period(conn, principal, first, end)
-    community_id = principal.community_id
+    _, start, stop, header = await _period(conn, community_id, first, end)
     redeemed: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
     for r in await queries.redemptions(conn, community_id, start, stop):
         redeemed[r.merchant_id][0] += int(r.redemptions)
@@ -202,4 +225,37 @@ async def merchants_report(
             "redeemed_points": sum(m["redeemed_points"] for m in merchants),
             "points_received": sum(m["points_received"] for m in merchants),
         },
+    }
+
+
+async def _headline_of(
+    conn: AsyncConnection, community_id: uuid.UUID, first: date, end: date
+) -> dict[str, Any]:
+    service = await service_figures(conn, community_id, first, end)
+    points = await points_figures(conn, community_id, first, end)
+    return {
+        "from": first.isoformat(),
+        "to": end.isoformat(),
+        "net_minutes": service["totals"]["net_minutes"],
+        "volunteers": service["totals"]["active_volunteers"],
+        "points_issued": points["issued"] - points["service_reversed"],
+        "points_redeemed": points["redeemed"],
+        "points_expired": points["expired"],
+    }
+
+
+async def headline(conn: AsyncConnection, community_id: uuid.UUID) -> dict[str, Any]:
+    """The public page's figures: this month and all time, each exactly what the reports
+    say for that period (the same functions), plus the partner merchants now. Aggregates
+    only: no name, no member id."""
+    tz = await community_zone(conn, community_id)
+    today = (await queries.database_now(conn)).astimezone(tz).date()
+    founded = (await queries.founded(conn, community_id)).astimezone(tz).date()
+    tomorrow = today + timedelta(days=1)
+    return {
+        "timezone": tz.key,
+        "generated_at": rfc3339(await queries.database_now(conn)),
+        "this_month": await _headline_of(conn, community_id, today.replace(day=1), tomorrow),
+        "all_time": await _headline_of(conn, community_id, min(founded, today), tomorrow),
+        "merchants": await queries.merchant_count(conn, community_id),
     }

@@ -129,6 +129,7 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {
         ("/staff/policy", i18n.N_("Policy")),
         ("/staff/operations", i18n.N_("Operations")),
         ("/staff/journal", i18n.N_("Journal")),
+        ("/staff/reports", i18n.N_("Reports")),
     ],
     Role.RECORDER: [
         ("/org", i18n.N_("Record service")),

@@ -1,0 +1,1 @@
+"""The public page of each community (``/p/{community}``) and the in-browser verifier."""

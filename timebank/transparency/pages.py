@@ -1,0 +1,7 @@
+"""The public page (``/p/{community}``): being written."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+PAGES: list[ControllerRouterHandler] = []
