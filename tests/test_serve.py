@@ -121,6 +121,7 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
             "hold-timeouts",
             "webhook-deliveries",
             "log-checkpoints",
+            "report-rollups",
             "audit",
             "idempotency-retention",
         }, runs

@@ -17,8 +17,9 @@ from timebank.ledger.audit import ledger_checks
 from timebank.log.audit import log_checks
 from timebank.points.audit import points_checks
 from timebank.redemption.audit import redemption_checks
+from timebank.reports.audit import report_checks
 
-REGISTRY: tuple[Checks, ...] = (ledger_checks, log_checks, points_checks, redemption_checks)
+REGISTRY: tuple[Checks, ...] = (ledger_checks, log_checks, points_checks, redemption_checks, report_checks)
 COUNTED = ("communities", "accounts", "transactions", "entries")
 
 

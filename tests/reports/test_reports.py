@@ -24,6 +24,7 @@ from timebank.community.service import create_community
 from timebank.core.settings import Settings
 from timebank.points.expiry import expire_points
 from timebank.reports.controllers import ReportController
+from timebank.reports.rollups import fold
 
 DAY = datetime(2026, 11, 2, tzinfo=UTC)  # a past Monday: the service's own time (not the ledger's)
 CATEGORIES = ("volunteer_service", "neighbour_aid", "day_care", "legal_aid", "culture_health")
@@ -423,6 +424,7 @@ STEP = st.one_of(
     st.tuples(st.just("adjust"), st.integers(0, 2), st.sampled_from([-25, -5, 10, 40])),
     st.tuples(st.just("expire")),
     st.tuples(st.just("policy"), st.integers(1, 3)),
+    st.tuples(st.just("fold")),
 )
 
 
@@ -454,6 +456,8 @@ async def test_every_report_total_is_a_sum_over_the_entries(client, engine, step
                 await h.adjust(member, amount)
             case ("expire",):
                 done = (await h.expire())["points"] > 0
+            case ("fold",):  # the minute job: the rollups' rows folded, no sum changed
+                await fold(engine)
             case ("policy", months):  # lots credited from now on expire within ~months
                 await h.policy(points_expiry={"kind": "months_after_credit", "months": months})
         if done:
@@ -469,6 +473,11 @@ async def test_every_report_total_is_a_sum_over_the_entries(client, engine, step
     assert {g["key"]: g["net_minutes"] for g in s["by_category"]} == want["by_category"]
     assert sum(g["net_minutes"] for g in s["by_month"]) == want["credited"] - want["reversed"]
     assert sum(x["volunteers"] for x in s["star_levels"]) == len(want["lifetime"])
+    # everyone started the period at level 0: who reached a level is everyone above 0
+    levels = {str(m): sum(1 for h in (1, 3, 6, 10, 15) if n >= h * 60) for m, n in want["lifetime"].items()}
+    assert {c["member_id"]: (c["from_level"], c["to_level"]) for c in s["star_crossings"]} == {
+        m: (0, n) for m, n in levels.items() if n > 0
+    }
 
     p = await h.report("points")
     for figure in ("issued", "service_reversed", "redeemed", "expired", "donated", "adjusted"):

@@ -34,6 +34,7 @@ from timebank.notifications.service import remind_expiring
 from timebank.notifications.webhooks import Webhook, deliver_due
 from timebank.points.expiry import expire_points
 from timebank.redemption.redemptions import expire_due
+from timebank.reports.rollups import fold
 
 # The nightly audit's day starts at 19:00 UTC, 03:00 in China Standard Time.
 AUDIT_DAY_STARTS = timedelta(hours=19)
@@ -143,6 +144,10 @@ async def _checkpoints(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict
     return {"communities": len(done), "leaves": sum(d.added for d in done)}
 
 
+async def _fold_rollups(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+    return await fold(ctx.engine)
+
+
 async def _audit(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
     from timebank.audits import run_audit
 
@@ -181,6 +186,7 @@ JOBS: dict[str, Job] = {
         Job("hold-timeouts", False, _minute, _hold_timeouts, 60),
         Job("webhook-deliveries", False, _minute, _webhooks, 60),
         Job("log-checkpoints", False, _minute, _checkpoints, 60),
+        Job("report-rollups", False, _minute, _fold_rollups, 60),
         Job("audit", False, _audit_day, _audit, 600),
         Job("idempotency-retention", False, _day, _idempotency_retention, 3600),
     )

@@ -1,100 +1,133 @@
-"""The reports' reads: SQL over ``entries`` joined to ``transactions``, ``accounts`` and
-the tables that classify a transaction (``service_records``, ``redemptions``,
-``rewards``) or name a party (``parties``). Read-only; every sum is over posted entries.
+"""The reports' reads. Read-only; every figure is a sum over posted entries.
 
-A service credit is the HOUR (and POINT) credit of a ``service_credit`` transaction to
-its record's member; its correction is the ``reversal`` whose ``reverses_id`` is that
-transaction, debiting the same member. Times are the entries' ``created_at`` (set by
-the database), periods half-open ``[start, end)``.
+Two ways to the entries, both exact:
+
+* Service (per record, per member): the period's ``service_credit`` transactions and
+  their reversals, found through the ``transactions_journal`` index (community, kind,
+  time), joined to their records and their HOUR entries. A service credit is the HOUR
+  credit of a ``service_credit`` transaction to its record's member; its correction is
+  the ``reversal`` whose ``reverses_id`` is that transaction, debiting the same member.
+* Points by class (issued, redeemed, expired, donated, members' balance, merchants'
+  receipts): ``ledger_rollups``, the entries summed by hour and class in the same
+  database transaction as the entries (migration 0009), for the whole hours of the
+  period; the view ``ledger_flows`` (the same classes, entry by entry) for what is
+  left at its edges when a period does not start or end on the hour.
+
+Times are the entries' ``created_at`` (set by the database), periods half-open
+``[start, end)``.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+HOUR = timedelta(hours=1)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # the rollups' ``date_bin`` origin
+
+
+def whole_hours(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """``[a, b)``: the whole rollup hours inside ``[start, end)`` (``a >= b``: none).
+    ``[start, a)`` and ``[b, end)`` are the edges, read from the entries."""
+    a = EPOCH + -((EPOCH - start) // HOUR) * HOUR  # start rounded up to the hour
+    b = EPOCH + ((end - EPOCH) // HOUR) * HOUR  # end rounded down
+    return (a, b) if a < b else (end, end)
+
+
+def _split(start: datetime, end: datetime) -> dict[str, datetime]:
+    a, b = whole_hours(start, end)
+    return {"s": start, "a": a, "b": b, "e": end}
+
+
 # Each HOUR movement of approved service on a member's account: +minutes for the credit,
-# -minutes for the reversal of that credit, with the record it belongs to.
+# -minutes for the reversal of that credit, with the record it belongs to. ``{when}``
+# narrows both halves to a period through the transactions' index; the entries' own
+# ``created_at`` (the same instant: one database transaction) is the time reported.
 _SERVICE_MOVES = """
 SELECT r.member_id, r.organisation_id, r.category, e.created_at, e.amount AS minutes, 1 AS sign
-FROM entries e
-JOIN transactions t ON t.id = e.transaction_id AND t.kind = 'service_credit'
+FROM transactions t
 JOIN service_records r ON r.transaction_id = t.id
+JOIN entries e ON e.transaction_id = t.id
+ AND e.asset = 'HOUR' AND e.layer = 'posted' AND e.direction = 'credit'
 JOIN accounts a ON a.id = e.account_id AND a.party_id = r.member_id
-WHERE e.community_id = :c AND e.asset = 'HOUR' AND e.layer = 'posted' AND e.direction = 'credit'
+WHERE t.community_id = :c AND t.kind = 'service_credit' {when}
 UNION ALL
 SELECT r.member_id, r.organisation_id, r.category, e.created_at, e.amount AS minutes, -1 AS sign
-FROM entries e
-JOIN transactions t ON t.id = e.transaction_id AND t.kind = 'reversal'
+FROM transactions t
 JOIN service_records r ON r.transaction_id = t.reverses_id
+JOIN entries e ON e.transaction_id = t.id
+ AND e.asset = 'HOUR' AND e.layer = 'posted' AND e.direction = 'debit'
 JOIN accounts a ON a.id = e.account_id AND a.party_id = r.member_id
-WHERE e.community_id = :c AND e.asset = 'HOUR' AND e.layer = 'posted' AND e.direction = 'debit'
+WHERE t.community_id = :c AND t.kind = 'reversal' {when}
 """
+_IN_PERIOD = "AND t.created_at >= :s AND t.created_at < :e AND e.created_at >= :s AND e.created_at < :e"
 
 SERVICE_GROUPS_SQL = text(
     f"""
-WITH m AS ({_SERVICE_MOVES})
+WITH m AS ({_SERVICE_MOVES.format(when=_IN_PERIOD)})
 SELECT m.organisation_id, p.display_name AS organisation, m.category,
        to_char(m.created_at AT TIME ZONE :tz, 'YYYY-MM') AS month,
        coalesce(sum(m.minutes) FILTER (WHERE m.sign = 1), 0)::bigint AS credited,
        coalesce(sum(m.minutes) FILTER (WHERE m.sign = -1), 0)::bigint AS reversed,
        count(*) FILTER (WHERE m.sign = 1) AS records
 FROM m JOIN parties p ON p.id = m.organisation_id
-WHERE m.created_at >= :s AND m.created_at < :e
 GROUP BY 1, 2, 3, 4
 ORDER BY 4, 2, 1, 3
 """
 )
 
+# Every volunteer ever credited: approved minutes (less reversals) before the period, at
+# its end and now; whether credited in the period; when first credited.
 VOLUNTEERS_SQL = text(
     f"""
-WITH m AS ({_SERVICE_MOVES}),
-first_credit AS (SELECT member_id, min(created_at) AS at FROM m WHERE sign = 1 GROUP BY member_id)
-SELECT
-  (SELECT count(DISTINCT member_id) FROM m WHERE sign = 1 AND created_at >= :s AND created_at < :e)
-    AS active,
-  (SELECT count(*) FROM first_credit WHERE at >= :s AND at < :e) AS new
+WITH m AS ({_SERVICE_MOVES.format(when="")})
+SELECT member_id,
+       coalesce(sum(sign * minutes) FILTER (WHERE created_at < :s), 0)::bigint AS before,
+       coalesce(sum(sign * minutes) FILTER (WHERE created_at < :e), 0)::bigint AS at_end,
+       sum(sign * minutes)::bigint AS now,
+       bool_or(sign = 1 AND created_at >= :s AND created_at < :e) AS active,
+       min(created_at) FILTER (WHERE sign = 1) AS first_credit
+FROM m GROUP BY member_id
 """
 )
 
-LIFETIME_SQL = text(
-    f"""
-WITH m AS ({_SERVICE_MOVES})
-SELECT member_id, sum(sign * minutes)::bigint AS minutes FROM m GROUP BY member_id
-"""
-)
+MEMBER_NAMES_SQL = text("SELECT id, display_name FROM parties WHERE id = ANY(:ids)")
 
-# Posted POINT entries of the period by what they are: the transaction's kind (and, for
-# a reversal, the original's), the account's holder kind or system role, the direction.
-POINT_FLOWS_SQL = text(
-    """
-SELECT t.kind, o.kind AS reverses_kind, a.system_role, p.kind AS party_kind, e.direction,
-       sum(e.amount)::bigint AS points
-FROM entries e
-JOIN transactions t ON t.id = e.transaction_id
-LEFT JOIN transactions o ON o.id = t.reverses_id
-JOIN accounts a ON a.id = e.account_id
-LEFT JOIN parties p ON p.id = a.party_id
-WHERE e.community_id = :c AND e.asset = 'POINT' AND e.layer = 'posted'
-  AND e.created_at >= :s AND e.created_at < :e
-GROUP BY 1, 2, 3, 4, 5
+# Posted POINT entries of a period by class: whole hours from the rollups, the edges (if
+# any: a period not on the hour) from the entries. The edge part is left out of the
+# statement when there is none, so no plan ever scans entries for an empty range.
+_EDGES = "((created_at >= :s AND created_at < :a) OR (created_at >= :b AND created_at < :e))"
+
+
+def _rolled(rollups: str, flows: str, start: datetime, end: datetime) -> tuple[str, dict[str, datetime]]:
+    """``rollups`` over the whole hours, ``UNION ALL`` ``flows`` over the edges if any."""
+    span = _split(start, end)
+    if span["s"] == span["a"] and span["b"] == span["e"]:
+        return rollups, span
+    return f"{rollups} UNION ALL {flows} AND {_EDGES}", span
+
+
+_FLOWS_ROLLED = """SELECT kind, reverses_kind, holder, direction, amount FROM ledger_rollups
+ WHERE community_id = :c AND asset = 'POINT' AND hour >= :a AND hour < :b"""
+_FLOWS_EDGES = """SELECT kind, reverses_kind, holder, direction, amount FROM ledger_flows
+ WHERE community_id = :c AND asset = 'POINT'"""
+POINT_FLOWS_SQL = """
+SELECT kind, reverses_kind, holder, direction, sum(amount)::bigint AS points FROM ({}) x
+GROUP BY 1, 2, 3, 4
 """
-)
 
 # The members' POINT balances (posted) summed, as of a moment: the community's liability.
-OUTSTANDING_SQL = text(
-    """
-SELECT coalesce(sum(CASE e.direction WHEN 'credit' THEN e.amount ELSE -e.amount END), 0)::bigint
-FROM entries e
-JOIN accounts a ON a.id = e.account_id
-JOIN parties p ON p.id = a.party_id AND p.kind = 'member'
-WHERE e.community_id = :c AND e.asset = 'POINT' AND e.layer = 'posted' AND e.created_at < :at
+_MEMBERS_ROLLED = """SELECT direction, amount FROM ledger_rollups
+ WHERE community_id = :c AND asset = 'POINT' AND holder = 'member' AND hour >= :a AND hour < :b"""
+_MEMBERS_EDGES = """SELECT direction, amount FROM ledger_flows
+ WHERE community_id = :c AND asset = 'POINT' AND holder = 'member'"""
+OUTSTANDING_SQL = """
+SELECT coalesce(sum(CASE direction WHEN 'credit' THEN amount ELSE -amount END), 0)::bigint FROM ({}) x
 """
-)
 
 # What is left of the open lots (not reversed) expiring in (now, until].
 EXPIRING_SQL = text(
@@ -110,13 +143,14 @@ REDEMPTIONS_SQL = text(
     """
 SELECT r.merchant_id, m.display_name AS merchant, r.reward_id, w.title,
        count(DISTINCT t.id) AS redemptions, sum(e.amount)::bigint AS points
-FROM entries e
-JOIN transactions t ON t.id = e.transaction_id AND t.kind = 'redemption'
+FROM transactions t
+JOIN entries e ON e.transaction_id = t.id
 JOIN redemptions r ON r.resolution_id = t.id
 JOIN rewards w ON w.id = r.reward_id
 JOIN parties m ON m.id = r.merchant_id
 JOIN accounts a ON a.id = e.account_id AND a.party_id = r.merchant_id
-WHERE e.community_id = :c AND e.asset = 'POINT' AND e.layer = 'posted' AND e.direction = 'credit'
+WHERE t.community_id = :c AND t.kind = 'redemption' AND t.created_at >= :s AND t.created_at < :e
+  AND e.asset = 'POINT' AND e.layer = 'posted' AND e.direction = 'credit'
   AND e.created_at >= :s AND e.created_at < :e
 GROUP BY 1, 2, 3, 4
 ORDER BY 2, 1, 4, 3
@@ -124,19 +158,21 @@ ORDER BY 2, 1, 4, 3
 )
 
 # Every merchant with the POINT it received (posted credits, any kind) in the period.
-MERCHANT_RECEIPTS_SQL = text(
-    """
-SELECT p.id AS merchant_id, p.display_name AS merchant,
-       coalesce(sum(e.amount) FILTER (WHERE e.direction = 'credit'), 0)::bigint AS received
+_MERCHANTS_ROLLED = """SELECT account_id, amount FROM ledger_rollups
+ WHERE community_id = :c AND asset = 'POINT' AND holder = 'merchant' AND direction = 'credit'
+   AND hour >= :a AND hour < :b"""
+_MERCHANTS_EDGES = """SELECT account_id, amount FROM ledger_flows
+ WHERE community_id = :c AND asset = 'POINT' AND holder = 'merchant' AND direction = 'credit'"""
+MERCHANT_RECEIPTS_SQL = """
+WITH received AS ({})
+SELECT p.id AS merchant_id, p.display_name AS merchant, coalesce(sum(r.amount), 0)::bigint AS received
 FROM parties p
 LEFT JOIN accounts a ON a.party_id = p.id AND a.asset = 'POINT'
-LEFT JOIN entries e ON e.account_id = a.id AND e.layer = 'posted'
-  AND e.created_at >= :s AND e.created_at < :e
+LEFT JOIN received r ON r.account_id = a.id
 WHERE p.community_id = :c AND p.kind = 'merchant'
 GROUP BY 1, 2
 ORDER BY 2, 1
 """
-)
 
 
 async def service_groups(
@@ -149,24 +185,30 @@ async def service_groups(
 
 async def volunteers(
     conn: AsyncConnection, community_id: uuid.UUID, start: datetime, end: datetime
-) -> Row[Any]:
-    """(active, new): members credited for service in the period; those credited first in it."""
-    return (await conn.execute(VOLUNTEERS_SQL, {"c": community_id, "s": start, "e": end})).one()
+) -> list[Row[Any]]:
+    """Every volunteer ever credited: member_id, before, at_end, now (minutes), active, first_credit."""
+    params = {"c": community_id, "s": start, "e": end}
+    return list((await conn.execute(VOLUNTEERS_SQL, params)).all())
 
 
-async def lifetime_minutes(conn: AsyncConnection, community_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    """Each volunteer's approved service in minutes, ever: credits less their reversals."""
-    return {r.member_id: int(r.minutes) for r in await conn.execute(LIFETIME_SQL, {"c": community_id})}
+async def member_names(conn: AsyncConnection, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    return {r.id: r.display_name for r in await conn.execute(MEMBER_NAMES_SQL, {"ids": ids})}
 
 
 async def point_flows(
     conn: AsyncConnection, community_id: uuid.UUID, start: datetime, end: datetime
 ) -> list[Row[Any]]:
-    return list((await conn.execute(POINT_FLOWS_SQL, {"c": community_id, "s": start, "e": end})).all())
+    """The period's posted POINT by (kind, reverses_kind, holder, direction)."""
+    part, span = _rolled(_FLOWS_ROLLED, _FLOWS_EDGES, start, end)
+    return list((await conn.execute(text(POINT_FLOWS_SQL.format(part)), {"c": community_id, **span})).all())
 
 
 async def outstanding(conn: AsyncConnection, community_id: uuid.UUID, at: datetime) -> int:
-    return int((await conn.execute(OUTSTANDING_SQL, {"c": community_id, "at": at})).scalar_one())
+    """The members' posted POINT balance at ``at``: every entry before it."""
+    part, span = _rolled(_MEMBERS_ROLLED, _MEMBERS_EDGES, EPOCH, at)
+    return int(
+        (await conn.execute(text(OUTSTANDING_SQL.format(part)), {"c": community_id, **span})).scalar_one()
+    )
 
 
 async def expiring(conn: AsyncConnection, community_id: uuid.UUID, now: datetime, until: datetime) -> int:
@@ -183,8 +225,10 @@ async def redemptions(
 async def merchant_receipts(
     conn: AsyncConnection, community_id: uuid.UUID, start: datetime, end: datetime
 ) -> list[Row[Any]]:
-    params = {"c": community_id, "s": start, "e": end}
-    return list((await conn.execute(MERCHANT_RECEIPTS_SQL, params)).all())
+    part, span = _rolled(_MERCHANTS_ROLLED, _MERCHANTS_EDGES, start, end)
+    return list(
+        (await conn.execute(text(MERCHANT_RECEIPTS_SQL.format(part)), {"c": community_id, **span})).all()
+    )
 
 
 async def database_now(conn: AsyncConnection) -> datetime:

@@ -95,10 +95,13 @@ async def service_figures(
             sums["credited"] += int(r.credited)
             sums["reversed"] += int(r.reversed)
             sums["records"] += int(r.records)
-    active, new = await queries.volunteers(conn, community_id, start, stop)
+    volunteers = await queries.volunteers(conn, community_id, start, stop)
+    active = sum(1 for v in volunteers if v.active)
+    new = sum(1 for v in volunteers if start <= v.first_credit < stop)
     levels = [0] * 6
-    for minutes in (await queries.lifetime_minutes(conn, community_id)).values():
-        levels[policy.star_level(minutes)] += 1
+    for v in volunteers:
+        levels[policy.star_level(int(v.now))] += 1
+    crossings = await _crossings(conn, policy, volunteers)
     return {
         **header,
         "totals": {
@@ -115,7 +118,25 @@ async def service_figures(
         "by_category": [_group(k, names.get(k), v) for k, v in sorted(by_category.items())],
         "by_month": [_group(k, None, v) for k, v in sorted(by_month.items())],
         "star_levels": [{"level": n, "volunteers": count} for n, count in enumerate(levels)],
+        "star_crossings": crossings,
     }
+
+
+async def _crossings(conn: AsyncConnection, policy: Any, volunteers: list[Any]) -> list[dict[str, Any]]:
+    """The volunteers whose star level at the period's end is above their level at its
+    start (by their approved service less reversals, the policy's thresholds now)."""
+    rises = [
+        (v.member_id, policy.star_level(int(v.before)), policy.star_level(int(v.at_end))) for v in volunteers
+    ]
+    rises = [r for r in rises if r[2] > r[1]]
+    names = await queries.member_names(conn, [r[0] for r in rises]) if rises else {}
+    return sorted(
+        (
+            {"member_id": str(m), "name": names.get(m), "from_level": low, "to_level": high}
+            for m, low, high in rises
+        ),
+        key=lambda c: (-c["to_level"], c["name"] or "", c["member_id"]),
+    )
 
 
 def _flows(rows: list[Any]) -> dict[str, int]:
@@ -126,18 +147,18 @@ def _flows(rows: list[Any]) -> dict[str, int]:
     for r in rows:
         points = int(r.points)
         signed = points if r.direction == "credit" else -points
-        member = r.party_kind == "member"
+        member = r.holder == "member"
         if member:
             out["members_net_change"] += signed
         if r.kind == "service_credit" and member:
             out["issued"] += signed
         elif r.kind == "reversal" and r.reverses_kind == "service_credit" and member:
             out["service_reversed"] -= signed
-        elif r.kind == "redemption" and r.party_kind == "merchant":
+        elif r.kind == "redemption" and r.holder == "merchant":
             out["redeemed"] += signed
-        elif r.kind == "expiry" and r.system_role == "expired":
+        elif r.kind == "expiry" and r.holder == "expired":
             out["expired"] += signed
-        elif r.kind == "donation" and r.system_role == "fund":
+        elif r.kind == "donation" and r.holder == "fund":
             out["donated"] += signed
         elif r.kind == "adjustment" and member:
             out["adjusted"] += signed

@@ -52,6 +52,15 @@ class StarLevelCount(Out):
     volunteers: int
 
 
+class StarCrossing(Out):
+    """A volunteer whose star level rose in the period (staff only: it names them)."""
+
+    member_id: str
+    name: str | None
+    from_level: int
+    to_level: int
+
+
 class ServiceReport(Out):
     timezone: str
     generated_at: str
@@ -60,6 +69,7 @@ class ServiceReport(Out):
     by_category: list[ServiceGroup]
     by_month: list[ServiceGroup]
     star_levels: list[StarLevelCount]
+    star_crossings: list[StarCrossing]
     from_: str = msgspec.field(name="from")
     to: str
 
