@@ -13,6 +13,7 @@ from timebank import schemas, web
 from timebank.core.access import Principal, access
 from timebank.core.roles import Role
 from timebank.reports import service
+from timebank.reports.snapshot import report_snapshot
 from timebank.schemas import problems
 
 PERIOD = "`from` and `to` are dates in the community's time zone; `from` is included, `to` is not."
@@ -22,10 +23,8 @@ Report = Callable[[AsyncConnection, Principal, date, date], Awaitable[dict[str, 
 
 async def _answer(request: Request, report: Report, first: date, end: date) -> Response[Any]:
     """One report from one snapshot of the ledger (REPEATABLE READ)."""
-    async with web.engine(request).connect() as plain:
-        conn = await plain.execution_options(isolation_level="REPEATABLE READ")
-        async with conn.begin():
-            body = await report(conn, web.principal(request), first, end)
+    async with report_snapshot(web.engine(request)) as conn:
+        body = await report(conn, web.principal(request), first, end)
     return web.json_response(body)
 
 

@@ -1,7 +1,7 @@
 """The reports: service, points and merchants of a period ``[from, to)`` of local dates.
 
 For the community's admins and auditors. Each report reads one REPEATABLE READ snapshot
-(the caller's connection, see ``controllers.py``), so its figures agree with each other
+(the caller's connection, see ``snapshot.py``), so its figures agree with each other
 and with the entries at ``generated_at``.
 """
 
