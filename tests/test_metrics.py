@@ -90,7 +90,7 @@ async def test_metrics_count_requests_postings_rejections_and_read_the_log_and_j
 
     await run_once(engine, "log-checkpoints", "all", "2000-01-01T00:00Z", work)
     r = await client.get("/metrics", headers=SCRAPE)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     after = samples(r.text)
     assert (
         value(after, "timebank_transactions_posted_total", kind="transfer")

@@ -38,7 +38,6 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from timebank.core.access import PUBLIC
 from timebank.jobs import queries as job_queries
@@ -47,6 +46,8 @@ from timebank.log import queries as log_queries
 PROMETHEUS = PrometheusConfig(
     app_name="timebank", prefix="timebank", group_path=True, exclude=["^/metrics", "^/health"]
 )
+
+EXPOSITION_TYPE = "text/plain; version=0.0.4"
 
 
 class _Snapshot:
@@ -144,4 +145,5 @@ class MetricsController(Controller):
         ):  # (not web.engine: posting imports this module)
             snapshot.register(_Snapshot(await _database_gauges(conn)))  # type: ignore[arg-type]
         body = generate_latest(registry) + generate_latest(snapshot)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        # Prometheus' text format; Litestar adds "; charset=utf-8" to a text type (once).
+        return Response(body, media_type=EXPOSITION_TYPE)

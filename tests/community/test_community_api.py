@@ -284,9 +284,10 @@ async def test_every_route_has_an_access_rule(client):
                 assert handler.http_methods <= PUBLIC_PAGES[route.path], route.path
             elif opt.get(
                 "public"
-            ):  # health, metrics, the log's hashes, keys and proofs, certificate checks, static files: nothing else
+            ):  # health, metrics, the log's hashes, keys and proofs, certificate checks, static files,
+                # the communities' public pages: nothing else
                 assert route.path.startswith(
-                    ("/health", "/metrics", "/v1/log/", "/v1/certificates/", "/static")
+                    ("/health", "/metrics", "/v1/log/", "/v1/certificates/", "/static", "/p/")
                 ), route.path
                 assert handler.http_methods <= {"GET", "HEAD"}, route.path
     r = await client.options("/v1/members")

@@ -148,12 +148,19 @@ async def test_reads_at_any_instant_equal_the_entries(client, engine):
             before = [e for e in entries if start <= e.created_at < end]
             async with engine.connect() as conn:
                 outstanding = await queries.outstanding(conn, c, end)
+                ways = {await queries.outstanding(conn, c, end, via) for via in ("start", "now")}
                 flows = await queries.point_flows(conn, c, start, end)
                 received = await queries.merchant_receipts(conn, c, start, end)
-            assert outstanding == sum(
-                (e.amount if e.direction == "credit" else -e.amount)
-                for e in entries
-                if e.party_kind == "member" and e.created_at < end
+            assert (
+                {outstanding}
+                == ways
+                == {
+                    sum(
+                        (e.amount if e.direction == "credit" else -e.amount)
+                        for e in entries
+                        if e.party_kind == "member" and e.created_at < end
+                    )
+                }
             )
             want: dict[tuple[Any, ...], int] = {}
             for e in before:

@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.console.ops import PASSWORD, Ledger
+from timebank.jobs.definitions import JOBS
 from timebank.jobs.runner import run_once
 from web.browser import LANGS, assert_accessible, assert_no_sideways_scroll, assert_readable, screenshot
 
@@ -94,7 +95,7 @@ async def test_an_admin_reads_operations_and_the_journal(phone, ledger, lang) ->
 
     await page.locator("nav.tabs a[href='/staff/operations']").click()
     await expect(page.locator("h1")).to_be_visible()
-    assert await page.locator("#jobs-heading + ul.cards > li").count() == 7
+    assert await page.locator("#jobs-heading + ul.cards > li").count() == len(JOBS)
     await check(page, "console-operations", lang)
 
     await page.locator("nav.tabs a[href='/staff/journal']").click()

@@ -75,6 +75,8 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True):
     trusted_organisations: list[uuid.UUID] = msgspec.field(default_factory=list)
     # How long a redemption voucher (code and QR, and the points hold) stays valid.
     voucher_seconds: int = 15 * 60
+    # The community's public page (/p/{community}): its figures, log and verifier.
+    public_page: bool = True
 
     def check(self) -> Policy:
         """Refuse a policy that cannot be applied (a clear 400 naming the field)."""

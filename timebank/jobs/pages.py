@@ -71,9 +71,13 @@ JOB_NAMES = {
         N_("Public log"),
         N_("Adds new transactions to the public log and signs a checkpoint. Every minute."),
     ),
+    "report-rollups": (
+        N_("Report totals"),
+        N_("Folds the last minutes' ledger totals that the reports read into one row an hour. Every minute."),
+    ),
     "audit": (
         N_("Nightly audit"),
-        N_("Checks every balance, every points lot and the public log. Every night."),
+        N_("Checks every balance, every points lot, the report totals and the public log. Every night."),
     ),
     "idempotency-retention": (
         N_("Old request keys"),

@@ -106,15 +106,26 @@ async def checkpoints_page(
     conn: AsyncConnection, community_id: uuid.UUID, after: int | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     rows = await queries.checkpoints(conn, community_id, -1 if after is None else after, limit + 1)
-    items = [
-        {
-            "tree_size": r.tree_size,
-            "root_hash": b64(bytes(r.root_hash)),
-            "kid": r.kid,
-            "created_at": rfc3339(r.created_at),
-        }
-        for r in rows[:limit]
-    ]
+    items = [_checkpoint_view(r) for r in rows[:limit]]
+    return items, (str(rows[limit - 1].tree_size) if len(rows) > limit else None)
+
+
+def _checkpoint_view(r: Any) -> dict[str, Any]:
+    return {
+        "tree_size": r.tree_size,
+        "root_hash": b64(bytes(r.root_hash)),
+        "kid": r.kid,
+        "created_at": rfc3339(r.created_at),
+    }
+
+
+async def checkpoint_history(
+    conn: AsyncConnection, community_id: uuid.UUID, before: int | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Kept checkpoints newest first (the public page's history), in pages: the items
+    smaller than ``before`` and the cursor of the next page (None on the last)."""
+    rows = await queries.checkpoints_newest_first(conn, community_id, before, limit + 1)
+    items = [_checkpoint_view(r) for r in rows[:limit]]
     return items, (str(rows[limit - 1].tree_size) if len(rows) > limit else None)
 
 

@@ -104,6 +104,17 @@ async def checkpoints(
     return _models(LogCheckpoint, rows)
 
 
+async def checkpoints_newest_first(
+    conn: AsyncConnection, community_id: uuid.UUID, before: int | None, limit: int
+) -> list[LogCheckpoint]:
+    """Kept checkpoints smaller than ``before`` (all, without it), largest first."""
+    stmt = select(LogCheckpoint).where(LogCheckpoint.community_id == community_id)
+    if before is not None:
+        stmt = stmt.where(LogCheckpoint.tree_size < before)
+    rows = await conn.execute(stmt.order_by(desc(LogCheckpoint.tree_size)).limit(limit))
+    return _models(LogCheckpoint, rows)
+
+
 async def add_checkpoint(
     conn: AsyncConnection, community_id: uuid.UUID, size: int, root: bytes, note: str, kid: str
 ) -> None:

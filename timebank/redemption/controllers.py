@@ -306,7 +306,7 @@ class StatementController(Controller):
             name = f"statement-{merchant_id}-{first}-{last}.csv"
             return Response(
                 content=statements.statement_csv(body),
-                media_type="text/csv; charset=utf-8",
+                media_type="text/csv",  # Litestar adds "; charset=utf-8" to a text type
                 headers={"Content-Disposition": f'attachment; filename="{name}"'},
             )
         if format not in (None, "json"):

@@ -3,7 +3,8 @@
 Recomputes every rollup from the entries (the view ``ledger_flows``, the one definition
 of the classes) and lists each hour and class where the rollups' amount or entry count
 differs, or where one side has a class the other lacks. A hand edit, a disabled trigger
-or a fold that lost a row all show here.
+or a fold that lost a row all show here. And every entry carries its transaction's
+time (the reports find a part-hour's entries through their transactions' time index).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ CHECKS: dict[str, str] = {
           FROM r FULL JOIN f USING (community_id, hour, asset, kind, reverses_kind, holder, account, direction)
          WHERE r.amount IS DISTINCT FROM f.amount OR r.entries IS DISTINCT FROM f.entries
          ORDER BY hour, community_id
+    """,
+    "every entry carries its transaction's time": """
+        SELECT e.id AS entry_id, e.transaction_id, e.created_at, t.created_at AS transaction_created_at
+          FROM entries e JOIN transactions t ON t.id = e.transaction_id
+         WHERE e.created_at <> t.created_at
     """,
 }
 

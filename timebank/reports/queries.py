@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.terms import Kind
+
 HOUR = timedelta(hours=1)
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # the rollups' ``date_bin`` origin
 
@@ -44,9 +46,12 @@ def _split(start: datetime, end: datetime) -> dict[str, datetime]:
 
 
 # Each HOUR movement of approved service on a member's account: +minutes for the credit,
-# -minutes for the reversal of that credit, with the record it belongs to. ``{when}``
-# narrows both halves to a period through the transactions' index; the entries' own
-# ``created_at`` (the same instant: one database transaction) is the time reported.
+# -minutes for the reversal of that credit, with the record it belongs to. Credits are
+# found from the community's service_credit transactions, reversals from the records
+# (each probes the unique index of reversals by what they reverse): neither reads the
+# community's other transactions. ``{when}`` narrows both to a period; the entries' own
+# ``created_at`` (the same instant as the transaction's: one database transaction) is
+# the time reported.
 _SERVICE_MOVES = """
 SELECT r.member_id, r.organisation_id, r.category, e.created_at, e.amount AS minutes, 1 AS sign
 FROM transactions t
@@ -57,12 +62,15 @@ JOIN accounts a ON a.id = e.account_id AND a.party_id = r.member_id
 WHERE t.community_id = :c AND t.kind = 'service_credit' {when}
 UNION ALL
 SELECT r.member_id, r.organisation_id, r.category, e.created_at, e.amount AS minutes, -1 AS sign
-FROM transactions t
-JOIN service_records r ON r.transaction_id = t.reverses_id
+FROM service_records r
+CROSS JOIN LATERAL (  -- its reversal, if any (one at most: transactions_reversed_once)
+    SELECT t.id, t.created_at FROM transactions t
+    WHERE t.reverses_id = r.transaction_id AND t.community_id = :c AND t.kind = 'reversal' LIMIT 1
+) t
 JOIN entries e ON e.transaction_id = t.id
  AND e.asset = 'HOUR' AND e.layer = 'posted' AND e.direction = 'debit'
 JOIN accounts a ON a.id = e.account_id AND a.party_id = r.member_id
-WHERE t.community_id = :c AND t.kind = 'reversal' {when}
+WHERE r.community_id = :c AND r.transaction_id IS NOT NULL {when}
 """
 _IN_PERIOD = "AND t.created_at >= :s AND t.created_at < :e AND e.created_at >= :s AND e.created_at < :e"
 
@@ -100,15 +108,21 @@ MEMBER_NAMES_SQL = text("SELECT id, display_name FROM parties WHERE id = ANY(:id
 # Posted POINT entries of a period by class: whole hours from the rollups, the edges (if
 # any: a period not on the hour) from the entries. The edge part is left out of the
 # statement when there is none, so no plan ever scans entries for an empty range.
-_EDGES = "((created_at >= :s AND created_at < :a) OR (created_at >= :b AND created_at < :e))"
+# The edges' entries are found through their transactions' index (community, kind,
+# time): an entry carries its transaction's time (one database transaction; audited).
+_EDGES = """transaction_id IN (
+    SELECT t.id FROM transactions t
+    WHERE t.community_id = :c AND t.kind = ANY(:kinds)
+      AND ((t.created_at >= :s AND t.created_at < :a) OR (t.created_at >= :b AND t.created_at < :e)))"""
+KINDS = [str(k) for k in Kind]
 
 
-def _rolled(rollups: str, flows: str, start: datetime, end: datetime) -> tuple[str, dict[str, datetime]]:
+def _rolled(rollups: str, flows: str, start: datetime, end: datetime) -> tuple[str, dict[str, Any]]:
     """``rollups`` over the whole hours, ``UNION ALL`` ``flows`` over the edges if any."""
-    span = _split(start, end)
+    span: dict[str, Any] = _split(start, end)
     if span["s"] == span["a"] and span["b"] == span["e"]:
         return rollups, span
-    return f"{rollups} UNION ALL {flows} AND {_EDGES}", span
+    return f"{rollups} UNION ALL {flows} AND {_EDGES}", {**span, "kinds": KINDS}
 
 
 _FLOWS_ROLLED = """SELECT kind, reverses_kind, holder, direction, amount FROM ledger_rollups
@@ -154,6 +168,17 @@ WHERE t.community_id = :c AND t.kind = 'redemption' AND t.created_at >= :s AND t
   AND e.created_at >= :s AND e.created_at < :e
 GROUP BY 1, 2, 3, 4
 ORDER BY 2, 1, 4, 3
+"""
+)
+
+# The posted POINT balance of every account of a community that is not a member's: the
+# system accounts (by accounts_system), organisations' and merchants' (by parties_community).
+OTHERS_POINT_SQL = text(
+    """
+SELECT coalesce(sum(a.credits_posted - a.debits_posted), 0)::bigint FROM accounts a
+WHERE a.community_id = :c AND a.asset = 'POINT'
+  AND (a.system_role IS NOT NULL
+       OR a.party_id IN (SELECT p.id FROM parties p WHERE p.community_id = :c AND p.kind <> 'member'))
 """
 )
 
@@ -203,12 +228,30 @@ async def point_flows(
     return list((await conn.execute(text(POINT_FLOWS_SQL.format(part)), {"c": community_id, **span})).all())
 
 
-async def outstanding(conn: AsyncConnection, community_id: uuid.UUID, at: datetime) -> int:
-    """The members' posted POINT balance at ``at``: every entry before it."""
-    part, span = _rolled(_MEMBERS_ROLLED, _MEMBERS_EDGES, EPOCH, at)
-    return int(
+async def outstanding(
+    conn: AsyncConnection, community_id: uuid.UUID, at: datetime, via: str | None = None
+) -> int:
+    """The members' posted POINT balance at ``at``: their entries before it, summed from
+    whichever end of the history is nearer. Near the start: the rollups (and entries)
+    before ``at``. Near now: the members' balance now less what moved after ``at``; the
+    balance now is minus the other POINT accounts' (a community's asset sums to zero,
+    checked by the audit), a dozen accounts instead of every member's. ``via`` ("start",
+    "now") chooses the way (tests check that both agree)."""
+    now = await database_now(conn)
+    if via is None:
+        via = "start" if at - await founded(conn, community_id) <= now - at else "now"
+    if via == "start":
+        part, span = _rolled(_MEMBERS_ROLLED, _MEMBERS_EDGES, EPOCH, at)
+        return int(
+            (await conn.execute(text(OUTSTANDING_SQL.format(part)), {"c": community_id, **span})).scalar_one()
+        )
+    beyond = EPOCH + ((max(now, at) - EPOCH) // HOUR + 2) * HOUR  # past anything visible, on the hour
+    part, span = _rolled(_MEMBERS_ROLLED, _MEMBERS_EDGES, at, beyond)
+    after = int(
         (await conn.execute(text(OUTSTANDING_SQL.format(part)), {"c": community_id, **span})).scalar_one()
     )
+    others = int((await conn.execute(OTHERS_POINT_SQL, {"c": community_id})).scalar_one())
+    return -others - after
 
 
 async def expiring(conn: AsyncConnection, community_id: uuid.UUID, now: datetime, until: datetime) -> int:

@@ -109,6 +109,7 @@ class PolicyBody(Out):
     categories: list[PolicyCategory]
     trusted_organisations: list[str]
     voucher_seconds: int
+    public_page: bool
 
 
 class PolicyVersion(Out):

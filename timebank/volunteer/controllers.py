@@ -6,10 +6,12 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.params import Body, Parameter
+from litestar.response import Redirect
 
 from timebank import schemas, web
 from timebank.community.service import member_exists
@@ -313,12 +315,28 @@ class CertificateController(Controller):
         security=[{}],
         responses=problems(404, public=True),
         summary="Check a certificate of service by its number (public: the QR code on the PDF points here)",
+        description="A browser (an Accept that prefers text/html, as when the QR code is opened) is sent "
+        "with 303 to the community's in-browser verifier, /p/{community_id}/verify?certificate={number}, "
+        "if the community publishes its public page (policy public_page).",
     )
     async def check(
         self, request: Request, number: schemas.CertificateNumber
     ) -> Response[schemas.SignedCertificate]:
+        browser = request.accept.best_match(["application/json", "text/html"]) == "text/html"
         async with web.engine(request).connect() as conn:
-            return web.json_response(await certificates.by_number(conn, number[:40]))
+            signed = await certificates.by_number(conn, number[:40])
+            community_id = signed["certificate"]["community"]["id"]
+            if browser:  # unless the community has not published its public page
+                _version, policy, _row = await policies.current_policy(conn, uuid.UUID(community_id))
+                browser = policy.public_page
+        if browser:
+            # A browser opened the QR code: the community's verifier checks it in the browser.
+            return Redirect(
+                f"/p/{community_id}/verify?certificate={quote(signed['certificate']['number'], safe='')}",
+                status_code=303,
+                headers={"Vary": "Accept"},
+            )
+        return web.json_response(signed, headers={"Vary": "Accept"})
 
 
 class MemberRecordsController(Controller):

@@ -565,7 +565,7 @@ class ImportPages(Controller):
         yesterday = datetime.now(_zone(request)).date() - timedelta(days=1)
         return Response(
             spreadsheet.template_csv(categories[0].name, yesterday),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",  # Litestar adds "; charset=utf-8" to a text type
             headers={"Content-Disposition": 'attachment; filename="service-records-template.csv"'},
         )
 
@@ -709,7 +709,7 @@ class ImportPages(Controller):
             raise BadRequest("rejected is the field of the summary page")
         return Response(
             spreadsheet.unpack(packed, web.settings(request).import_max_bytes * 2),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",  # Litestar adds "; charset=utf-8" to a text type
             headers={"Content-Disposition": 'attachment; filename="rejected-rows.csv"'},
         )
 

@@ -86,6 +86,10 @@ MEANINGS = {
         "How long a resident's voucher (its code and QR code) stays valid at a shop's counter, in seconds; "
         "its points are held meanwhile."
     ),
+    "public_page": N_(
+        "The community's public page shows anyone, without signing in, the figures of the community (totals "
+        "only, no names), the signed state of its public log and a checker for receipts and certificates."
+    ),
 }
 FIELD_ERRORS = {
     "points_per_hour": N_("Points for an hour: a whole number from 0 to 1000."),
@@ -106,6 +110,7 @@ FIELD_ERRORS = {
         "Give 1 to 50 categories, each with a code no other has and a name, each of 1 to 50 characters."
     ),
     "voucher_seconds": N_("A voucher stays valid for a whole number of seconds from 1 to 86400 (a day)."),
+    "public_page": N_("The public page is either published or not."),
 }
 # The first field of each setting (where the cursor goes, what an error links to).
 FIRST_FIELD = {
@@ -117,6 +122,7 @@ FIRST_FIELD = {
     "points_expiry": "expiry_kind",
     "categories": "cat_code_0",
     "voucher_seconds": "voucher_seconds",
+    "public_page": "public_page",
 }
 ROUNDING_MODES = {"down": N_("Down"), "nearest": N_("To the nearest"), "up": N_("Up")}
 EXPIRY_KINDS = {
@@ -160,6 +166,8 @@ def form_of(policy: Policy) -> dict[str, str]:
         "voucher_seconds": str(policy.voucher_seconds),
         "categories": str(len(policy.categories) + SPARE_CATEGORY_ROWS),
     }
+    if policy.public_page:
+        form["public_page"] = "1"
     for star in STARS:
         form[f"tier_{star}"] = policy.tier_multipliers.get(str(star), "")
     for n, hours in enumerate(policy.star_thresholds_hours, start=1):
@@ -206,6 +214,7 @@ def body_of(form: dict[str, str], trusted: list[uuid.UUID]) -> dict[str, Any]:
         "categories": categories,
         "trusted_organisations": [str(o) for o in trusted],
         "voucher_seconds": _number(form.get("voucher_seconds", "")),
+        "public_page": form.get("public_page") == "1",  # a checkbox: absent when not ticked
     }
 
 
@@ -291,6 +300,7 @@ def field_label(path: str, _: Any) -> str:
         "daily_cap_minutes": N_("Daily limit (minutes)"),
         "trusted_organisations": N_("Trusted organisations"),
         "voucher_seconds": N_("Voucher valid for (seconds)"),
+        "public_page": N_("Public page"),
         "rounding.unit_minutes": N_("Rounding unit (minutes)"),
         "rounding.mode": N_("Rounding"),
         "points_expiry.kind": N_("When points expire"),
@@ -314,6 +324,8 @@ def field_value(path: str, value: Any, _: Any, names: dict[str, str]) -> str:
         return _(ROUNDING_MODES.get(value, value))
     if path == "points_expiry.kind":
         return _(EXPIRY_KINDS.get(value, value))
+    if path == "public_page":
+        return _("Published") if value else _("Not published")
     if path == "trusted_organisations":
         shown = sorted(names.get(str(o), str(o)) for o in value)
         return "、".join(shown) if shown else _("(none)")

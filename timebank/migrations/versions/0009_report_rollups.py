@@ -39,7 +39,7 @@ depends_on = None
 
 SCHEMA = r"""
 CREATE VIEW ledger_flows AS
-SELECT e.id, e.community_id, e.created_at,
+SELECT e.id, e.transaction_id, e.community_id, e.created_at,
        date_bin('1 hour', e.created_at, timestamptz '2000-01-01 00:00:00+00') AS hour,
        e.asset, t.kind, o.kind AS reverses_kind,
        coalesce(a.system_role, p.kind) AS holder,
