@@ -203,6 +203,7 @@ MEMBER_ROUTES = [
     Route("GET", "/v1/members/{id}/service-records", ("admin", "auditor", "resident")),
     Route("GET", "/v1/members/{id}/certificate" + PERIOD, ("admin", "resident")),
     Route("POST", "/v1/members/{id}/redemption-token", ("resident",), ok=201),
+    Route("GET", "/v1/members/{id}/activities", ("admin", "auditor", "resident")),
 ]
 
 

@@ -254,11 +254,11 @@ BOUNDARY_CHECKS = [*CHECK_NAMES, "negative_data_rejection", "unsupported_method"
 
 def _known_leniency(check: str, message: str) -> bool:
     """Litestar converts query parameters leniently: a number is a Unix time to a date-time
-    parameter (since=0.5). Nothing to refuse there: the value is a valid instant."""
+    parameter (since=0.5; from and to of activities). Nothing to refuse there: the value is a valid instant."""
     return (
         check == "negative_data_rejection"
         and "Incorrect type" in message
-        and ("parameter `since`" in message or "parameter `until`" in message)
+        and any(f"parameter `{name}`" in message for name in ("since", "until", "from", "to"))
     )
 
 

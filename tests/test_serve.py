@@ -111,13 +111,14 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         # serve's worker runs the scheduled jobs: each job's first period, once
         deadline = time.monotonic() + 20
         jobs: set[str] = set()
-        while time.monotonic() < deadline and len(jobs) < 7:
+        while time.monotonic() < deadline and len(jobs) < 9:
             runs = httpx.get(f"http://127.0.0.1:{port1}/v1/jobs", headers=admin).json()["items"]
             jobs = {r["job"] for r in runs if r["status"] == "done"}
             time.sleep(0.3)
         assert jobs == {
             "points-expiry",
             "expiry-reminders",
+            "activity-reminders",
             "hold-timeouts",
             "webhook-deliveries",
             "log-checkpoints",
@@ -165,6 +166,10 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
         printed = stop(first)
         first = None
         assert f"sign in at http://127.0.0.1:{port1}/sign-in" in printed, printed
+        # ... and ended by pointing at the sign-in page and the tour (README, "A short tour").
+        words = printed[: printed.index("next: ")].splitlines()[-1]
+        assert words.startswith("  demo resident key: "), printed
+        assert f".venv/bin/timebank tour --url http://127.0.0.1:{port1}" in printed
         for login in keys["logins"].values():
             assert f"{login['login']}" in printed and login["password"] in printed
     finally:

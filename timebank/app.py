@@ -5,10 +5,12 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Response, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -16,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from timebank import __version__, edge, errors, logs, schemas
+from timebank.activities.controllers import ActivityController, MemberActivityController
 from timebank.community import pages as community_pages
 from timebank.community.controllers import (
     ApiKeyController,
@@ -101,6 +104,8 @@ ROUTES: list[ControllerRouterHandler] = [
     MetricsController,
     PeopleController,
     SignInLinkController,
+    ActivityController,
+    MemberActivityController,
 ]
 
 # The people's pages (HTML): sessions instead of keys, errors as pages, no OpenAPI.
@@ -163,6 +168,14 @@ def static_router() -> Router:
     )
 
 
+async def _schema_not_found(response: Response[Any]) -> Response[Any]:
+    """Litestar answers an unknown ``/schema/…`` page (``/schema/redoc``) with its own HTML
+    404; every error here is problem+json."""
+    if response.status_code == 404:
+        raise NotFoundException()
+    return response
+
+
 def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="timebank",
@@ -170,7 +183,9 @@ def openapi_config() -> OpenAPIConfig:
         description="Community public-welfare bank: volunteer hours and love points on a double-entry "
         "ledger. Errors are application/problem+json; see docs/api.md.",
         # The schema and its UIs are public (they describe the API, reveal no data).
-        openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC),
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, opt=PUBLIC, after_request=_schema_not_found
+        ),
         render_plugins=[OfflineSwaggerPlugin()],
         components=Components(
             security_schemes={

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from timebank.activities.audit import activity_checks
 from timebank.core.audit import AuditReport, Checks
 from timebank.ledger.audit import ledger_checks
 from timebank.log.audit import log_checks
@@ -19,7 +20,14 @@ from timebank.points.audit import points_checks
 from timebank.redemption.audit import redemption_checks
 from timebank.reports.audit import report_checks
 
-REGISTRY: tuple[Checks, ...] = (ledger_checks, log_checks, points_checks, redemption_checks, report_checks)
+REGISTRY: tuple[Checks, ...] = (
+    ledger_checks,
+    log_checks,
+    points_checks,
+    redemption_checks,
+    report_checks,
+    activity_checks,
+)
 COUNTED = ("communities", "accounts", "transactions", "entries")
 
 

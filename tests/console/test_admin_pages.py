@@ -386,7 +386,7 @@ async def test_issue_an_api_key_shown_once_and_revoke_it(tenant) -> None:
 def test_the_form_is_the_apis_json_and_every_wrong_setting_is_named() -> None:
     defaults = Policy()
     form = policy_pages.form_of(defaults)
-    policy, errors = policy_pages.check(policy_pages.body_of(form, []))
+    policy, errors = policy_pages.check(policy_pages.body_of(form, Policy()))
     assert errors == {} and msgspec.to_builtins(policy) == msgspec.to_builtins(defaults)
     wrong = {
         **form,
@@ -397,7 +397,7 @@ def test_the_form_is_the_apis_json_and_every_wrong_setting_is_named() -> None:
         "cat_code_1": "volunteer_service",  # a code twice
         "voucher_seconds": "０",
     }
-    policy, errors = policy_pages.check(policy_pages.body_of(wrong, []))
+    policy, errors = policy_pages.check(policy_pages.body_of(wrong, Policy()))
     assert policy is None
     assert set(errors) == {
         "points_per_hour",
@@ -409,11 +409,11 @@ def test_the_form_is_the_apis_json_and_every_wrong_setting_is_named() -> None:
     }
     # full-width digits and a decimal comma are what people type
     typed = {**form, "points_per_hour": "１２", "tier_1": "1,1"}
-    policy, errors = policy_pages.check(policy_pages.body_of(typed, []))
+    policy, errors = policy_pages.check(policy_pages.body_of(typed, Policy()))
     assert errors == {} and policy.points_per_hour == 12 and policy.tier_multipliers["1"] == "1.1"
     # an emptied category row is removed
     fewer = {**form, "cat_code_4": "", "cat_name_4": ""}
-    policy, _ = policy_pages.check(policy_pages.body_of(fewer, []))
+    policy, _ = policy_pages.check(policy_pages.body_of(fewer, Policy()))
     assert len(policy.categories) == 4
 
 
@@ -484,9 +484,14 @@ async def test_check_as_typed_preview_and_save_a_new_version(tenant) -> None:
         stale = await phone.post("/staff/policy", data={**form, "points_per_hour": "30"})
         assert stale.status_code == 409 and 'name="version" value="1"' in stale.text
         assert (await policy(tenant))["version"] == 1
-        # the trusted organisations are kept as they are
+        # the trusted organisations, and settings the form does not show, are kept as they are
         org = await tenant.party("organisations", "华锦志愿服务队")
-        body = {**now["policy"], "trusted_organisations": [org["id"]]}
+        body = {
+            **now["policy"],
+            "trusted_organisations": [org["id"]],
+            "backfilled_points": True,
+            "withdraw_deadline_hours": 6,
+        }
         assert (
             await tenant.client.put("/v1/community/policy", json=body, headers=tenant.auth())
         ).status_code == 200
@@ -496,6 +501,7 @@ async def test_check_as_typed_preview_and_save_a_new_version(tenant) -> None:
         assert saved.status_code == 303
         now = await policy(tenant)
         assert now["version"] == 3 and now["policy"]["trusted_organisations"] == [org["id"]]
+        assert now["policy"]["backfilled_points"] is True and now["policy"]["withdraw_deadline_hours"] == 6
         assert now["policy"]["daily_cap_minutes"] == 480
         # any two versions
         far = await phone.get("/staff/policy/versions", params={"from": "0", "to": "3"})

@@ -155,7 +155,9 @@ async def test_an_admin_approves_a_selection_and_rejects_one(desk) -> None:
     r1, r2, r3, r4 = ids["r1"], ids["r2"], ids["r3"], ids["r4"]
     # stars at 1, 5, 10, 20 and 40 hours: 王阿姨 passes two levels with these records
     r = await desk.t.client.put(
-        "/v1/community/policy", json={"star_thresholds_hours": [1, 5, 10, 20, 40]}, headers=desk.t.auth()
+        "/v1/community/policy",
+        json={"star_thresholds_hours": [1, 5, 10, 20, 40], "backfilled_points": True},
+        headers=desk.t.auth(),
     )
     assert r.status_code == 200, r.text
     assert (await desk.standing("王阿姨"))["star_level"] == 0

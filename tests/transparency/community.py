@@ -50,6 +50,9 @@ async def service(t: Any, member: dict[str, Any], recorder: str, hours: list[flo
 async def public_history(t: Any) -> dict[str, Any]:
     """Service by two volunteers, a redemption confirmed at a merchant, a certificate;
     the log integrated. Returns what the tests need (ids, keys, the certificate)."""
+    # The service is entered by hand (back-filled, 补录): it earns points when the policy says so.
+    r = await t.client.put("/v1/community/policy", json={"backfilled_points": True}, headers=t.auth())
+    assert r.status_code == 200, r.text
     org = await t.party("organisations", ORGANISATION)
     recorder = await t.key("recorder", org["id"])
     volunteer = await t.member(VOLUNTEER)

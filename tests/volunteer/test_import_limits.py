@@ -150,6 +150,7 @@ async def test_records_of_a_trusted_organisation_are_approved_in_order_with_thei
     policy = (await t.client.get("/v1/community/policy", headers=t.auth())).json()["policy"]
     policy["star_thresholds_hours"] = [1, 2, 3, 4, 5]
     policy["trusted_organisations"] = [org_id]
+    policy["backfilled_points"] = True  # imported records are back-filled (补录): no points by default
     assert (await t.client.put("/v1/community/policy", json=policy, headers=t.auth())).status_code == 200
     body = (HEADER + "".join(one_volunteer(4, "V-STAR"))).encode()
     r = await t.client.post("/v1/service-records/import", content=body, headers=headers)

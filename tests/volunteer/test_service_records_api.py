@@ -172,6 +172,9 @@ async def test_recording_rules(vol):
 
 async def test_approval_credits_hours_and_points_once(vol, engine):
     t = vol.t
+    # records entered by hand are back-filled (补录): they earn points when the policy says so
+    r = await t.client.put("/v1/community/policy", json={"backfilled_points": True}, headers=t.auth())
+    assert r.status_code == 200, r.text
     rec = (await vol.record(1, 2.5)).json()  # 90 minutes
     assert (await vol.approve(rec["id"], key=vol.recorder)).status_code == 403
     r = await vol.approve(rec["id"])
@@ -264,6 +267,7 @@ async def test_star_levels_follow_approvals_and_corrections_with_four_eyes(vol, 
     t = vol.t
     policy = (await t.client.get("/v1/community/policy", headers=t.auth())).json()["policy"]
     policy["star_thresholds_hours"] = [1, 2, 3, 4, 5]
+    policy["backfilled_points"] = True  # records entered by hand are back-filled (补录): no points by default
     assert (await t.client.put("/v1/community/policy", json=policy, headers=t.auth())).status_code == 200
     first = (await vol.record(1, 2)).json()
     assert (await vol.approve(first["id"])).status_code == 201
@@ -483,6 +487,7 @@ async def test_records_of_a_trusted_organisation_are_approved_as_they_are_record
     t = vol.t
     policy = (await t.client.get("/v1/community/policy", headers=t.auth())).json()["policy"]
     policy["trusted_organisations"] = [vol.org["id"]]
+    policy["backfilled_points"] = True  # records entered by hand are back-filled (补录): no points by default
     assert (await t.client.put("/v1/community/policy", json=policy, headers=t.auth())).status_code == 200
     r = await vol.record(1, 3)
     assert r.status_code == 201 and r.json()["status"] == "approved" and r.json()["points"] == 20
@@ -493,3 +498,16 @@ async def test_records_of_a_trusted_organisation_are_approved_as_they_are_record
     other = await t.party("organisations", "新来的队")
     r = await vol.record(4, 5, key=t.admin_key, organisation_id=other["id"])
     assert r.json()["status"] == "submitted"
+
+
+@pytest.mark.parametrize("field", ["member_id", "activity", "category", "place", "started_at", "ended_at"])
+async def test_each_required_field_of_a_record_is_named_when_missing(tenant, field):
+    """docs/api.md lists the required fields (``place`` among them): a missing one is a
+    400 that names it, and nothing is written."""
+    v = await Volunteering(tenant).setup()
+    body = v.body(1, 2)
+    del body[field]
+    r = await tenant.client.post("/v1/service-records", json=body, headers=tenant.auth(v.recorder))
+    assert field in problem(r, 400, "invalid-request")["detail"]
+    listed = await tenant.client.get("/v1/service-records", headers=tenant.auth(v.recorder))
+    assert listed.status_code == 200 and listed.json()["items"] == []

@@ -77,6 +77,11 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True):
     voucher_seconds: int = 15 * 60
     # The community's public page (/p/{community}): its figures, log and verifier.
     public_page: bool = True
+    # Activities: a withdrawal later than this many hours before the start is a no-show.
+    withdraw_deadline_hours: int = 24
+    # Whether back-filled records (补录: entered without a check-in) earn points; their
+    # hours are credited either way.
+    backfilled_points: bool = False
 
     def check(self) -> Policy:
         """Refuse a policy that cannot be applied (a clear 400 naming the field)."""
@@ -111,6 +116,8 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True):
             raise BadRequest("categories: 1 to 50, each with a unique code and a name of 1 to 50 characters")
         if not 1 <= self.voucher_seconds <= 24 * 3600:
             raise BadRequest("voucher_seconds is from 1 to 86400")
+        if not 0 <= self.withdraw_deadline_hours <= 30 * 24:
+            raise BadRequest("withdraw_deadline_hours is from 0 to 720")
         return self
 
     def multiplier(self, star_level: int) -> Decimal:
@@ -142,6 +149,14 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True):
     def points_for(self, minutes: int, star_level: int) -> int:
         """Points for approved minutes: minutes × points_per_hour / 60 × the tier multiplier, rounded down."""
         return int(Decimal(minutes) * self.points_per_hour * self.multiplier(star_level) / 60)
+
+    def record_points(self, minutes: int, star_level: int, back_filled: bool) -> int:
+        """The points an approved record earns: none for a back-filled one (补录) unless
+        the policy says so (``backfilled_points``). The one home of that rule: every
+        approval, and every estimate of one, asks here."""
+        if back_filled and not self.backfilled_points:
+            return 0
+        return self.points_for(minutes, star_level)
 
 
 def decode_policy(body: bytes) -> Policy:

@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank import logs
+from timebank.activities.reminders import remind_upcoming
 from timebank.community import queries as community_queries
 from timebank.core.clock import SYSTEM_CLOCK, Clock
 from timebank.core.settings import Settings
@@ -73,6 +74,10 @@ class Job:
     period: Callable[[datetime], str]  # the period "now" falls in (local time for per-community jobs)
     work: Callable[[Context, uuid.UUID | None, datetime], Awaitable[dict[str, Any]]]
     every_seconds: int  # how often the scheduler looks whether it is due
+    # Asked for by hand (``timebank jobs run``), it runs every time, apart from the
+    # once-per-period record the scheduler keeps (an operator re-checking after a repair
+    # wants the answer now, not "skipped: the nightly run was fine").
+    always_when_asked: bool = False
 
     def next_period_starts(self, now: datetime) -> datetime:
         """When the period after the one ``now`` falls in begins (the job is due again then;
@@ -120,6 +125,11 @@ async def _expiry(ctx: Context, community_id: uuid.UUID | None, now: datetime) -
 async def _reminders(ctx: Context, community_id: uuid.UUID | None, now: datetime) -> dict[str, Any]:
     assert community_id is not None
     return await remind_expiring(ctx.engine, community_id, now)
+
+
+async def _activity_reminders(ctx: Context, community_id: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+    assert community_id is not None
+    return await remind_upcoming(ctx.engine, community_id, now)
 
 
 async def _hold_timeouts(ctx: Context, _: uuid.UUID | None, now: datetime) -> dict[str, Any]:
@@ -183,11 +193,12 @@ JOBS: dict[str, Job] = {
     for job in (
         Job("points-expiry", True, _day, _expiry, 300),
         Job("expiry-reminders", True, _day, _reminders, 300),
+        Job("activity-reminders", True, _day, _activity_reminders, 300),
         Job("hold-timeouts", False, _minute, _hold_timeouts, 60),
         Job("webhook-deliveries", False, _minute, _webhooks, 60),
         Job("log-checkpoints", False, _minute, _checkpoints, 60),
         Job("report-rollups", False, _minute, _fold_rollups, 60),
-        Job("audit", False, _audit_day, _audit, 600),
+        Job("audit", False, _audit_day, _audit, 600, always_when_asked=True),
         Job("idempotency-retention", False, _day, _idempotency_retention, 3600),
     )
 }
@@ -198,9 +209,14 @@ async def communities(engine: AsyncEngine) -> list[tuple[uuid.UUID, ZoneInfo]]:
         return [(r.id, ZoneInfo(r.timezone)) for r in await community_queries.all_communities(conn)]
 
 
-async def run_job(ctx: Context, name: str) -> list[Outcome]:
-    """Run one job now for every scope it has (each once per its period)."""
+async def run_job(ctx: Context, name: str, asked: bool = False) -> list[Outcome]:
+    """Run one job now for every scope it has (each once per its period; ``asked``: by
+    hand, and a job that always runs when asked runs without its period's record)."""
     job = JOBS[name]
+    if asked and job.always_when_asked and not job.per_community:
+        now = ctx.clock.now(UTC)
+        counts = await job.work(ctx, None, now)
+        return [Outcome(job.name, "all", job.period(now), "done", counts)]
     if not job.per_community:
         now = ctx.clock.now(UTC)
         return [

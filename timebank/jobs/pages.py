@@ -59,6 +59,10 @@ JOB_NAMES = {
         N_("Expiry reminders"),
         N_("Reminds members 30 and 7 days before their points expire. Once a day."),
     ),
+    "activity-reminders": (
+        N_("Activity reminders"),
+        N_("Reminds signed-up volunteers the day before an activity. Once a day."),
+    ),
     "hold-timeouts": (
         N_("Time limits of holds"),
         N_("Releases vouchers and other holds whose time is up. Every minute."),

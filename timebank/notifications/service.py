@@ -60,6 +60,35 @@ async def remind_expiring(engine: AsyncEngine, community_id: uuid.UUID, now: dat
     return {"notifications": made}
 
 
+# The notices other packages send (the kinds migration 0010 admits besides points_expiring).
+NOTICE_KINDS = frozenset({"activity_cancelled", "activity_promoted", "activity_reminder"})
+
+
+async def notify(
+    conn: AsyncConnection,
+    community_id: uuid.UUID,
+    kind: str,
+    member_ids: list[uuid.UUID],
+    payload: dict[str, Any],
+    now: datetime,
+) -> int:
+    """A notice for each member, in the caller's transaction (so it exists if and only if
+    what it tells of was committed), delivered to the webhook like any notification.
+    Whether a notice is sent once is the caller's (it marks what it told)."""
+    assert kind in NOTICE_KINDS, kind
+    rows = [
+        {
+            "community_id": community_id,
+            "member_id": m,
+            "kind": kind,
+            "payload": {"type": kind, "community_id": str(community_id), "member_id": str(m), **payload},
+            "next_attempt_at": now,
+        }
+        for m in member_ids
+    ]
+    return await queries.add_once(conn, rows) if rows else 0
+
+
 def notification_view(row: Any) -> dict[str, Any]:
     return {
         "id": str(row.id),

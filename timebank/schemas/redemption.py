@@ -141,7 +141,7 @@ class Notification(Out):
     """payload: {"type": "points_expiring", "lot_id", "points", "days", "expires_at", ...}, as the webhook gets it."""
 
     id: str
-    kind: Literal["points_expiring"]
+    kind: Literal["points_expiring", "activity_cancelled", "activity_promoted", "activity_reminder"]
     member_id: str
     payload: dict[str, Any]
     created_at: str

@@ -33,6 +33,8 @@ class ServiceRecord(Out):
     transaction_id: str | None
     reject_reason: str | None
     decided_at: str | None
+    source: Literal["activity", "entered", "import"]
+    back_filled: bool  # entered without a check-in (补录): source is not "activity"
     duplicate: bool | None = None  # in import and create answers: an existing record with that external_ref
 
 
@@ -110,6 +112,8 @@ class PolicyBody(Out):
     trusted_organisations: list[str]
     voucher_seconds: int
     public_page: bool
+    withdraw_deadline_hours: int
+    backfilled_points: bool
 
 
 class PolicyVersion(Out):

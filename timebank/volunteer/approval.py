@@ -26,7 +26,7 @@ from timebank.ledger import queries as ledger_queries
 from timebank.ledger import service as ledger
 from timebank.points import queries as points_queries
 from timebank.volunteer import queries
-from timebank.volunteer.records import RecordAlreadyResolved, decision_reason, record_view
+from timebank.volunteer.records import RecordAlreadyResolved, decision_reason, is_back_filled, record_view
 
 Accounts = dict[tuple[Any, str], uuid.UUID]  # (member id or "issuance", asset): account id
 
@@ -82,10 +82,12 @@ async def _credit(
     policy: Policy,
     accounts: Accounts,
     claim: ledger.Claim | None,
+    back_filled: bool,
 ) -> tuple[int, uuid.UUID]:
     """Post the credit of approved service: (points, transaction id). The points follow the
-    star level of the volunteer's ``lifetime`` minutes before this record."""
-    points = policy.points_for(rec.minutes, policy.star_level(lifetime))
+    star level of the volunteer's ``lifetime`` minutes before this record, and the
+    policy's rule for back-filled records (``Policy.record_points``)."""
+    points = policy.record_points(rec.minutes, policy.star_level(lifetime), back_filled)
     member = rec.member_id
     moves = [ledger.Movement(accounts["issuance", "HOUR"], accounts[member, "HOUR"], Asset.HOUR, rec.minutes)]
     if points:
@@ -129,6 +131,7 @@ async def approve(
         policy=policy,
         accounts=accounts,
         claim=claim,
+        back_filled=is_back_filled(rec.source),
     )
     await queries.mark_approved(
         conn, rec.id, decided_by=principal.key_id, policy_version=version, points=points, transaction_id=tx_id
@@ -162,6 +165,7 @@ async def approve_new(
             policy=policy,
             accounts=accounts,
             claim=None,
+            back_filled=is_back_filled(r.given.source),
         )
         lifetime[r.member_id] = before + r.minutes
         decided.append((r.new_id, points, tx_id))

@@ -104,6 +104,7 @@ def _record(row: dict[str, str], tz: ZoneInfo, line: int) -> RecordIn:
         content=row.get("content") or None,
         external_ref=row.get("external_ref") or None,
         line=line,
+        source="import",  # back-filled (补录): no check-in witnessed it
     )
 
 

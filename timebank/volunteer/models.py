@@ -82,6 +82,9 @@ class ServiceRecord(SQLModel, table=True):
     policy_version: int | None = Field(default=None, sa_column=Column(Integer))
     points: int | None = Field(default=None, sa_column=Column(BigInteger))
     transaction_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid, unique=True))
+    # Where it came from (migration 0010): only 'activity' records were witnessed by a
+    # check-in; 'entered' and 'import' ones are back-filled (补录).
+    source: str = Field(sa_column=Column(Text, nullable=False, server_default=sql("'entered'::text")))
 
 
 class ServiceReversal(SQLModel, table=True):

@@ -189,7 +189,7 @@ def category_rows(form: dict[str, str]) -> int:
     return min(MAX_CATEGORY_ROWS, max([rows, *filled, 1]))
 
 
-def body_of(form: dict[str, str], trusted: list[uuid.UUID]) -> dict[str, Any]:
+def body_of(form: dict[str, str], current: Policy) -> dict[str, Any]:
     """The JSON body ``PUT /v1/community/policy`` would get for the form (the trusted
     organisations are kept as they are: the organisations page sets them)."""
     rows = category_rows(form)
@@ -199,6 +199,8 @@ def body_of(form: dict[str, str], trusted: list[uuid.UUID]) -> dict[str, Any]:
         if code or name:
             categories.append({"code": code, "name": name})
     return {
+        # Settings this form does not show (set through the API) stay as they are.
+        **msgspec.to_builtins(current),
         "points_per_hour": _number(form.get("points_per_hour", "")),
         "tier_multipliers": {str(s): _decimal(form.get(f"tier_{s}", "")) for s in STARS},
         "star_thresholds_hours": [_number(form.get(f"star_{n}", "")) for n in range(1, 6)],
@@ -212,7 +214,7 @@ def body_of(form: dict[str, str], trusted: list[uuid.UUID]) -> dict[str, Any]:
             "months": _number(form.get("expiry_months", "")),
         },
         "categories": categories,
-        "trusted_organisations": [str(o) for o in trusted],
+        "trusted_organisations": [str(o) for o in current.trusted_organisations],
         "voucher_seconds": _number(form.get("voucher_seconds", "")),
         "public_page": form.get("public_page") == "1",  # a checkbox: absent when not ticked
     }
@@ -383,7 +385,7 @@ class PolicyPages(Controller):
         candidate: Policy | None = current
         errors: dict[str, str] = {}
         if form is not None:
-            candidate, raw = check(body_of(form, current.trusted_organisations))
+            candidate, raw = check(body_of(form, current))
             errors = {k: _(FIELD_ERRORS.get(k, NOT_SAVED)) for k in raw}
         context = {
             "version": version,
@@ -429,7 +431,7 @@ class PolicyPages(Controller):
         async with web.engine(request).begin() as conn:
             await policies.lock_policy(conn, principal.community_id)
             version, current, _row = await policies.current_policy(conn, principal.community_id)
-            policy, _errors = check(body_of(values, current.trusted_organisations))
+            policy, _errors = check(body_of(values, current))
             saved: Any
             if policy is None:
                 saved = "invalid"

@@ -50,10 +50,10 @@ _BUSY = (
 )
 _INSERT = (
     "INSERT INTO service_records (id, community_id, member_id, organisation_id, activity, category, "
-    "place, started_at, ended_at, minutes, beneficiary, content, external_ref, recorded_by) "
+    "place, started_at, ended_at, minutes, beneficiary, content, external_ref, source, recorded_by) "
     "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], "
     "$7::text[], $8::timestamptz[], $9::timestamptz[], $10::int[], $11::text[], $12::text[], "
-    "$13::text[], $14::uuid[]) RETURNING *"
+    "$13::text[], $14::text[], $15::uuid[]) RETURNING *"
 )
 _BY_IDS = "SELECT * FROM service_records WHERE id = ANY($1::uuid[])"
 _APPROVE_MANY = (
@@ -80,6 +80,7 @@ class NewRecord:
     beneficiary: str | None
     content: str | None
     external_ref: str | None
+    source: str
 
 
 async def records_by_refs(conn: AsyncConnection, keys: Sequence[tuple[uuid.UUID, str]]) -> list[Any]:

@@ -26,12 +26,13 @@ from timebank.community import queries as parties
 from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.communities import community_zone
+from timebank.core.cursors import after_time_id, time_id_cursor
 from timebank.core.policy import Policy, current_policy
 from timebank.core.problems import BadRequest, Forbidden
 from timebank.core.roles import Role
 from timebank.volunteer import queries, reading
 from timebank.volunteer.queries import Signals, WaitingFilter
-from timebank.volunteer.records import record_view, reversal_view
+from timebank.volunteer.records import is_back_filled, record_view, reversal_view
 
 SORTS = ("oldest", "newest", "longest")
 FLAGS = ("long", "night", "late")
@@ -97,7 +98,7 @@ async def _items(
                 "organisation_name": names.get(r.organisation_id, ""),
                 "flags": [f for f in FLAGS if getattr(r, f)],
                 "star_level": star,
-                "points_if_approved": policy.points_for(r.minutes, star),
+                "points_if_approved": policy.record_points(r.minutes, star, is_back_filled(r.source)),
             }
         )
     return items
@@ -194,23 +195,13 @@ async def record_history(conn: AsyncConnection, principal: Principal, record_id:
     }
 
 
-def _reversal_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    if not cursor:
-        return None
-    try:
-        stamp, _, ident = cursor.partition("_")
-        return datetime.fromisoformat(stamp), uuid.UUID(ident)
-    except ValueError:
-        raise BadRequest("cursor is the next_cursor of a previous page") from None
-
-
 async def corrections_waiting(
     conn: AsyncConnection, principal: Principal, cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Corrections waiting for a second admin, oldest request first: each its record as the
     queue shows it, with ``correction`` (the API's view of it)."""
     _staff(principal)
-    rows = await queries.open_reversals(conn, principal.community_id, _reversal_cursor(cursor), limit + 1)
+    rows = await queries.open_reversals(conn, principal.community_id, after_time_id(cursor), limit + 1)
     page = rows[:limit]
     names = await parties.names_in_community(
         conn, principal.community_id, {r.member_id for r in page} | {r.organisation_id for r in page}
@@ -228,5 +219,5 @@ async def corrections_waiting(
             }
         )
     last = rows[limit - 1] if len(rows) > limit else None
-    nxt = None if last is None else f"{rfc3339(last.reversal_requested_at)}_{last.reversal_id}"
+    nxt = None if last is None else time_id_cursor(last.reversal_requested_at, last.reversal_id)
     return items, nxt

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.core.access import Principal
-from timebank.core.clock import rfc3339
+from timebank.core.cursors import after_time_id, time_id_cursor
 from timebank.core.problems import BadRequest, Forbidden, NotFound
 from timebank.core.roles import Role
 from timebank.volunteer import queries
@@ -53,17 +53,6 @@ def _scoped(principal: Principal, f: RecordFilter) -> RecordFilter:
     return f
 
 
-def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """Where the previous page stopped: its ``next_cursor`` (start time and id of its last record)."""
-    if not cursor:
-        return None
-    try:
-        stamp, _, ident = cursor.partition("_")
-        return datetime.fromisoformat(stamp), uuid.UUID(ident)
-    except ValueError:
-        raise BadRequest("cursor is the next_cursor of a previous page") from None
-
-
 async def records_page(
     conn: AsyncConnection,
     principal: Principal,
@@ -79,8 +68,8 @@ async def records_page(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first. Residents see their own records, recorders their organisation's."""
     f = _scoped(principal, RecordFilter(member_id, organisation_id, status, category, since, until))
-    f.after = _after(cursor)
+    f.after = after_time_id(cursor)
     rows = await queries.records_newest_first(conn, principal.community_id, f, limit + 1)
     items = [record_view(r) for r in rows[:limit]]
-    nxt = f"{rfc3339(rows[limit - 1].started_at)}_{rows[limit - 1].id}" if len(rows) > limit else None
+    nxt = time_id_cursor(rows[limit - 1].started_at, rows[limit - 1].id) if len(rows) > limit else None
     return items, nxt

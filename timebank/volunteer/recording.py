@@ -232,6 +232,7 @@ def _new_records(rows: list[RecordRow]) -> list[queries.NewRecord]:
                 g.beneficiary,
                 g.content,
                 g.external_ref,
+                g.source,
             )
         )
     return out

@@ -45,6 +45,8 @@ class RecordIn:
     content: str | None = None
     external_ref: str | None = None
     line: int | None = None  # CSV line, for the report
+    # 'activity' (made at an activity's check-out), 'entered' or 'import' (back-filled, 补录)
+    source: str = "entered"
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -77,7 +79,14 @@ def record_view(row: Any) -> dict[str, Any]:
         "transaction_id": _id(rec["transaction_id"]),
         "reject_reason": rec["reject_reason"],
         "decided_at": _stamp(rec["decided_at"]),
+        "source": rec["source"],
+        "back_filled": is_back_filled(rec["source"]),
     }
+
+
+def is_back_filled(source: str) -> bool:
+    """Whether a record was entered without a check-in (补录): any not made by an activity."""
+    return source != "activity"
 
 
 def reversal_view(row: Any) -> dict[str, Any]:
