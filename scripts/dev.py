@@ -59,10 +59,12 @@ def _has_chinese_font() -> bool:
 
 
 def ensure_chromium() -> None:
-    """Install Debian's chromium (and Chinese fonts) for the browser tests when missing."""
+    """Install Debian's chromium (and Chinese fonts) for the browser tests when missing, and
+    faketime, which runs the README's tour in another year (tests/test_tour.py)."""
     packages = [
         *([] if CHROMIUM.exists() else ["chromium"]),
         *([] if _has_chinese_font() else ["fonts-noto-cjk"]),
+        *([] if shutil.which("faketime") else ["faketime"]),
     ]
     if not packages:
         return

@@ -30,7 +30,8 @@ def wait_ready(port: int, proc: subprocess.Popen[str], seconds: float = 90) -> N
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"serve exited early: {proc.stderr.read()}")
+            said = proc.stderr.read() if proc.stderr else "(its output went to a file)"
+            raise AssertionError(f"serve exited early: {said}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
                 return

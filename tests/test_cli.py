@@ -61,6 +61,11 @@ async def test_audit_fails_loudly_on_any_difference(fresh_database_url, settings
         async with engine.begin() as c:
             created = await create_community(c, "被篡改的社区")
         assert run_cli("audit", url=url).returncode == 0
+        keys = {"TIMEBANK_SIGNING_KEY_DIR": str(settings.key_dir)}
+        for _ in range(2):  # asked for by hand, the audit runs every time (never "skipped")
+            asked = run_cli("jobs", "run", "audit", url=url, **keys)
+            assert asked.returncode == 0, asked.stderr
+            assert [(o["status"], o["counts"]["ok"]) for o in json.loads(asked.stdout)] == [("done", True)]
         # A hand edit with the guarding triggers switched off (what only a superuser can do).
         async with engine.begin() as c:
             await c.exec_driver_sql("SET LOCAL session_replication_role = replica")
@@ -70,6 +75,8 @@ async def test_audit_fails_loudly_on_any_difference(fresh_database_url, settings
             )
     finally:
         await engine.dispose()
+    asked = run_cli("jobs", "run", "audit", url=url, **keys)  # the same period: it runs again, and says so
+    assert asked.returncode == 1 and json.loads(asked.stdout)[0]["counts"]["ok"] is False, asked.stderr
     result = run_cli("audit", url=url)
     assert result.returncode == 1, result.stdout
     assert "AUDIT FAILED" in result.stdout

@@ -317,6 +317,26 @@ async def test_the_api_reference_needs_no_internet(client):
     assert (await client.get("/schema/openapi.json")).json()["openapi"].startswith("3.")
 
 
+@pytest.mark.parametrize(
+    "path", ["/schema/redoc", "/schema/elements", "/schema/nope", "/schema/openapi.yaml"]
+)
+async def test_a_reference_page_that_does_not_exist_is_a_problem_like_every_error(client, path):
+    """Litestar answers unknown /schema pages with its own HTML 404; ours is problem+json."""
+    problem(await client.get(path), 404, "not-found")
+
+
+async def test_messages_name_a_role_with_its_article(client, tenant):
+    """ "an auditor key", "an admin", "a recorder": a refusal reads as a sentence."""
+    auditor = await tenant.key("auditor", (await tenant.member("监事"))["id"])
+    r = await client.post("/v1/api-keys", json={"role": "resident"}, headers=tenant.auth(auditor))
+    assert problem(r, 403, "forbidden")["detail"] == "an auditor key may not call this route"
+    body = {"role": "admin", "subject_id": str(uuid.uuid4())}
+    r = await client.post("/v1/api-keys", json=body, headers=tenant.auth())
+    assert problem(r, 400, "invalid-request")["detail"] == "an admin has no subject_id"
+    r = await client.post("/v1/api-keys", json={"role": "recorder"}, headers=tenant.auth())
+    assert problem(r, 400, "invalid-request")["detail"].startswith("a recorder needs subject_id")
+
+
 # --- failed authentication --------------------------------------------------------
 
 

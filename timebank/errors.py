@@ -45,9 +45,13 @@ def http_error_handler(request: Request, exc: HTTPException) -> Response[Any]:
         return failures.http_error(request, exc)
     slug, title = HTTP_SLUGS.get(status, ("http-error", "The request failed"))
     extra: dict[str, Any] = {}
+    detail = exc.detail if exc.detail and exc.detail != title else None
     if isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
-    detail = exc.detail if exc.detail and exc.detail != title else None
+        # "Validation failed for POST …" says nothing a person can fix: say what is wrong.
+        messages = [e["message"] for e in exc.extra if isinstance(e, dict) and e.get("message")]
+        if messages:
+            detail = "; ".join(messages)
     headers = dict(exc.headers or {})  # Allow on a 405, Retry-After on a 429
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"

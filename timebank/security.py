@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.community import queries
 from timebank.core.access import KEY_SHAPE, Principal, hash_key
-from timebank.core.problems import Forbidden
+from timebank.core.problems import Forbidden, a
 from timebank.core.roles import Role
 from timebank.core.settings import Settings
 from timebank.people import sessions
@@ -50,7 +50,7 @@ def authorize(principal: Principal, handler: BaseRouteHandler) -> None:
     if not roles:  # a route that forgot its rule is closed, not open
         raise Forbidden("this route has no access rule")
     if principal.role not in roles:
-        raise Forbidden(f"a {principal.role.value} key may not call this route")
+        raise Forbidden(f"{a(principal.role.value)} key may not call this route")
 
 
 class KeyCache:

@@ -90,7 +90,8 @@ def jobs() -> None:
     help="Run as at the start of this day (each community's own time zone).",
 )
 def jobs_run(name: str, as_of: Any) -> None:
-    """Run job NAME now, for every scope it has, once per its period; print the outcomes."""
+    """Run job NAME now, for every scope it has, once per its period (the audit: every
+    time, exit 1 on a difference); print the outcomes."""
     from timebank import logs
     from timebank.core.clock import SYSTEM_CLOCK, AsOf
     from timebank.jobs.definitions import JOBS, job_context, run_job
@@ -105,7 +106,8 @@ def jobs_run(name: str, as_of: Any) -> None:
 
     async def run() -> Any:
         async with open_engine(url, settings, pool_size=4) as engine:
-            return await run_job(job_context(engine, load_signer(settings.key_dir), settings, clock), name)
+            context = job_context(engine, load_signer(settings.key_dir), settings, clock)
+            return await run_job(context, name, asked=True)
 
     outcomes = asyncio.run(run())
     emit(

@@ -124,6 +124,12 @@ def _announce(settings: Settings, host: str, port: int, demo: dict[str, Any] | N
             f"{settings.data_dir / DEMO_FILE})",
             err=True,
         )
+        url = "" if base == "http://127.0.0.1:8000" else f" --url {base}"
+        click.echo(
+            f"next: sign in at {base}/sign-in with a login above, or take the API's tour: "
+            f'.venv/bin/timebank tour{url}  (README, "A short tour")',
+            err=True,
+        )
 
 
 def _start_worker_process() -> None:

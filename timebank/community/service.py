@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from timebank.community import queries
 from timebank.core.access import Principal, new_api_key
 from timebank.core.clock import rfc3339
-from timebank.core.problems import BadRequest, DuplicateExternalRef, Forbidden, LastAdminKey, NotFound
+from timebank.core.problems import BadRequest, DuplicateExternalRef, Forbidden, LastAdminKey, NotFound, a
 from timebank.core.roles import ROLE_SUBJECT_KIND, PartyKind, Role
 from timebank.core.terms import Asset, SystemRole
 from timebank.ledger import queries as ledger_queries
@@ -83,7 +83,7 @@ async def create_party(
     except IntegrityError as exc:
         if "parties_external_ref" in str(exc.orig):
             raise DuplicateExternalRef(
-                f"a {kind.value} with external_ref {external_ref!r} already exists"
+                f"{a(kind.value)} with external_ref {external_ref!r} already exists"
             ) from None
         raise
     accounts = {
@@ -196,7 +196,7 @@ async def update_party(
     except IntegrityError as exc:
         if "parties_external_ref" in str(exc.orig):
             raise DuplicateExternalRef(
-                f"a {kind.value} with external_ref {external_ref!r} already exists"
+                f"{a(kind.value)} with external_ref {external_ref!r} already exists"
             ) from None
         raise
     if row is None:
@@ -252,15 +252,17 @@ async def checked_role(
     wanted_kind = ROLE_SUBJECT_KIND[role_]
     if wanted_kind is None:
         if subject_id is not None:
-            raise BadRequest(f"an {role_.value} has no subject_id")
+            raise BadRequest(f"{a(role_.value)} has no subject_id")
     else:
         if subject_id is None:
-            raise BadRequest(f"a {role_.value} needs subject_id: the {wanted_kind.value} it acts for")
+            raise BadRequest(f"{a(role_.value)} needs subject_id: the {wanted_kind.value} it acts for")
         subject = await queries.party_in_community(conn, community_id, subject_id)
         if subject is None:
             raise NotFound(f"party {subject_id} not found")
         if subject.kind != wanted_kind.value:
-            raise BadRequest(f"a {role_.value}'s subject must be a {wanted_kind.value}, not a {subject.kind}")
+            raise BadRequest(
+                f"{a(role_.value)}'s subject must be {a(wanted_kind.value)}, not {a(subject.kind)}"
+            )
     return role_
 
 

@@ -14,6 +14,11 @@ PROBLEM_BASE = "https://timebank.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
+def a(noun: str) -> str:
+    """The noun with its article, as a message says it: "an auditor", "a resident"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def problem_type(slug: str) -> str:
     return PROBLEM_BASE + slug
 

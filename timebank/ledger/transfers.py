@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.core.access import Principal
-from timebank.core.problems import AssetMismatch, BadRequest, Forbidden
+from timebank.core.problems import AssetMismatch, BadRequest, Forbidden, a
 from timebank.core.roles import Role
 from timebank.core.terms import Direction, Kind, Layer, Phase, SystemRole
 from timebank.ledger.accounts import load_accounts
@@ -44,7 +44,7 @@ async def transfer(
 ) -> dict[str, Any]:
     allowed = CLIENT_KINDS.get(principal.role, set())
     if kind not in allowed:
-        raise Forbidden(f"a {principal.role.value} key may not make {kind.value} transactions")
+        raise Forbidden(f"{a(principal.role.value)} key may not make {kind.value} transactions")
     if timeout_seconds is not None and not 1 <= timeout_seconds <= hold_max_timeout_seconds:
         raise BadRequest(f"pending.timeout_seconds must be from 1 to {hold_max_timeout_seconds}")
     legs = legs_of(movements, Layer.PENDING if timeout_seconds is not None else Layer.POSTED)
@@ -84,10 +84,10 @@ def check_leg(principal: Principal, kind: Kind, leg: Leg, account: Any) -> None:
         and not (kind is Kind.DONATION and account.system_role == SystemRole.FUND)
     ):
         raise Forbidden(
-            f"a {principal.role.value} key may move value into the community fund only as a donation "
+            f"{a(principal.role.value)} key may move value into the community fund only as a donation "
             '("kind": "donation")'
             if account.system_role == SystemRole.FUND
-            else f"a {principal.role.value} key may not move value into the community's "
+            else f"{a(principal.role.value)} key may not move value into the community's "
             f"{account.system_role} account",
             account_id=str(leg.account_id),
         )
