@@ -44,8 +44,13 @@ def ensure_venv() -> None:
         return
     print("installing timebank and its dependencies into .venv", file=sys.stderr)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run([*pip, "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "--quiet", "-e", f"{ROOT}[dev]"], check=True)
+    for step in (["--upgrade", "pip"], ["-e", f"{ROOT}[dev]"]):
+        # pip's and the build backend's chatter (an editable install's advice, the
+        # machine's index settings) is shown only if the install fails: a first start
+        # should say what it does, not what it did not need.
+        done = subprocess.run([*pip, "install", "--quiet", *step], capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"pip install {' '.join(step)} failed:\n{done.stdout}{done.stderr}")
     STAMP.write_text(wanted)
 
 

@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from timebank import __version__, edge, errors, logs, schemas
+from timebank.activities import pages as activity_pages
 from timebank.activities.controllers import ActivityController, MemberActivityController
 from timebank.community import pages as community_pages
 from timebank.community.controllers import (
@@ -123,6 +124,7 @@ PAGES: list[ControllerRouterHandler] = [
     *operations_pages.PAGES,
     *journal_pages.PAGES,
     *report_pages.PAGES,
+    *activity_pages.PAGES,
     *public_pages.PAGES,
 ]
 

@@ -149,3 +149,12 @@ async def assert_readable(page: Page) -> None:
     least = 20 if found["large"] else 16
     assert found["size"] >= least, f"body text is {found['size']} px, less than {least} px"
     assert not found["small"], "tap targets under 44 px: " + "; ".join(found["small"])
+
+
+async def check(page: Page, name: str, lang: str) -> None:
+    """What every page of the browser tests must be: accessible (axe), readable, no wider
+    than a phone; and a screenshot of it to look at."""
+    await assert_accessible(page)
+    await assert_readable(page)
+    await assert_no_sideways_scroll(page)
+    await screenshot(page, name, lang)

@@ -21,18 +21,18 @@ from playwright.async_api import Page, expect
 
 from tests.people.pages import add_person
 from tests.reports.test_reports import History
-from web.browser import LANGS, assert_accessible, assert_no_sideways_scroll, assert_readable, screenshot
+from web.browser import (
+    LANGS,
+    assert_accessible,
+    assert_no_sideways_scroll,
+    assert_readable,
+    check,
+    screenshot,
+)
 
 PASSWORD = "report-password-1"
 ZONE = ZoneInfo("Asia/Shanghai")
 LAPTOP = {"viewport": {"width": 1280, "height": 800}, "is_mobile": False, "has_touch": False}
-
-
-async def check(page: Page, name: str, lang: str) -> None:
-    await assert_accessible(page)
-    await assert_readable(page)
-    await assert_no_sideways_scroll(page)
-    await screenshot(page, name, lang)
 
 
 async def sign_in(page: Page, login: str) -> None:

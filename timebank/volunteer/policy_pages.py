@@ -90,6 +90,14 @@ MEANINGS = {
         "The community's public page shows anyone, without signing in, the figures of the community (totals "
         "only, no names), the signed state of its public log and a checker for receipts and certificates."
     ),
+    "withdraw_deadline_hours": N_(
+        "A volunteer who withdraws from an activity later than this many hours before it starts counts as "
+        "not coming (a no-show)."
+    ),
+    "backfilled_points": N_(
+        "A service record typed in after the fact, without check-in at an activity, always earns hours; "
+        "tick this for it to earn love points too."
+    ),
 }
 FIELD_ERRORS = {
     "points_per_hour": N_("Points for an hour: a whole number from 0 to 1000."),
@@ -111,6 +119,8 @@ FIELD_ERRORS = {
     ),
     "voucher_seconds": N_("A voucher stays valid for a whole number of seconds from 1 to 86400 (a day)."),
     "public_page": N_("The public page is either published or not."),
+    "withdraw_deadline_hours": N_("The deadline to withdraw is a whole number of hours from 0 to 720."),
+    "backfilled_points": N_("Records typed in after the fact either earn points or not."),
 }
 # The first field of each setting (where the cursor goes, what an error links to).
 FIRST_FIELD = {
@@ -123,6 +133,8 @@ FIRST_FIELD = {
     "categories": "cat_code_0",
     "voucher_seconds": "voucher_seconds",
     "public_page": "public_page",
+    "withdraw_deadline_hours": "withdraw_deadline_hours",
+    "backfilled_points": "backfilled_points",
 }
 ROUNDING_MODES = {"down": N_("Down"), "nearest": N_("To the nearest"), "up": N_("Up")}
 EXPIRY_KINDS = {
@@ -168,6 +180,9 @@ def form_of(policy: Policy) -> dict[str, str]:
     }
     if policy.public_page:
         form["public_page"] = "1"
+    form["withdraw_deadline_hours"] = str(policy.withdraw_deadline_hours)
+    if policy.backfilled_points:
+        form["backfilled_points"] = "1"
     for star in STARS:
         form[f"tier_{star}"] = policy.tier_multipliers.get(str(star), "")
     for n, hours in enumerate(policy.star_thresholds_hours, start=1):
@@ -217,6 +232,10 @@ def body_of(form: dict[str, str], current: Policy) -> dict[str, Any]:
         "trusted_organisations": [str(o) for o in current.trusted_organisations],
         "voucher_seconds": _number(form.get("voucher_seconds", "")),
         "public_page": form.get("public_page") == "1",  # a checkbox: absent when not ticked
+        "withdraw_deadline_hours": _number(form["withdraw_deadline_hours"])
+        if "withdraw_deadline_hours" in form
+        else current.withdraw_deadline_hours,
+        "backfilled_points": form.get("backfilled_points") == "1",
     }
 
 
@@ -303,6 +322,8 @@ def field_label(path: str, _: Any) -> str:
         "trusted_organisations": N_("Trusted organisations"),
         "voucher_seconds": N_("Voucher valid for (seconds)"),
         "public_page": N_("Public page"),
+        "withdraw_deadline_hours": N_("Deadline to withdraw (hours before the start)"),
+        "backfilled_points": N_("Records typed in after the fact earn points"),
         "rounding.unit_minutes": N_("Rounding unit (minutes)"),
         "rounding.mode": N_("Rounding"),
         "points_expiry.kind": N_("When points expire"),
@@ -328,6 +349,8 @@ def field_value(path: str, value: Any, _: Any, names: dict[str, str]) -> str:
         return _(EXPIRY_KINDS.get(value, value))
     if path == "public_page":
         return _("Published") if value else _("Not published")
+    if path == "backfilled_points":
+        return _("Yes") if value else _("No")
     if path == "trusted_organisations":
         shown = sorted(names.get(str(o), str(o)) for o in value)
         return "、".join(shown) if shown else _("(none)")

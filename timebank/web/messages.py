@@ -35,6 +35,29 @@ BY_TYPE = {
     "record-already-resolved": N_(
         "This record was already approved, rejected or corrected. Nothing was changed."
     ),
+    "check-in-token-expired": N_(
+        "This code has expired. Scan the code the organiser shows now, or type its 6 digits."
+    ),
+    "check-in-token-foreign": N_("This code is for another activity. Scan the code of this activity."),
+    "check-in-token-invalid": N_(
+        "This code is not right. Scan the organiser's code again, or type its 6 digits."
+    ),
+    "check-in-outside-radius": N_(
+        "Your phone is too far from the place of the activity. Check in when you are there."
+    ),
+    "not-signed-up": N_("You have no place at this activity. Ask the organiser."),
+    "check-in-outside-time": N_(
+        "Check-in is open from an hour before the activity starts to an hour after it ends."
+    ),
+    "activity-cancelled": N_("This activity was cancelled."),
+    "attendance-record-refused": N_(
+        "Your hours could not be recorded (they overlap another record, or pass the daily limit). "
+        "Ask the organiser."
+    ),
+    "signup-closed": N_("Sign-up for this activity is not open now."),
+    "star-level-too-low": N_("This activity needs a higher star level."),
+    "invalid-activity": N_("Some of what you entered is not valid. Please check the times and the place."),
+    "conflict": N_("That cannot be done now. Nothing was changed."),
 }
 GENERAL = N_("That could not be done. Nothing was changed.")
 

@@ -112,6 +112,7 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {
         ("/me/history", i18n.N_("History")),
         ("/me/rewards", i18n.N_("Rewards")),
         ("/me/records", i18n.N_("My service")),
+        ("/me/activities", i18n.N_("Activities")),
         ("/me/give", i18n.N_("Give")),
     ],
     Role.MERCHANT: [
@@ -130,11 +131,13 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {
         ("/staff/operations", i18n.N_("Operations")),
         ("/staff/journal", i18n.N_("Journal")),
         ("/staff/reports", i18n.N_("Reports")),
+        ("/staff/activities", i18n.N_("Activities")),
     ],
     Role.RECORDER: [
         ("/org", i18n.N_("Record service")),
         ("/org/import", i18n.N_("Import a file")),
         ("/org/records", i18n.N_("Our records")),
+        ("/org/activities", i18n.N_("Activities")),
     ],
 }
 

@@ -67,9 +67,29 @@
     });
   }
 
+  // Activities: a check-in form of an activity with a radius (form[data-locate]) asks the
+  // phone where it is and sends lat/lon with it; refused or slow (5 s), it is sent without.
+  function locate() {
+    document.querySelectorAll("form[data-locate]").forEach(function (form) {
+      var asked = false;
+      form.addEventListener("submit", function (event) {
+        if (asked || !navigator.geolocation) return;
+        event.preventDefault();
+        asked = true;
+        function send() { form.submit(); }
+        navigator.geolocation.getCurrentPosition(function (where) {
+          form.querySelector("[name=lat]").value = where.coords.latitude;
+          form.querySelector("[name=lon]").value = where.coords.longitude;
+          send();
+        }, send, { timeout: 5000, maximumAge: 60000 });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     countdowns();
     scanner();
     sendOnce();
+    locate();
   });
 })();
