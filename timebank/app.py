@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from timebank import __version__, edge, errors, logs, schemas
+from timebank.activities import attendance
 from timebank.activities import pages as activity_pages
 from timebank.activities.controllers import ActivityController, MemberActivityController
 from timebank.community import pages as community_pages
@@ -260,6 +261,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     app.state.stamp = with_set  # web.stamp signs with app.state.signer
     app.state.member_standing = standing  # shown on GET /v1/members/{id} (community's route)
     app.state.member_redemptions = redemption_views.member_redemptions  # on the staff's member page
+    app.state.member_activities = attendance.member_activities  # its no-show count, there too
     return app
 
 

@@ -249,3 +249,18 @@ async def test_an_admin_publishes_for_an_organisation(acts: Activities) -> None:
         assert r.headers["location"].startswith("/staff/activities/")
         shown = await admin.get(r.headers["location"])
         assert "植树" in shown.text and "/check-in" in shown.text
+
+
+async def test_the_staff_see_a_members_no_shows_on_the_member_page(acts: Activities) -> None:
+    """Each member's no-show count is visible to staff: on the console's member page."""
+    start = now() - timedelta(hours=3)
+    a = await acts.publish(start, start + timedelta(hours=1))
+    member, key = await acts.volunteer()
+    staff = await _phone(acts, "admin", None, "社工 小陈")
+    async with closing(staff):
+        page = await staff.get(f"/staff/members/{member['id']}")
+        assert page.status_code == 200 and "报名的活动都按时到场了。" in page.text
+        with clock_at(acts.c, start - timedelta(days=2)):
+            assert (await acts.sign_up(a["id"], key)).status_code == 201
+        page = await staff.get(f"/staff/members/{member['id']}")
+        assert 'id="no-shows"' in page.text and "有 1 次报名了活动却未到场。" in page.text

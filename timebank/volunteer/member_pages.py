@@ -20,7 +20,7 @@ yet). The pages live in this package because they read volunteer records and sta
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -93,6 +93,12 @@ def _redemption(x: dict[str, Any]) -> dict[str, Any]:
         "status_words": REDEMPTION_STATUS.get(x["status"], x["status"]),
         "at": _when(x["created_at"]),
     }
+
+
+def _member_activities(request: Request) -> Any:
+    """The activities package's ``member_activities`` (``GET /v1/members/{id}/activities``:
+    sign-ups and the no-show count), handed over like the redemptions; else None."""
+    return getattr(request.app.state, "member_activities", None)
 
 
 def _member_redemptions(request: Request) -> Any:
@@ -247,6 +253,12 @@ class MemberPages(Controller):
                 else await redemptions_of(conn, principal, member_id, None, RECENT)
             )
             residents = await _residents(conn, principal, member_id)
+            activities_of = _member_activities(request)
+            activities = (
+                None
+                if activities_of is None
+                else await activities_of(conn, principal, member_id, datetime.now(UTC), limit=RECENT)
+            )
         context = {
             "member": {
                 "id": str(party.id),
@@ -265,6 +277,7 @@ class MemberPages(Controller):
             "redemptions": None if redemptions_of is None else [_redemption(x) for x in redemptions],
             "more_redemptions": more_redemptions is not None,
             "residents": residents,
+            "no_shows": None if activities is None else activities["no_shows"],
             "default_hours": web.settings(request).sign_in_link_hours,
             "max_hours": links.MAX_HOURS,
             "form": {"display_name": party.display_name, "external_ref": party.external_ref or ""},
