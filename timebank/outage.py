@@ -12,7 +12,8 @@
   however many requests failed in between.
 * ``watch(engine)`` makes an engine heal: a pooled connection found closed at
   checkout (the server restarted) is replaced, and the whole pool with it, before a
-  request uses it; a fresh connection or a good checkout ends the outage.
+  request uses it; a fresh connection (or a checkout of one made since the outage
+  began) ends the outage.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class DatabaseState:
 
     def __init__(self) -> None:
         self.down_since: float | None = None
+        self.down_at = 0.0  # the same moment by the wall clock (pool records keep that)
         self.failures = 0  # requests (or background passes) that failed for it in this outage
 
     @property
@@ -106,7 +108,7 @@ class DatabaseState:
     def failed(self, exc: BaseException) -> None:
         self.failures += 1
         if self.down_since is None:
-            self.down_since = time.monotonic()
+            self.down_since, self.down_at = time.monotonic(), time.time()
             logs.log.error(
                 "database unreachable",
                 error=type(exc).__name__,
@@ -142,7 +144,10 @@ def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         # round trip needed to know. The pool retries with a new connection, and
         # recycles every connection older than now (they are as dead as this one).
         raise sa_exc.InvalidatePoolError("pooled connection found closed")
-    if STATE.down:
+    # A connection made before the outage began proves nothing yet: after the postmaster
+    # is killed its old backends may hold their sockets a moment longer, so it can look
+    # alive and fail at its first query. One made since (it connected) does.
+    if STATE.down and record.starttime >= STATE.down_at:
         STATE.ok()
 
 
