@@ -32,6 +32,7 @@ from timebank.community.controllers import (
 from timebank.core.access import PUBLIC
 from timebank.core.settings import Settings, get_settings
 from timebank.db import create_engine
+from timebank.districts.controllers import CommunityDistrictController, CrossingController, DistrictController
 from timebank.health import HealthController
 from timebank.jobs import pages as operations_pages
 from timebank.jobs.controllers import JobController
@@ -87,6 +88,9 @@ ROUTES: list[ControllerRouterHandler] = [
     OrganisationController,
     MerchantController,
     ApiKeyController,
+    DistrictController,
+    CommunityDistrictController,
+    CrossingController,
     TransactionController,
     AccountController,
     LogController,

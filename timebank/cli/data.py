@@ -148,6 +148,86 @@ def community_create(name: str, timezone: str, staff_name: str, staff_login: str
     )
 
 
+@main.group()
+def district() -> None:
+    """Districts (街道/区): communities that cross hours and points through a clearing ledger."""
+
+
+@district.command("create")
+@click.option("--name", required=True, help="The district's name, e.g. 华锦街道.")
+@click.option("--timezone", default="Asia/Shanghai", show_default=True)
+@click.option(
+    "--hour-limit",
+    default=6000,
+    show_default=True,
+    type=click.IntRange(0, 10**12),
+    help="Each joining community's limit on its HOUR position, in minutes (changeable per community).",
+)
+@click.option(
+    "--point-limit",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(0, 10**12),
+    help="Each joining community's limit on its POINT position (changeable per community).",
+)
+@click.option(
+    "--staff-name", default="街道管理员", show_default=True, help="The first district admin's name."
+)
+@click.option(
+    "--staff-login", default=None, help="The first district admin's login (default: district-<id[:8]>)."
+)
+def district_create(
+    name: str, timezone: str, hour_limit: int, point_limit: int, staff_name: str, staff_login: str | None
+) -> None:
+    """Create a district; prints its id, first district admin key and a one-time sign-in link
+    for its first district admin. Communities then join by both sides' consent
+    (POST /v1/district/communities and POST /v1/community/district)."""
+    from timebank.core.access import Principal
+    from timebank.core.problems import DomainError
+    from timebank.core.roles import Role
+    from timebank.districts.service import create_district
+    from timebank.people import accounts, links
+
+    url = database()
+    db.upgrade(url)
+    settings = get_settings()
+
+    async def run() -> dict[str, Any]:
+        async with open_engine(url) as engine, engine.begin() as conn:
+            created = await create_district(conn, name, timezone, hour_limit, point_limit)
+            district_id = uuid.UUID(created["district_id"])
+            admin = Principal(uuid.UUID(created["admin_key_id"]), district_id, Role.DISTRICT_ADMIN, None)
+            staff = await accounts.create_person(
+                conn,
+                admin,
+                role=Role.DISTRICT_ADMIN.value,
+                subject_id=None,
+                display_name=staff_name,
+                login=staff_login or f"district-{created['district_id'][:8]}",
+                password=None,
+            )
+            link = await links.issue_link(conn, admin, uuid.UUID(staff["id"]), settings.sign_in_link_hours)
+            return {**created, "staff": staff, "link": link}
+
+    try:
+        created = asyncio.run(run())
+    except DomainError as err:
+        raise click.UsageError(err.detail) from None
+    base = (settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    emit(
+        {
+            "district_id": created["district_id"],
+            "admin_key": created["admin_key"],
+            "staff": {
+                "name": created["staff"]["display_name"],
+                "login": created["staff"]["login"],
+                "sign_in_link": base + created["link"]["path"],
+                "link_expires_at": created["link"]["expires_at"],
+            },
+        }
+    )
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit(as_json: bool) -> None:

@@ -180,7 +180,7 @@ class ApiKeyController(Controller):
 
     @post(
         "/",
-        opt=access(Role.ADMIN),
+        opt=access(Role.ADMIN, Role.DISTRICT_ADMIN),
         status_code=201,
         request_max_body_size=schemas.JSON_BODY_MAX,
         responses=problems(404, 413),
@@ -195,9 +195,9 @@ class ApiKeyController(Controller):
 
     @get(
         "/",
-        opt=access(Role.ADMIN, Role.AUDITOR),
+        opt=access(Role.ADMIN, Role.AUDITOR, Role.DISTRICT_ADMIN),
         responses=problems(),
-        summary="List the community's API keys (never the keys themselves)",
+        summary="List the community's (or district's) API keys (never the keys themselves)",
     )
     async def list_(self, request: Request) -> Response[schemas.ApiKeyList]:
         async with web.engine(request).connect() as conn:
@@ -205,7 +205,7 @@ class ApiKeyController(Controller):
 
     @delete(
         "/{key_id:uuid}",
-        opt=access(Role.ADMIN),
+        opt=access(Role.ADMIN, Role.DISTRICT_ADMIN),
         status_code=204,
         responses=problems(404, 409),
         summary="Revoke an API key",

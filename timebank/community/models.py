@@ -24,6 +24,7 @@ class Community(SQLModel, table=True):
     name: str = text_column()
     timezone: str = text_column(default="Asia/Shanghai")
     created_at: datetime = created_column()
+    kind: str = text_column(default="community")  # or 'district': a district's own ledger (0011)
 
 
 class Party(SQLModel, table=True):

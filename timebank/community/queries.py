@@ -34,8 +34,16 @@ async def community_by_id(conn: AsyncConnection, community_id: uuid.UUID) -> Row
 
 
 async def all_communities(conn: AsyncConnection) -> list[Row[Any]]:
-    """Every community's id and time zone, by id (the scheduled jobs run per community)."""
-    return list((await conn.execute(select(Community.id, Community.timezone).order_by(Community.id))).all())
+    """Every community's id and time zone, by id (the scheduled jobs run per community;
+    a district's ledger has no members, policy or activities, so it is not among them)."""
+    stmt = select(Community.id, Community.timezone).where(Community.kind == "community").order_by(Community.id)
+    return list((await conn.execute(stmt)).all())
+
+
+async def ledger_kind(conn: AsyncConnection, community_id: uuid.UUID) -> str | None:
+    """'community' or 'district' (whose own ledger it is), None when there is none."""
+    stmt = select(Community.kind).where(Community.id == community_id)
+    return (await conn.execute(stmt)).scalar_one_or_none()
 
 
 # --- parties ---------------------------------------------------------------------------
@@ -180,7 +188,11 @@ async def lock_active_admin_keys(conn: AsyncConnection, community_id: uuid.UUID)
     """Lock the community's unrevoked admin keys (in id order) and answer their ids."""
     stmt = (
         select(ApiKey.id)
-        .where(ApiKey.community_id == community_id, ApiKey.role == "admin", ApiKey.revoked_at.is_(None))
+        .where(
+            ApiKey.community_id == community_id,
+            ApiKey.role.in_(["admin", "district_admin"]),
+            ApiKey.revoked_at.is_(None),
+        )
         .order_by(ApiKey.id)
         .with_for_update()
     )

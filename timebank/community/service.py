@@ -20,7 +20,7 @@ from timebank.community import queries
 from timebank.core.access import Principal, new_api_key
 from timebank.core.clock import rfc3339
 from timebank.core.problems import BadRequest, DuplicateExternalRef, Forbidden, LastAdminKey, NotFound, a
-from timebank.core.roles import ROLE_SUBJECT_KIND, PartyKind, Role
+from timebank.core.roles import ADMIN_ROLES, ROLE_SUBJECT_KIND, ROLES_OF_LEDGER, PartyKind, Role
 from timebank.core.terms import Asset, SystemRole
 from timebank.ledger import queries as ledger_queries
 
@@ -49,15 +49,16 @@ async def create_community(
             await ledger_queries.open_account(
                 conn, community_id, asset.value, guarded=guarded, system_role=role.value
             )
-    key = await _insert_key(conn, community_id, Role.ADMIN, None, "first admin key", None)
+    key = await insert_key(conn, community_id, Role.ADMIN, None, "first admin key", None)
     return {"community_id": str(community_id), "admin_key": key["key"], "admin_key_id": key["id"]}
 
 
 async def community_view(conn: AsyncConnection, community_id: uuid.UUID) -> dict[str, Any]:
     community = await queries.community_by_id(conn, community_id)
-    accounts: dict[str, dict[str, str]] = {role.value: {} for role in SystemRole}
+    # issuance, expired and fund always; clearing once the community joined a district
+    accounts: dict[str, dict[str, str]] = {role.value: {} for role in SYSTEM_ACCOUNT_GUARDED}
     for row in await ledger_queries.system_accounts(conn, community_id):
-        accounts[row.system_role][row.asset] = str(row.id)
+        accounts.setdefault(row.system_role, {})[row.asset] = str(row.id)
     return {
         "id": str(community.id),
         "name": community.name,
@@ -208,7 +209,7 @@ async def update_party(
 # --- API keys --------------------------------------------------------------------------
 
 
-async def _insert_key(
+async def insert_key(
     conn: AsyncConnection,
     community_id: uuid.UUID,
     role: Role,
@@ -249,6 +250,12 @@ async def checked_role(
         role_ = Role(role)
     except ValueError:
         raise BadRequest(f"role is one of {', '.join(r.value for r in Role)}") from None
+    if role_ not in ROLES_OF_LEDGER[await queries.ledger_kind(conn, community_id) or "community"]:
+        raise BadRequest(
+            f"a district gives out {Role.DISTRICT_ADMIN.value} roles only"
+            if role_ is not Role.DISTRICT_ADMIN
+            else f"{a(Role.DISTRICT_ADMIN.value)} belongs to a district, not a community"
+        )
     wanted_kind = ROLE_SUBJECT_KIND[role_]
     if wanted_kind is None:
         if subject_id is not None:
@@ -276,7 +283,7 @@ async def issue_key(
     # (the console) acts with their own id, which is no key: then it stays empty.
     by_key = await queries.key_in_community(conn, principal.community_id, principal.key_id)
     created_by = principal.key_id if by_key is not None else None
-    return await _insert_key(conn, principal.community_id, role_, subject_id, label, created_by)
+    return await insert_key(conn, principal.community_id, role_, subject_id, label, created_by)
 
 
 async def list_keys(conn: AsyncConnection, principal: Principal) -> list[dict[str, Any]]:
@@ -296,7 +303,7 @@ async def list_keys(conn: AsyncConnection, principal: Principal) -> list[dict[st
 
 
 async def revoke_key(conn: AsyncConnection, principal: Principal, key_id: uuid.UUID) -> None:
-    if not principal.is_admin:
+    if principal.role not in ADMIN_ROLES:
         raise Forbidden("only an admin may revoke keys")
     # Lock the community's admin keys first so two revocations cannot both pass the check.
     admins = await queries.lock_active_admin_keys(conn, principal.community_id)
@@ -305,6 +312,6 @@ async def revoke_key(conn: AsyncConnection, principal: Principal, key_id: uuid.U
         raise NotFound(f"api key {key_id} not found")
     if row.revoked_at is not None:
         return  # revoking twice is the same as once
-    if row.role == Role.ADMIN and len(admins) <= 1:
+    if row.role in ADMIN_ROLES and len(admins) <= 1:
         raise LastAdminKey("issue another admin key before revoking the last one")
     await queries.revoke_key(conn, key_id)

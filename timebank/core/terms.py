@@ -18,6 +18,8 @@ class SystemRole(StrEnum):
     ISSUANCE = "issuance"  # where new hours and points come from; may go negative
     EXPIRED = "expired"  # sink for expired points
     FUND = "fund"  # community fund, donations
+    CLEARING = "clearing"  # a district member's: value that crossed out (credit) and in (debit)
+    EXCHANGE = "exchange"  # a district's: where rate differences and settlements balance
 
 
 class Kind(StrEnum):
@@ -28,6 +30,8 @@ class Kind(StrEnum):
     EXPIRY = "expiry"
     REVERSAL = "reversal"
     ADJUSTMENT = "adjustment"
+    CROSSING = "crossing"  # one of the three parts of a crossing between communities
+    SETTLEMENT = "settlement"  # a district's settlement, and its part in each community
 
 
 class Phase(StrEnum):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -87,6 +88,67 @@ async def post(
         claim.used = True
     tx.update(timeout_at=row["timeout_at"], created_at=row["created_at"], seq=row["seq"])
     return transaction_view(tx, legs)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One ledger transaction of several that commit together (``post_together``)."""
+
+    community_id: uuid.UUID
+    kind: Kind
+    legs: Sequence[Leg]
+    principal_id: uuid.UUID | None = None
+    memo: str | None = None
+    reason: str | None = None
+    claim: Claim | None = None
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    # a part may post a hold of its ledger (phase POST, with the hold's id), e.g. a
+    # redemption across communities whose points were held at home
+    phase: Phase = Phase.POSTED
+    pending_id: uuid.UUID | None = None
+
+
+async def post_together(conn: AsyncConnection, parts: Sequence[Part]) -> list[dict[str, Any]]:
+    """Post several balanced transactions, possibly in different ledgers, all or none.
+
+    One ``ledger_post_batch`` call: every account of every part is locked first, in one
+    id order, so two such posts never deadlock whatever ledgers they touch. Runs in
+    the caller's database transaction (which it requires), so a part that fails makes
+    the caller roll back the parts before it: the first failure is raised (a replayed
+    claim as ``KeyAlreadyUsed``), and nothing of the others may be committed.
+    """
+    assert conn.in_transaction(), "post_together needs the caller's database transaction"
+    assert 1 <= len(parts) <= 100  # a crossing is 3; a settlement 1 + its communities
+    txs = []
+    requests = []
+    for part in parts:
+        if part.memo is not None and len(part.memo) > MAX_MEMO:
+            raise BadRequest(f"memo is at most {MAX_MEMO} characters")
+        tx = {
+            "id": part.id,
+            "community_id": part.community_id,
+            "kind": part.kind.value,
+            "phase": part.phase.value,
+            "memo": part.memo,
+            "pending_id": part.pending_id,
+            "reverses_id": None,
+            "reason": part.reason,
+        }
+        txs.append(tx)
+        requests.append(_request(tx, part.principal_id, part.claim, None, part.legs))
+    rows = await post_batch(await driver(conn), requests)
+    for row in rows:
+        if row["code"] == "replay":
+            raise KeyAlreadyUsed()
+        if row["code"] != "ok":
+            raise _rejection(row["code"], row["detail"])
+    views = []
+    for part, tx, row in zip(parts, txs, rows, strict=True):
+        if part.claim is not None:
+            part.claim.used = True
+        tx.update(timeout_at=None, created_at=row["created_at"], seq=row["seq"])
+        views.append(transaction_view(tx, part.legs))
+    return views
 
 
 def _request(

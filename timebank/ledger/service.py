@@ -3,7 +3,8 @@
 The code lives in focused modules; this module only names what other packages use:
 
 * ``legs``: the shape of a movement (``Leg``, ``Movement``, ``legs_of``, ``Claim``, limits);
-* ``movement``: ``post``, the one way value moves (through ``ledger_post``, ``posting.py``);
+* ``movement``: ``post``, the one way value moves (through ``ledger_post``, ``posting.py``),
+  and ``post_together``: several transactions, in several ledgers, all or none;
 * ``transfers``: client transfers and who may make them;
 * ``holds``: resolving holds, reversals, expiring timed-out holds;
 * ``accounts``, ``transactions``: reading them as a key may see them;
@@ -29,7 +30,7 @@ from timebank.ledger.accounts import (
 from timebank.ledger.holds import expire_holds, resolve_hold, reverse
 from timebank.ledger.journal import JournalQuery, journal_page, journal_transaction
 from timebank.ledger.legs import MAX_AMOUNT, MAX_LEGS, MAX_MEMO, Claim, KeyAlreadyUsed, Leg, Movement, legs_of
-from timebank.ledger.movement import post
+from timebank.ledger.movement import Part, post, post_together
 from timebank.ledger.transactions import created_view, get_transaction
 from timebank.ledger.transfers import CLIENT_KINDS, transfer
 from timebank.ledger.views import account_view, balance_view, entry_order, status_of, transaction_view
@@ -48,6 +49,7 @@ __all__ = [
     "Layer",
     "Leg",
     "Movement",
+    "Part",
     "Phase",
     "account_view",
     "balance_view",
@@ -64,6 +66,7 @@ __all__ = [
     "load_accounts",
     "may_read_account",
     "post",
+    "post_together",
     "resolve_hold",
     "reverse",
     "set_credit_limit",

@@ -1,0 +1,260 @@
+"""Districts and crossing (通存通兑), family links and acting for a relative.
+
+* A district is a ledger of its own: a ``communities`` row of ``kind = 'district'``,
+  so it has accounts, transactions, receipts and a transparency log exactly like a
+  community (one ledger code path, one log code path). Its parties are its member
+  communities (``parties.kind = 'community'``), each with an HOUR and a POINT account
+  whose balance (credits − debits) is the community's **position**, bounded both
+  ways by the community's limit (``district_members.*_limit``, a trust line). Its
+  ``exchange`` system account is where rate differences and settlements balance.
+* A member community has a ``clearing`` system account per asset: value leaving the
+  community is credited to it, value arriving is debited from it, so its balance
+  (debits − credits) always equals the community's position in the district.
+* ``district_members``: a community joins by consent of both sides (either may ask
+  first); once both agreed, it is joined (its district party and accounts exist).
+* ``district_rates``: how many points of one community are worth how many of the
+  other's (per unordered pair, so a round trip can never gain; default 1:1).
+* ``crossings``: one row per crossing naming its three transactions (append-only).
+* ``district_settlements``: proposed by a district admin, approved by another (four
+  eyes); the approved lines are posted as one district transaction and one
+  transaction per community, named by ``settlement_parts``.
+* ``family_links``, ``family_grants``, ``proxy_actions``: relatives (or a carer)
+  linked with both members' consent and a staff confirmation; what each lets the
+  other do for them; every action done for someone, by whom.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-11-30
+"""
+
+from timebank.migrations.helpers import run_script
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+SCHEMA = r"""
+ALTER TABLE communities ADD COLUMN kind text NOT NULL DEFAULT 'community'
+    CHECK (kind IN ('community', 'district'));
+
+ALTER TABLE parties DROP CONSTRAINT parties_kind_check;
+ALTER TABLE parties ADD CONSTRAINT parties_kind_check
+    CHECK (kind IN ('member', 'organisation', 'merchant', 'community'));
+
+ALTER TABLE accounts DROP CONSTRAINT accounts_system_role_check;
+ALTER TABLE accounts ADD CONSTRAINT accounts_system_role_check
+    CHECK (system_role IN ('issuance', 'expired', 'fund', 'clearing', 'exchange'));
+
+ALTER TABLE transactions DROP CONSTRAINT transactions_kind_check;
+ALTER TABLE transactions ADD CONSTRAINT transactions_kind_check
+    CHECK (kind IN ('service_credit', 'transfer', 'donation', 'redemption', 'expiry', 'reversal', 'adjustment',
+                    'crossing', 'settlement'));
+
+ALTER TABLE api_keys DROP CONSTRAINT api_keys_role_check;
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_role_check
+    CHECK (role IN ('admin', 'recorder', 'merchant', 'resident', 'auditor', 'district_admin'));
+ALTER TABLE api_keys DROP CONSTRAINT api_keys_subject;
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_subject
+    CHECK ((role IN ('admin', 'district_admin')) = (subject_id IS NULL));
+ALTER TABLE people DROP CONSTRAINT people_role_check;
+ALTER TABLE people ADD CONSTRAINT people_role_check
+    CHECK (role IN ('admin', 'recorder', 'merchant', 'resident', 'auditor', 'district_admin'));
+ALTER TABLE people DROP CONSTRAINT people_subject;
+ALTER TABLE people ADD CONSTRAINT people_subject
+    CHECK ((role IN ('admin', 'district_admin')) = (subject_id IS NULL));
+
+CREATE TABLE districts (
+    id                  uuid PRIMARY KEY REFERENCES communities (id),
+    -- the trust line a joining community starts with, per asset (minutes, points)
+    default_hour_limit  bigint NOT NULL CHECK (default_hour_limit BETWEEN 0 AND 1000000000000),
+    default_point_limit bigint NOT NULL CHECK (default_point_limit BETWEEN 0 AND 1000000000000)
+);
+
+CREATE TABLE district_members (
+    district_id          uuid NOT NULL REFERENCES districts (id),
+    community_id         uuid NOT NULL UNIQUE REFERENCES communities (id),  -- one district at most
+    district_consent_at  timestamptz,
+    community_consent_at timestamptz,
+    party_id             uuid UNIQUE,  -- the community's party in the district's ledger, once joined
+    joined_at            timestamptz,
+    -- the trust line per asset: how far the position may go below or above zero
+    -- (held by the crossing under the locks of the accounts it moves)
+    hour_limit           bigint NOT NULL DEFAULT 0 CHECK (hour_limit BETWEEN 0 AND 1000000000000),
+    point_limit          bigint NOT NULL DEFAULT 0 CHECK (point_limit BETWEEN 0 AND 1000000000000),
+    PRIMARY KEY (district_id, community_id),
+    FOREIGN KEY (party_id, district_id) REFERENCES parties (id, community_id),
+    CONSTRAINT district_members_joined CHECK ((joined_at IS NULL) = (party_id IS NULL)),
+    CONSTRAINT district_members_consent CHECK (
+        joined_at IS NULL OR (district_consent_at IS NOT NULL AND community_consent_at IS NOT NULL)),
+    CONSTRAINT district_members_not_itself CHECK (district_id <> community_id)
+);
+
+CREATE TABLE district_rates (
+    district_id  uuid NOT NULL REFERENCES districts (id),
+    community_a  uuid NOT NULL REFERENCES communities (id),
+    community_b  uuid NOT NULL REFERENCES communities (id),
+    -- a_points of community_a's points are worth b_points of community_b's
+    a_points     integer NOT NULL CHECK (a_points BETWEEN 1 AND 1000000),
+    b_points     integer NOT NULL CHECK (b_points BETWEEN 1 AND 1000000),
+    set_by       uuid NOT NULL,
+    set_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (district_id, community_a, community_b),
+    CONSTRAINT district_rates_ordered CHECK (community_a < community_b)
+);
+
+CREATE TABLE crossings (
+    id                      uuid PRIMARY KEY,
+    district_id             uuid NOT NULL REFERENCES districts (id),
+    asset                   text NOT NULL CHECK (asset IN ('HOUR', 'POINT')),
+    from_community_id       uuid NOT NULL REFERENCES communities (id),
+    from_account_id         uuid NOT NULL REFERENCES accounts (id),
+    from_transaction_id     uuid NOT NULL UNIQUE REFERENCES transactions (id),
+    district_transaction_id uuid NOT NULL UNIQUE REFERENCES transactions (id),
+    to_community_id         uuid NOT NULL REFERENCES communities (id),
+    to_account_id           uuid NOT NULL REFERENCES accounts (id),
+    to_transaction_id       uuid NOT NULL UNIQUE REFERENCES transactions (id),
+    amount_requested        bigint NOT NULL CHECK (amount_requested > 0),
+    amount_sent             bigint NOT NULL CHECK (amount_sent BETWEEN 1 AND amount_requested),
+    amount_received         bigint NOT NULL CHECK (amount_received > 0),
+    rate_from               integer NOT NULL CHECK (rate_from > 0),
+    rate_to                 integer NOT NULL CHECK (rate_to > 0),
+    -- the member a relative or carer acted for (the sender), when not the sender's own key
+    acted_for               uuid,
+    principal_id            uuid,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT crossings_between CHECK (from_community_id <> to_community_id),
+    -- never more out than in: received * rate_from <= sent * rate_to
+    CONSTRAINT crossings_never_create CHECK (amount_received::numeric * rate_from <= amount_sent::numeric * rate_to),
+    CONSTRAINT crossings_hours_one_to_one CHECK (
+        asset <> 'HOUR' OR (amount_sent = amount_received AND rate_from = 1 AND rate_to = 1))
+);
+CREATE INDEX crossings_district ON crossings (district_id, created_at);
+CREATE INDEX crossings_from ON crossings (from_community_id, created_at);
+CREATE INDEX crossings_to ON crossings (to_community_id, created_at);
+CREATE TRIGGER crossings_append_only BEFORE UPDATE OR DELETE ON crossings
+    FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
+
+CREATE TABLE district_settlements (
+    id                      uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    district_id             uuid NOT NULL REFERENCES districts (id),
+    period_from             timestamptz NOT NULL,
+    period_to               timestamptz NOT NULL,
+    -- [{community_id, asset, amount}]: amount is the position settled (signed)
+    lines                   jsonb NOT NULL,
+    proposed_by             uuid NOT NULL,
+    proposed_at             timestamptz NOT NULL DEFAULT now(),
+    approved_by             uuid,
+    approved_at             timestamptz,
+    cancelled_by            uuid,
+    cancelled_at            timestamptz,
+    district_transaction_id uuid UNIQUE REFERENCES transactions (id),
+    CONSTRAINT settlements_period CHECK (period_from < period_to),
+    CONSTRAINT settlements_four_eyes CHECK (approved_by IS NULL OR approved_by <> proposed_by),
+    CONSTRAINT settlements_once CHECK (approved_at IS NULL OR cancelled_at IS NULL),
+    CONSTRAINT settlements_posted CHECK ((approved_at IS NULL) = (district_transaction_id IS NULL))
+);
+CREATE INDEX district_settlements_district ON district_settlements (district_id, proposed_at);
+-- at most one open proposal per district: approve or cancel it before the next
+CREATE UNIQUE INDEX district_settlements_one_open ON district_settlements (district_id)
+    WHERE approved_at IS NULL AND cancelled_at IS NULL;
+
+CREATE TABLE settlement_parts (
+    settlement_id  uuid NOT NULL REFERENCES district_settlements (id),
+    community_id   uuid NOT NULL REFERENCES communities (id),
+    transaction_id uuid NOT NULL UNIQUE REFERENCES transactions (id),
+    PRIMARY KEY (settlement_id, community_id)
+);
+CREATE TRIGGER settlement_parts_append_only BEFORE UPDATE OR DELETE ON settlement_parts
+    FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
+
+CREATE TABLE family_links (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    member_a        uuid NOT NULL,  -- who asked (made the family code)
+    community_a     uuid NOT NULL,
+    member_b        uuid,           -- who answered with the code (their consent)
+    community_b     uuid,
+    relation        text NOT NULL CHECK (relation IN ('parent', 'child', 'spouse', 'sibling', 'grandparent',
+                                                      'grandchild', 'relative', 'carer')),
+    -- the one-time family code (亲情码) member_a gives the relative: only its hash is kept
+    code_hash       bytea UNIQUE,
+    code_expires_at timestamptz NOT NULL,
+    a_consent_at    timestamptz NOT NULL DEFAULT now(),
+    b_consent_at    timestamptz,
+    confirmed_at    timestamptz,
+    confirmed_by    uuid,
+    ended_at        timestamptz,
+    ended_by        uuid,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    FOREIGN KEY (member_a, community_a) REFERENCES parties (id, community_id),
+    FOREIGN KEY (member_b, community_b) REFERENCES parties (id, community_id),
+    CONSTRAINT family_links_two_people CHECK (member_a <> member_b),
+    CONSTRAINT family_links_answered CHECK ((member_b IS NULL) = (b_consent_at IS NULL)
+                                            AND (member_b IS NULL) = (community_b IS NULL)),
+    CONSTRAINT family_links_confirmed_after_consent CHECK (confirmed_at IS NULL OR b_consent_at IS NOT NULL),
+    CONSTRAINT family_links_confirmer CHECK ((confirmed_at IS NULL) = (confirmed_by IS NULL))
+);
+-- one live link per pair, whoever asked
+CREATE UNIQUE INDEX family_links_pair ON family_links (least(member_a, member_b), greatest(member_a, member_b))
+    WHERE ended_at IS NULL AND member_b IS NOT NULL;
+CREATE INDEX family_links_a ON family_links (member_a);
+CREATE INDEX family_links_b ON family_links (member_b);
+
+CREATE TABLE family_grants (
+    link_id     uuid NOT NULL REFERENCES family_links (id),
+    grantor     uuid NOT NULL,  -- the member who lets the other act for them
+    action      text NOT NULL CHECK (action IN ('view', 'redeem', 'give')),
+    granted_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz,
+    PRIMARY KEY (link_id, grantor, action)
+);
+
+CREATE TABLE proxy_actions (
+    id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    link_id            uuid NOT NULL REFERENCES family_links (id),
+    actor_member_id    uuid NOT NULL,
+    actor_community_id uuid NOT NULL,
+    for_member_id      uuid NOT NULL,
+    for_community_id   uuid NOT NULL,
+    action             text NOT NULL CHECK (action IN ('view', 'redeem', 'give')),
+    detail             jsonb NOT NULL DEFAULT '{}'::jsonb,
+    transaction_id     uuid,
+    created_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX proxy_actions_for ON proxy_actions (for_member_id, created_at);
+CREATE INDEX proxy_actions_actor ON proxy_actions (actor_member_id, created_at);
+CREATE TRIGGER proxy_actions_append_only BEFORE UPDATE OR DELETE ON proxy_actions
+    FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
+"""
+
+DROP = r"""
+DROP TABLE IF EXISTS proxy_actions, family_grants, family_links, settlement_parts, district_settlements,
+    crossings, district_rates, district_members, districts;
+ALTER TABLE people DROP CONSTRAINT people_subject;
+ALTER TABLE people ADD CONSTRAINT people_subject CHECK ((role = 'admin') = (subject_id IS NULL));
+ALTER TABLE people DROP CONSTRAINT people_role_check;
+ALTER TABLE people ADD CONSTRAINT people_role_check
+    CHECK (role IN ('admin', 'recorder', 'merchant', 'resident', 'auditor'));
+ALTER TABLE api_keys DROP CONSTRAINT api_keys_subject;
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_subject CHECK ((role = 'admin') = (subject_id IS NULL));
+ALTER TABLE api_keys DROP CONSTRAINT api_keys_role_check;
+ALTER TABLE api_keys ADD CONSTRAINT api_keys_role_check
+    CHECK (role IN ('admin', 'recorder', 'merchant', 'resident', 'auditor'));
+ALTER TABLE transactions DROP CONSTRAINT transactions_kind_check;
+ALTER TABLE transactions ADD CONSTRAINT transactions_kind_check
+    CHECK (kind IN ('service_credit', 'transfer', 'donation', 'redemption', 'expiry', 'reversal', 'adjustment'));
+ALTER TABLE accounts DROP CONSTRAINT accounts_system_role_check;
+ALTER TABLE accounts ADD CONSTRAINT accounts_system_role_check
+    CHECK (system_role IN ('issuance', 'expired', 'fund'));
+ALTER TABLE parties DROP CONSTRAINT parties_kind_check;
+ALTER TABLE parties ADD CONSTRAINT parties_kind_check CHECK (kind IN ('member', 'organisation', 'merchant'));
+ALTER TABLE communities DROP COLUMN kind;
+"""
+
+
+def upgrade() -> None:
+    run_script(SCHEMA)
+
+
+def downgrade() -> None:
+    run_script(DROP)
