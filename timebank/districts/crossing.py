@@ -30,7 +30,7 @@ from timebank.core.clock import rfc3339
 from timebank.core.cursors import after_time_id, time_id_cursor
 from timebank.core.problems import BadRequest, DomainError, Forbidden, NotFound
 from timebank.core.roles import PartyKind, Role
-from timebank.core.terms import Asset, Direction, Kind, Layer, SystemRole
+from timebank.core.terms import Asset, Direction, Kind, Layer, Phase, SystemRole
 from timebank.districts import queries, reference
 from timebank.districts.service import points_rate
 from timebank.ledger import service as ledger
@@ -111,6 +111,43 @@ async def cross(
     if request.memo is not None and len(request.memo) > MAX_MEMO:
         raise BadRequest(f"memo is at most {MAX_MEMO} characters")
     home, there = principal.community_id, request.to_community_id
+    route = await route_between(conn, home, there)
+    sender = await _sender_account(conn, principal, request, acted_for)
+    recipient = await _recipient_account(conn, there, request)
+    rate_from, rate_to = await route.rate(conn, request.asset)
+    amt = amounts(request.asset, request.amount, rate_from, rate_to)
+    row = await post_crossing(
+        conn,
+        route,
+        request.asset,
+        amt,
+        sender_account=sender.id,
+        recipient_account=recipient.id,
+        principal_id=principal.key_id,
+        memo=request.memo,
+        claim=claim,
+        acted_for=acted_for,
+    )
+    return crossing_view(row, request.memo)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Two communities of one district, with their memberships (limits)."""
+
+    district_id: uuid.UUID
+    home: Any  # district_members rows
+    there: Any
+
+    async def rate(self, conn: AsyncConnection, asset: Asset) -> tuple[int, int]:
+        """(home's units, there's units) worth each other: 1:1 for hours."""
+        if asset is Asset.HOUR:
+            return 1, 1
+        return await points_rate(conn, self.district_id, self.home.community_id, self.there.community_id)
+
+
+async def route_between(conn: AsyncConnection, home: uuid.UUID, there: uuid.UUID) -> Route:
+    """The route from ``home`` to ``there``, or NotInDistrict."""
     if home == there:
         raise BadRequest("the recipient is in this community: make a transfer instead")
     members = await queries.memberships(conn, [home, there])
@@ -119,35 +156,53 @@ async def cross(
         raise NotInDistrict("this community has not joined a district")
     if theirs is None or theirs.joined_at is None or theirs.district_id != mine.district_id:
         raise NotInDistrict(f"community {there} is not in this community's district")
-    district_id = mine.district_id
+    return Route(mine.district_id, mine, theirs)
 
-    sender = await _sender_account(conn, principal, request, acted_for)
-    recipient = await _recipient_account(conn, there, request)
-    rate_from, rate_to = (
-        (1, 1) if request.asset is Asset.HOUR else await points_rate(conn, district_id, home, there)
-    )
-    amt = amounts(request.asset, request.amount, rate_from, rate_to)
 
+async def post_crossing(
+    conn: AsyncConnection,
+    route: Route,
+    asset: Asset,
+    amt: Amounts,
+    *,
+    sender_account: uuid.UUID,
+    recipient_account: uuid.UUID,
+    principal_id: uuid.UUID | None,
+    memo: str | None,
+    claim: Claim | None,
+    acted_for: uuid.UUID | None = None,
+    kind: Kind = Kind.CROSSING,
+    held: uuid.UUID | None = None,
+) -> Any:
+    """Lock, check the limits, post the three parts together and record the crossing.
+
+    ``held``: the sending part posts this pending hold of the home ledger (which moved
+    ``amt.sent`` from the sender to home's clearing account), e.g. a redemption at
+    another community's merchant; otherwise it moves the value itself. The crossing
+    row is returned; nothing is written if anything is refused.
+    """
+    home, there, district_id = route.home.community_id, route.there.community_id, route.district_id
     positions = await queries.position_accounts(conn, district_id)
-    pos_from = positions[(home, request.asset.value)]
-    pos_to = positions[(there, request.asset.value)]
-    clearing_from = await ledger_system_account(conn, home, SystemRole.CLEARING, request.asset)
-    clearing_to = await ledger_system_account(conn, there, SystemRole.CLEARING, request.asset)
-    exchange = await ledger_system_account(conn, district_id, SystemRole.EXCHANGE, request.asset)
+    pos_from = positions[(home, asset.value)]
+    pos_to = positions[(there, asset.value)]
+    clearing_from = await ledger_system_account(conn, home, SystemRole.CLEARING, asset)
+    clearing_to = await ledger_system_account(conn, there, SystemRole.CLEARING, asset)
+    exchange = await ledger_system_account(conn, district_id, SystemRole.EXCHANGE, asset)
 
     # Every account of the three parts, locked in id order before anything is read for
     # the limits: the order ledger_post_batch locks in too, so no two postings deadlock.
     locked = await queries.lock_accounts(
-        conn, [sender.id, clearing_from, pos_from.id, pos_to.id, exchange, clearing_to, recipient.id]
+        conn,
+        [sender_account, clearing_from, pos_from.id, pos_to.id, exchange, clearing_to, recipient_account],
     )
-    _check_limit(locked[pos_from.id], -amt.sent, mine.hour_limit, mine.point_limit, request.asset, home)
-    _check_limit(locked[pos_to.id], amt.received, theirs.hour_limit, theirs.point_limit, request.asset, there)
+    _check_limit(locked[pos_from.id], -amt.sent, route.home, asset)
+    _check_limit(locked[pos_to.id], amt.received, route.there, asset)
 
     crossing_id, out_id, district_tx_id, in_id = (uuid.uuid4() for _ in range(4))
     reason = reference.crossing_reason(
         reference.CrossingRef(
             crossing_id,
-            request.asset.value,
+            asset.value,
             home,
             out_id,
             district_id,
@@ -161,32 +216,60 @@ async def cross(
             amt.received,
         )
     )
-    legs_out = _move(sender.id, clearing_from, request.asset, amt.sent)
-    legs_district = _district_legs(pos_from.id, pos_to.id, exchange, request.asset, amt)
-    legs_in = _move(clearing_to, recipient.id, request.asset, amt.received)
+    legs_out = _move(sender_account, clearing_from, asset, amt.sent)
+    if held is not None:  # release what the hold reserved, post it
+        legs_out = [
+            Leg(leg.account_id, leg.asset, leg.direction, Layer.RELEASE, leg.amount) for leg in legs_out
+        ] + legs_out
+    out = ledger.Part(home, kind, legs_out, principal_id, memo, reason, claim, id=out_id)
+    if held is not None:
+        out = ledger.Part(
+            home,
+            kind,
+            legs_out,
+            principal_id,
+            memo,
+            reason,
+            claim,
+            id=out_id,
+            phase=Phase.POST,
+            pending_id=held,
+        )
     await ledger.post_together(
         conn,
         [
+            out,
             ledger.Part(
-                home, Kind.CROSSING, legs_out, principal.key_id, request.memo, reason, claim, id=out_id
+                district_id,
+                Kind.CROSSING,
+                _district_legs(pos_from.id, pos_to.id, exchange, asset, amt),
+                principal_id,
+                None,
+                reason,
+                id=district_tx_id,
             ),
             ledger.Part(
-                district_id, Kind.CROSSING, legs_district, principal.key_id, None, reason, id=district_tx_id
+                there,
+                kind,
+                _move(clearing_to, recipient_account, asset, amt.received),
+                principal_id,
+                memo,
+                reason,
+                id=in_id,
             ),
-            ledger.Part(there, Kind.CROSSING, legs_in, principal.key_id, request.memo, reason, id=in_id),
         ],
     )
-    row = await queries.insert_crossing(
+    return await queries.insert_crossing(
         conn,
         id=crossing_id,
         district_id=district_id,
-        asset=request.asset.value,
+        asset=asset.value,
         from_community_id=home,
-        from_account_id=sender.id,
+        from_account_id=sender_account,
         from_transaction_id=out_id,
         district_transaction_id=district_tx_id,
         to_community_id=there,
-        to_account_id=recipient.id,
+        to_account_id=recipient_account,
         to_transaction_id=in_id,
         amount_requested=amt.requested,
         amount_sent=amt.sent,
@@ -194,16 +277,14 @@ async def cross(
         rate_from=amt.rate_from,
         rate_to=amt.rate_to,
         acted_for=acted_for,
-        principal_id=principal.key_id,
+        principal_id=principal_id,
     )
-    return crossing_view(row, request.memo)
 
 
-def _check_limit(
-    account: Any, change: int, hour_limit: int, point_limit: int, asset: Asset, community: uuid.UUID
-) -> None:
+def _check_limit(account: Any, change: int, member: Any, asset: Asset) -> None:
     """A position may move toward zero always, away from it only within the limit."""
-    limit = hour_limit if asset is Asset.HOUR else point_limit
+    community = member.community_id
+    limit = member.hour_limit if asset is Asset.HOUR else member.point_limit
     now = account.credits_posted - account.debits_posted
     after = now + change
     if abs(after) > limit and abs(after) > abs(now):
