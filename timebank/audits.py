@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.activities.audit import activity_checks
 from timebank.core.audit import AuditReport, Checks
+from timebank.districts.audit import district_checks
 from timebank.ledger.audit import ledger_checks
 from timebank.log.audit import log_checks
 from timebank.points.audit import points_checks
@@ -27,6 +28,7 @@ REGISTRY: tuple[Checks, ...] = (
     redemption_checks,
     report_checks,
     activity_checks,
+    district_checks,
 )
 COUNTED = ("communities", "accounts", "transactions", "entries")
 

@@ -419,7 +419,13 @@ async def get_crossing(conn: AsyncConnection, principal: Principal, crossing_id:
         mine = await _own_accounts(conn, principal)
         if row.from_account_id not in mine and row.to_account_id not in mine:
             raise NotFound(f"crossing {crossing_id} not found")
-    return await view_with_memo(conn, row)
+    view = await view_with_memo(conn, row)
+    if principal.role is Role.DISTRICT_ADMIN:
+        # the district sees communities, never a member: no account of either end, no memo
+        view["from"]["account_id"] = view["to"]["account_id"] = None
+        view.pop("memo", None)
+        view["acted_for"] = None
+    return view
 
 
 async def _own_accounts(conn: AsyncConnection, principal: Principal) -> list[uuid.UUID]:

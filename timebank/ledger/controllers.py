@@ -116,7 +116,7 @@ class TransactionController(Controller):
 
     @get(
         "/transactions/{tx_id:uuid}",
-        opt=access(*READERS),
+        opt=access(*READERS, Role.DISTRICT_ADMIN),
         responses=problems(404),
         summary="A transaction with its entries and status",
     )

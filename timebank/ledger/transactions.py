@@ -25,7 +25,8 @@ async def load_transaction(conn: AsyncConnection, community_id: uuid.UUID, tx_id
 async def get_transaction(conn: AsyncConnection, principal: Principal, tx_id: uuid.UUID) -> dict[str, Any]:
     tx = await load_transaction(conn, principal.community_id, tx_id)
     entries = await queries.entries_with_owners(conn, tx_id)
-    if principal.role not in (Role.ADMIN, Role.AUDITOR) and not any(
+    # a district admin reads its district's own ledger (its transactions name communities' accounts only)
+    if principal.role not in (Role.ADMIN, Role.AUDITOR, Role.DISTRICT_ADMIN) and not any(
         e.party_id is not None and e.party_id == principal.subject_id for e in entries
     ):
         raise NotFound(f"transaction {tx_id} not found")

@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, get
 
 from timebank import schemas, web
 from timebank.core.access import KEY_PREFIX, PUBLIC, READERS, Principal, access
+from timebank.core.roles import Role
 from timebank.log import proofs, receipts, registry
 from timebank.log.keys import Signer
 from timebank.schemas import problems
@@ -140,7 +141,7 @@ class ReceiptController(Controller):
 
     @get(
         "/{tx_id:uuid}/receipt",
-        opt=access(*READERS),
+        opt=access(*READERS, Role.DISTRICT_ADMIN),
         responses=problems(404),
         summary="A transaction's signed receipt, with its inclusion proof once integrated",
     )

@@ -89,7 +89,7 @@ class CrossingRate(Out):
 
 class CrossingEnd(Out):
     community_id: str
-    account_id: str
+    account_id: str | None  # None for a district admin, who sees no member
     transaction_id: str
 
 
