@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given
@@ -132,6 +133,11 @@ async def test_crossings_between_three_communities_with_both_assets(client, engi
     assert (await get_json(b, f"/v1/crossings/{hours['id']}", bob_key))["amount_received"] == 90
     assert (await client.get(f"/v1/crossings/{hours['id']}", headers=c.auth())).status_code == 404
 
+    # The communities' points reports say what crossed (members' entries, like every figure there).
+    today = datetime.now(UTC).date()
+    period = f"from={today - timedelta(days=2)}&to={today + timedelta(days=2)}"
+    assert (await get_json(b, f"/v1/reports/points?{period}"))["crossed_out"] == 9
+    assert (await get_json(c, f"/v1/reports/points?{period}"))["crossed_in"] == 6
     await audit_clean(engine)
 
 

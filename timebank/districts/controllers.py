@@ -4,7 +4,6 @@ and crossings (``/v1/crossings``). HTTP only."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any
 
 import msgspec
@@ -48,8 +47,10 @@ class RateIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SettlementIn(msgspec.Struct, forbid_unknown_fields=True):
-    from_: date = msgspec.field(name="from")
-    to: date
+    """The period of the statement: days in the district's time zone, ``to`` not included."""
+
+    from_: shapes.Day = msgspec.field(name="from")
+    to: shapes.Day
 
 
 class CrossingIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -90,7 +91,7 @@ class DistrictController(Controller):
         opt=DISTRICT_ADMIN,
         status_code=200,
         request_max_body_size=schemas.JSON_BODY_MAX,
-        responses=problems(404, 409),
+        responses=problems(404, 409, 413),
         summary="The district's consent to a community joining (it joins once its admin agreed too)",
     )
     async def invite(self, request: Request, data: InviteIn) -> Response[shapes.Membership]:
@@ -102,7 +103,7 @@ class DistrictController(Controller):
         "/communities/{community_id:uuid}/limits",
         opt=DISTRICT_ADMIN,
         request_max_body_size=schemas.JSON_BODY_MAX,
-        responses=problems(404),
+        responses=problems(404, 413),
         summary="Set a community's limits (trust line) per asset: how far its position may go either way",
     )
     async def set_limits(
@@ -118,7 +119,7 @@ class DistrictController(Controller):
         "/rates",
         opt=DISTRICT_ADMIN,
         request_max_body_size=schemas.JSON_BODY_MAX,
-        responses=problems(404),
+        responses=problems(404, 413),
         summary="Set the points rate between two communities (a_points of A's are worth b_points of B's)",
     )
     async def set_rate(self, request: Request, data: RateIn) -> Response[shapes.Rate]:
@@ -156,7 +157,7 @@ class DistrictController(Controller):
         opt=DISTRICT_ADMIN,
         status_code=201,
         request_max_body_size=schemas.JSON_BODY_MAX,
-        responses=problems(409),
+        responses=problems(409, 413),
         summary="Propose a settlement of every position, with the period's statement (another admin approves)",
     )
     async def propose(self, request: Request, data: SettlementIn) -> Response[shapes.Settlement]:
@@ -224,7 +225,7 @@ class CommunityDistrictController(Controller):
         opt=access(Role.ADMIN),
         status_code=200,
         request_max_body_size=schemas.JSON_BODY_MAX,
-        responses=problems(404, 409),
+        responses=problems(404, 409, 413),
         summary="This community's consent to join a district (it joins once the district agreed too)",
     )
     async def join(self, request: Request, data: JoinIn) -> Response[shapes.Membership]:

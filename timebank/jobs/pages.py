@@ -98,6 +98,8 @@ KIND_NAMES = {
     Kind.EXPIRY: N_("Points expiry"),
     Kind.REVERSAL: N_("Reversal"),
     Kind.ADJUSTMENT: N_("Adjustment"),
+    Kind.CROSSING: N_("Crossing between communities"),
+    Kind.SETTLEMENT: N_("District settlement"),
 }
 PHASE_NAMES = {
     "pending": N_("Hold"),
@@ -116,6 +118,8 @@ SYSTEM_NAMES = {
     "issuance": N_("Community issuance"),
     "fund": N_("Community fund"),
     "expired": N_("Expired points"),
+    "clearing": N_("District clearing"),
+    "exchange": N_("District exchange"),
 }
 
 NOT_AN_ID = N_("Paste the id of a member, organisation, merchant or account (36 characters, with dashes).")

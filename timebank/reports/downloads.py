@@ -234,6 +234,8 @@ def points_tables(report: dict[str, Any], _: Gettext) -> list[Table]:
         (_("Expired"), report["expired"]),
         (_("Donated to the community fund"), report["donated"]),
         (_("Adjusted by admins"), report["adjusted"]),
+        (_("Received from other communities"), report["crossed_in"]),
+        (_("Sent to other communities"), report["crossed_out"]),
     ]
     by_merchant = [[m["name"], m["points"], m["redemptions"]] for m in report["redeemed_by_merchant"]]
     by_reward = [

@@ -142,7 +142,18 @@ async def _crossings(conn: AsyncConnection, policy: Any, volunteers: list[Any]) 
 def _flows(rows: list[Any]) -> dict[str, int]:
     """The period's points by what they are, from the posted POINT entries' classes."""
     out = dict.fromkeys(
-        ("issued", "service_reversed", "redeemed", "expired", "donated", "adjusted", "members_net_change"), 0
+        (
+            "issued",
+            "service_reversed",
+            "redeemed",
+            "expired",
+            "donated",
+            "adjusted",
+            "crossed_in",
+            "crossed_out",
+            "members_net_change",
+        ),
+        0,
     )
     for r in rows:
         points = int(r.points)
@@ -162,6 +173,8 @@ def _flows(rows: list[Any]) -> dict[str, int]:
             out["donated"] += signed
         elif r.kind == "adjustment" and member:
             out["adjusted"] += signed
+        elif r.kind == "crossing" and member:  # 通存通兑: to and from other communities of the district
+            out["crossed_in" if signed > 0 else "crossed_out"] += abs(signed)
     return out
 
 

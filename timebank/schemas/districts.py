@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 import msgspec
 
-from timebank.schemas.limits import MAX_AMOUNT, ZERO_MIN
+from timebank.schemas.limits import DATE_PATTERN, MAX_AMOUNT, ZERO_MIN
 from timebank.schemas.openapi import Out
 
 MAX_RATE = 1_000_000
 Limit = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT, extra_json_schema=ZERO_MIN)]
 RatePoints = Annotated[int, msgspec.Meta(ge=1, le=MAX_RATE)]
 AssetName = Literal["HOUR", "POINT"]
+Day = Annotated[
+    date,
+    msgspec.Meta(extra_json_schema={"description": "a day, YYYY-MM-DD", "extra": {"pattern": DATE_PATTERN}}),
+]
 
 
 class Limits(Out):
