@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -124,12 +124,6 @@ async def position_accounts(
         .where(DistrictMember.district_id == district_id)
     )
     return {(r.member_community_id, r.asset): r for r in (await conn.execute(stmt)).all()}
-
-
-async def lock_accounts(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
-    """Lock accounts in id order (the one order every posting locks in) and read them."""
-    stmt = select(Account).where(Account.id == any_(uuid_array(sorted(set(ids))))).order_by(Account.id)
-    return {r.id: r for r in (await conn.execute(stmt.with_for_update())).all()}
 
 
 async def account(conn: AsyncConnection, community_id: uuid.UUID, account_id: uuid.UUID) -> Row[Any] | None:

@@ -15,6 +15,7 @@ from timebank.core.problems import BadRequest
 from timebank.core.roles import Role
 from timebank.core.terms import Asset, Kind, Phase
 from timebank.ledger import service
+from timebank.ledger.batch import BatchItem, transfer_batch
 from timebank.ledger.idempotency import request_hash, run_idempotent
 from timebank.schemas import problems
 
@@ -65,6 +66,37 @@ class TransferIn(msgspec.Struct, forbid_unknown_fields=True):
         return [service.Movement(self.from_account, self.to_account, Asset(self.asset), self.amount)]  # type: ignore[arg-type]
 
 
+class BatchTransferIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One transfer of a batch: a single-leg transfer's body, its own key, and whether it
+    is linked to the next (a chain moves whole or not at all)."""
+
+    idempotency_key: schemas.IdempotencyKeyField
+    from_account: uuid.UUID
+    to_account: uuid.UUID
+    asset: AssetName
+    amount: schemas.Amount
+    memo: schemas.Memo | None = None
+    kind: Literal["transfer", "donation", "adjustment"] = "transfer"
+    linked: bool = False
+
+    def body(self) -> dict[str, Any]:
+        """What POST /v1/transfers would receive: the same fingerprint, the same key space."""
+        return {
+            "from_account": self.from_account,
+            "to_account": self.to_account,
+            "asset": self.asset,
+            "amount": self.amount,
+            "legs": None,
+            "memo": self.memo,
+            "kind": self.kind,
+            "pending": None,
+        }
+
+
+class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    transfers: Annotated[list[BatchTransferIn], msgspec.Meta(min_length=1, max_length=schemas.MAX_BATCH)]
+
+
 class ReverseIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: schemas.Reason
 
@@ -113,6 +145,51 @@ class TransactionController(Controller):
                 web.engine(request), who, idempotency_key, fingerprint, action, instance=request.url.path
             ),
         )
+
+    @post(
+        "/transfers/batch",
+        opt=access(*MOVERS),
+        status_code=200,
+        request_max_body_size=schemas.BATCH_BODY_MAX,
+        responses=problems(413),
+        summary=f"Up to {schemas.MAX_BATCH} transfers in one request and one commit, each with its own key and result",
+        description="Each transfer is what `POST /v1/transfers` would be with its body and key (the same "
+        "key space: a retry alone replays). Results are per transfer: `created`, `replayed`, or "
+        "`rejected` with its problem. `linked: true` chains a transfer to the next: a chain moves whole "
+        f"or not at all (the others answer `linked-chain-failed`). At most {schemas.MAX_BATCH} transfers "
+        f"and {schemas.BATCH_BODY_MAX // 1024} KiB.",
+    )
+    async def create_batch(self, request: Request, data: BatchIn) -> Response[schemas.BatchAnswer]:
+        who = web.principal(request)
+        data = await web.strict_body(request, BatchIn)
+        items = [
+            BatchItem(
+                key=t.idempotency_key,
+                movements=[service.Movement(t.from_account, t.to_account, Asset(t.asset), t.amount)],
+                kind=Kind(t.kind),
+                memo=t.memo,
+                linked=t.linked,
+                fingerprint=request_hash(who, "POST", "/v1/transfers", msgspec.to_builtins(t.body())),
+            )
+            for t in data.transfers
+        ]
+        outcomes = await transfer_batch(web.engine(request), who, items, instance=request.url.path)
+        results = []
+        counts = {"created": 0, "replayed": 0, "rejected": 0}
+        for n, (t, o) in enumerate(zip(data.transfers, outcomes, strict=True)):
+            counts[o.status] += 1
+            result: dict[str, Any] = {
+                "index": n,
+                "idempotency_key": t.idempotency_key,
+                "status": o.status,
+                "replayed": o.replayed,
+            }
+            if o.transaction is not None:
+                result["transaction"] = web.stamp(request, o.transaction)
+            else:
+                result["problem"] = o.problem
+            results.append(result)
+        return web.json_response({**counts, "results": results})
 
     @get(
         "/transactions/{tx_id:uuid}",

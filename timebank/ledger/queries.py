@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from timebank.core.terms import Kind
-from timebank.db import uuid_array
+from timebank.db import text_array, uuid_array
 from timebank.ledger.models import Account, Entry, IdempotencyRecord, LedgerTransaction, account_balances
 
 _BALANCES = (
@@ -83,6 +83,16 @@ async def account_in_community(
 
 async def lock_account(conn: AsyncConnection, account_id: uuid.UUID) -> Row[Any]:
     return (await conn.execute(select(Account).where(Account.id == account_id).with_for_update())).one()
+
+
+async def lock_accounts(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
+    """Lock accounts in id order (the one order every posting locks in) and read them.
+
+    For a database transaction that posts several times (a crossing's limits read
+    before its parts, a batch's segments): taking every lock first, in this order,
+    keeps two of them from deadlocking whatever they touch."""
+    stmt = select(Account).where(Account.id == any_(uuid_array(sorted(set(ids))))).order_by(Account.id)
+    return {r.id: r for r in (await conn.execute(stmt.with_for_update())).all()}
 
 
 async def set_credit_limit(conn: AsyncConnection, account_id: uuid.UUID, limit: int) -> None:
@@ -473,6 +483,17 @@ async def stored_answer(conn: AsyncConnection, community_id: uuid.UUID, key: str
         k.community_id == community_id, k.key == key
     )
     return (await conn.execute(stmt)).first()
+
+
+async def stored_answers(
+    conn: AsyncConnection, community_id: uuid.UUID, keys: Sequence[str]
+) -> dict[str, Row[Any]]:
+    """The answers already given to any of ``keys`` (a batch looks its keys up at once)."""
+    k = IdempotencyRecord
+    stmt = select(k.key, k.request_hash, k.status_code, k.response, k.transaction_id).where(
+        k.community_id == community_id, k.key == any_(text_array(keys))
+    )
+    return {r.key: r for r in (await conn.execute(stmt)).all()}
 
 
 async def remove_answers_before(conn: AsyncConnection, cutoff: datetime, n: int) -> int:

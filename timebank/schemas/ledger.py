@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     pass
@@ -53,6 +53,22 @@ class Transaction(Out):
     resolved_by: str | None = None
     reversed_by: str | None = None
     set: SignedEntryTimestamp | None = None  # in the answer to the request that created it
+
+
+class BatchResult(Out):
+    index: int
+    idempotency_key: str
+    status: Literal["created", "replayed", "rejected"]
+    replayed: bool
+    transaction: Transaction | None = None  # created or replayed: with its signed entry timestamp
+    problem: dict[str, Any] | None = None  # rejected: the problem+json it would have had alone
+
+
+class BatchAnswer(Out):
+    created: int
+    replayed: int
+    rejected: int
+    results: list[BatchResult]
 
 
 class Balance(Out):

@@ -40,6 +40,8 @@ MAX_SAFE_INT = 2**53 - 1  # tree sizes and indexes of the log
 # request_max_body_size of every JSON route (the largest real one, 64 legs, is ~15 KB); the CSV
 # import keeps the app's TIMEBANK_MAX_BODY_BYTES and checks TIMEBANK_IMPORT_MAX_BYTES itself.
 JSON_BODY_MAX = 64 * 1024
+BATCH_BODY_MAX = 1024 * 1024  # POST /v1/transfers/batch: up to 1,000 transfers of about 400 bytes
+MAX_BATCH = 1000
 
 # What the edge refuses anywhere (timebank/edge.py), said in the schema as well: control
 # characters (JSON text may hold tab, CR and LF; a parameter none) and years outside
@@ -83,6 +85,9 @@ ExternalRef = _text(MAX_NAME, 1)
 Text = _text(MAX_NAME)
 RequiredText = _text(MAX_NAME, 1)
 Memo = _text(MAX_MEMO)
+IdempotencyKeyField = _text(
+    MAX_IDEMPOTENCY_KEY, 1, description="like the Idempotency-Key header: unique per intended transfer"
+)
 Reason = _text(MAX_MEMO, 1)
 Description = _text(MAX_DESCRIPTION)
 CategoryName = _text(MAX_CATEGORY, 1, description="a category's code or name")
