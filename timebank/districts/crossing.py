@@ -33,6 +33,7 @@ from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Direction, Kind, Layer, Phase, SystemRole
 from timebank.districts import queries, reference
 from timebank.districts.service import points_rate
+from timebank.ledger import queries as ledger_queries
 from timebank.ledger import service as ledger
 from timebank.ledger.legs import MAX_AMOUNT, MAX_MEMO, Claim, Leg
 
@@ -191,7 +192,7 @@ async def post_crossing(
 
     # Every account of the three parts, locked in id order before anything is read for
     # the limits: the order ledger_post_batch locks in too, so no two postings deadlock.
-    locked = await queries.lock_accounts(
+    locked = await ledger_queries.lock_accounts(
         conn,
         [sender_account, clearing_from, pos_from.id, pos_to.id, exchange, clearing_to, recipient_account],
     )
