@@ -42,10 +42,19 @@ class District:
         )
         assert r.status_code == 200, r.text
 
-    async def set_rate(self, a: Tenant, b: Tenant, a_points: int, b_points: int) -> None:
-        body = {"community_a": a.id, "community_b": b.id, "a_points": a_points, "b_points": b_points}
-        r = await self.client.put("/v1/district/rates", json=body, headers=self.auth())
+    async def set_points_value(self, community: Tenant, points_per_unit: int) -> None:
+        r = await self.client.put(
+            f"/v1/district/communities/{community.id}/points-value",
+            json={"points_per_unit": points_per_unit},
+            headers=self.auth(),
+        )
         assert r.status_code == 200, r.text
+
+    async def set_rate(self, a: Tenant, b: Tenant, a_points: int, b_points: int) -> None:
+        """``a_points`` of A's points worth ``b_points`` of B's: by the two communities' values
+        (which sets their rates with every other community too)."""
+        await self.set_points_value(a, a_points)
+        await self.set_points_value(b, b_points)
 
     async def second_admin_key(self) -> str:
         r = await self.client.post("/v1/api-keys", json={"role": "district_admin"}, headers=self.auth())

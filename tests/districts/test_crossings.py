@@ -24,6 +24,7 @@ from timebank.core.terms import Asset
 from timebank.districts import reference
 from timebank.districts.audit import district_checks
 from timebank.districts.crossing import amounts
+from timebank.log import integration
 
 
 async def get_json(d_or_t: Any, path: str, key: str | None = None) -> Any:
@@ -50,7 +51,7 @@ async def audit_clean(engine) -> None:
 async def test_crossings_between_three_communities_with_both_assets(client, engine):
     d = await new_district(client, engine, 3)
     a, b, c = d.communities
-    await d.set_rate(b, c, 3, 2)  # 3 of B's points are worth 2 of C's
+    await d.set_rate(b, c, 3, 2)  # 3 of B's points are worth 2 of C's (and A's 1 is worth C's 2)
     alice, bob, carol = await a.member("阿丽"), await b.member("鲍勃"), await c.member("卡罗")
     await a.fund(alice["accounts"]["HOUR"], "HOUR", 600)
     await b.fund(bob["accounts"]["POINT"], "POINT", 100)
@@ -97,7 +98,7 @@ async def test_crossings_between_three_communities_with_both_assets(client, engi
     positions = await d.positions()
     assert positions[(a.id, "HOUR")] == -90 and positions[(b.id, "HOUR")] == 90
     assert positions[(b.id, "POINT")] == -9 and positions[(c.id, "POINT")] == 6 - 20
-    assert positions[(a.id, "POINT")] == 20
+    assert positions[(a.id, "POINT")] == 10  # C's 2 points per district point : A's 1
 
     # Each part is an ordinary transaction of its own ledger, naming the crossing and the others.
     for crossing in (hours, points):
@@ -479,8 +480,9 @@ async def test_every_receipt_of_a_crossing_verifies_offline(client, engine, tmp_
         )
     ).json()
     district_log = _DistrictLog(d)
-    for ledger in (a, b, district_log):
-        await ledger.integrate()
+    # The worker's pass integrates every ledger's log, the district's too.
+    app = client.app
+    await integration.integrate_all(engine, app.state.signer, app.state.settings.log_origin)
     jwks = await published(client)
     for ledger, part in ((a, "from"), (district_log, "district"), (b, "to")):
         tx_id = crossing[part]["transaction_id"]
@@ -495,7 +497,7 @@ async def test_every_receipt_of_a_crossing_verifies_offline(client, engine, tmp_
 
 
 class _DistrictLog:
-    """The district's ledger, integrated like a community's (its log is one more log)."""
+    """The district's ledger, read like a community's (its log is one more log)."""
 
     def __init__(self, d: District) -> None:
         self.d = d
@@ -503,11 +505,6 @@ class _DistrictLog:
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return self.d.auth(key)
-
-    async def integrate(self) -> int:
-        from conftest import Tenant
-
-        return await Tenant(self.client, self.d.id, self.d.admin_key).integrate()
 
 
 async def test_the_audit_fails_when_one_part_of_a_crossing_is_tampered_with(client, engine):
@@ -546,3 +543,118 @@ async def test_the_audit_fails_when_one_part_of_a_crossing_is_tampered_with(clie
         await conn.rollback()
     assert "missing" in results[name][0]["problem"]
     assert (await district_audit(engine))[name] == []
+
+
+async def test_no_cycle_of_crossings_gains_points(client, engine):
+    """Rates are ratios of one value per community: A → B → C → A never ends with more."""
+    d = await new_district(client, engine, 3, point_limit=10**6)
+    a, b, c = d.communities
+    for t, value in ((a, 1), (b, 2), (c, 4)):
+        await d.set_points_value(t, value)
+    ma, mb, mc = await a.member("甲"), await b.member("乙"), await c.member("丙")
+    await a.fund(ma["accounts"]["POINT"], "POINT", 1000)
+    keys = {
+        a.id: await a.key("resident", ma["id"]),
+        b.id: await b.key("resident", mb["id"]),
+        c.id: await c.key("resident", mc["id"]),
+    }
+    holders = {a.id: ma, b.id: mb, c.id: mc}
+    amount = 1000
+    for here, there in ((a, b), (b, c), (c, a)):
+        r = await cross(
+            here,
+            keys[here.id],
+            {
+                "to_community_id": there.id,
+                "to_party_id": holders[there.id]["id"],
+                "asset": "POINT",
+                "amount": amount,
+            },
+        )
+        assert r.status_code == 201, r.text
+        amount = r.json()["amount_received"]
+    assert amount <= 1000
+    assert await posted(a, ma["accounts"]["POINT"]) <= 1000
+    seen = await get_json(d, "/v1/district")
+    assert {(x["a_points"], x["b_points"]) for x in seen["rates"]} == {
+        (1, 2),
+        (2, 1),
+        (1, 4),
+        (4, 1),
+        (2, 4),
+        (4, 2),
+        (1, 2),
+    } & {(x["a_points"], x["b_points"]) for x in seen["rates"]}
+
+
+async def test_a_lowered_limit_lets_a_position_back_but_never_past_the_other_side(client, engine):
+    d = await new_district(client, engine, 2, hour_limit=100)
+    a, b = d.communities
+    ma, mb = await a.member("甲"), await b.member("乙")
+    await a.fund(ma["accounts"]["HOUR"], "HOUR", 500)
+    await b.fund(mb["accounts"]["HOUR"], "HOUR", 500)
+    ka, kb = await a.key("resident", ma["id"]), await b.key("resident", mb["id"])
+    to_b = {"to_community_id": b.id, "to_party_id": mb["id"], "asset": "HOUR"}
+    to_a = {"to_community_id": a.id, "to_party_id": ma["id"], "asset": "HOUR"}
+    assert (await cross(a, ka, {**to_b, "amount": 100})).status_code == 201  # A at -100
+    await d.set_limits(a, HOUR=50)
+    await d.set_limits(b, HOUR=500)
+    assert problem(await cross(a, ka, {**to_b, "amount": 1}), 422, "crossing-limit")  # further away: no
+    assert (await cross(b, kb, {**to_a, "amount": 20}),)[0].status_code == 201  # back toward zero: yes
+    # -80 + 180 would be +100, beyond ±50 on the other side: refused although smaller in size.
+    assert problem(await cross(b, kb, {**to_a, "amount": 160}), 422, "crossing-limit")
+    assert (await d.positions())[(a.id, "HOUR")] == -80
+
+
+async def test_no_transfer_or_reversal_moves_one_part_of_a_crossing(client, engine):
+    d = await new_district(client, engine, 2)
+    a, b = d.communities
+    ma, mb = await a.member("甲"), await b.member("乙")
+    await a.fund(ma["accounts"]["HOUR"], "HOUR", 100)
+    key = await a.key("resident", ma["id"])
+    crossing = (
+        await cross(a, key, {"to_community_id": b.id, "to_party_id": mb["id"], "asset": "HOUR", "amount": 30})
+    ).json()
+    headers = {**a.auth(), "Idempotency-Key": str(uuid.uuid4())}
+    r = await client.post(
+        f"/v1/transactions/{crossing['from']['transaction_id']}/reverse",
+        json={"reason": "撤销"},
+        headers=headers,
+    )
+    assert problem(r, 409, "not-reversible")
+    clearing = a.accounts["clearing"]["HOUR"]
+    for body in (
+        {
+            "from_account": clearing,
+            "to_account": ma["accounts"]["HOUR"],
+            "asset": "HOUR",
+            "amount": 1,
+            "kind": "adjustment",
+        },
+        {
+            "from_account": a.accounts["issuance"]["HOUR"],
+            "to_account": clearing,
+            "asset": "HOUR",
+            "amount": 1,
+            "kind": "adjustment",
+        },
+    ):
+        assert problem(await a.transfer(body), 403, "forbidden")
+    r = await client.post(
+        "/v1/transfers/batch",
+        headers=a.auth(),
+        json={
+            "transfers": [
+                {
+                    "idempotency_key": "x",
+                    "from_account": clearing,
+                    "to_account": ma["accounts"]["HOUR"],
+                    "asset": "HOUR",
+                    "amount": 1,
+                    "kind": "adjustment",
+                }
+            ]
+        },
+    )
+    assert r.json()["results"][0]["problem"]["status"] == 403
+    assert not any((await district_audit(engine)).values())

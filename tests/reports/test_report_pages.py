@@ -173,7 +173,16 @@ async def test_staff_see_the_apis_figures_on_the_pages(tenant, engine) -> None:
             flows = [row[1] for row in page.tables["flows"][1:]]
             assert flows == [
                 fmt.points(points[k])
-                for k in ("issued", "service_reversed", "redeemed", "expired", "donated", "adjusted")
+                for k in (
+                    "issued",
+                    "service_reversed",
+                    "redeemed",
+                    "expired",
+                    "donated",
+                    "adjusted",
+                    "crossed_in",
+                    "crossed_out",
+                )
             ]
             assert page.figures[zh("Outstanding at the end")] == fmt.points(points["outstanding"])
             shops = {row[0]: row[1:] for row in page.tables["redeemed_by_merchant"][1:]}
@@ -325,7 +334,17 @@ async def test_the_csv_files_hold_the_apis_figures(tenant, engine) -> None:
         facts, tables = _csv_tables(r.content.decode("utf-8-sig"))
         flows = [int(row[1]) for row in list(tables.values())[1][1:]]
         assert flows == [
-            points[k] for k in ("issued", "service_reversed", "redeemed", "expired", "donated", "adjusted")
+            points[k]
+            for k in (
+                "issued",
+                "service_reversed",
+                "redeemed",
+                "expired",
+                "donated",
+                "adjusted",
+                "crossed_in",
+                "crossed_out",
+            )
         ]
         shops = tables[zh("Redeemed by merchant")]
         assert shops[-1][0] == zh("Total") and int(shops[-1][1]) == points["redeemed"]

@@ -40,6 +40,12 @@ async def all_communities(conn: AsyncConnection) -> list[Row[Any]]:
     return list((await conn.execute(stmt)).all())
 
 
+async def all_ledgers(conn: AsyncConnection) -> list[Row[Any]]:
+    """Every ledger's id and time zone, communities' and districts' alike (each has a
+    transparency log to integrate and audit)."""
+    return list((await conn.execute(select(Community.id, Community.timezone).order_by(Community.id))).all())
+
+
 async def ledger_kind(conn: AsyncConnection, community_id: uuid.UUID) -> str | None:
     """'community' or 'district' (whose own ledger it is), None when there is none."""
     stmt = select(Community.kind).where(Community.id == community_id)

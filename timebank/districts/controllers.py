@@ -39,11 +39,10 @@ class LimitsIn(msgspec.Struct, forbid_unknown_fields=True):
     POINT: shapes.Limit | None = None
 
 
-class RateIn(msgspec.Struct, forbid_unknown_fields=True):
-    community_a: uuid.UUID
-    community_b: uuid.UUID
-    a_points: shapes.RatePoints
-    b_points: shapes.RatePoints
+class PointsValueIn(msgspec.Struct, forbid_unknown_fields=True):
+    """How many of the community's points make one district point."""
+
+    points_per_unit: shapes.RatePoints
 
 
 class SettlementIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -116,16 +115,20 @@ class DistrictController(Controller):
             )
 
     @put(
-        "/rates",
+        "/communities/{community_id:uuid}/points-value",
         opt=DISTRICT_ADMIN,
         request_max_body_size=schemas.JSON_BODY_MAX,
         responses=problems(404, 413),
-        summary="Set the points rate between two communities (a_points of A's are worth b_points of B's)",
+        summary="Set how many of a community's points make one district point (rates are the ratios)",
+        description="Points cross from A to B at A's points_per_unit : B's (default 1:1). One value per "
+        "community, so no cycle of crossings can gain points.",
     )
-    async def set_rate(self, request: Request, data: RateIn) -> Response[shapes.Rate]:
+    async def set_points_value(
+        self, request: Request, community_id: uuid.UUID, data: PointsValueIn
+    ) -> Response[shapes.Membership]:
         async with web.engine(request).begin() as conn:
-            view = await service.set_rate(
-                conn, web.principal(request), data.community_a, data.community_b, data.a_points, data.b_points
+            view = await service.set_points_value(
+                conn, web.principal(request), community_id, data.points_per_unit
             )
         return web.json_response(view)
 

@@ -32,7 +32,7 @@ from timebank.core.problems import BadRequest, DomainError, Forbidden, NotFound
 from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Direction, Kind, Layer, Phase, SystemRole
 from timebank.districts import queries, reference
-from timebank.districts.service import points_rate
+from timebank.districts.service import points_rate_between
 from timebank.ledger import queries as ledger_queries
 from timebank.ledger import service as ledger
 from timebank.ledger.legs import MAX_AMOUNT, MAX_MEMO, Claim, Leg
@@ -144,7 +144,7 @@ class Route:
         """(home's units, there's units) worth each other: 1:1 for hours."""
         if asset is Asset.HOUR:
             return 1, 1
-        return await points_rate(conn, self.district_id, self.home.community_id, self.there.community_id)
+        return points_rate_between(self.home, self.there)
 
 
 async def route_between(conn: AsyncConnection, home: uuid.UUID, there: uuid.UUID) -> Route:
@@ -190,6 +190,10 @@ async def post_crossing(
     clearing_to = await ledger_system_account(conn, there, SystemRole.CLEARING, asset)
     exchange = await ledger_system_account(conn, district_id, SystemRole.EXCHANGE, asset)
 
+    if held is not None:
+        # ledger_post_batch locks a hold before accounts: so must we (the hold-timeout
+        # sweep may resolve the same hold at the same moment).
+        await ledger_queries.lock_transactions(conn, [held])
     # Every account of the three parts, locked in id order before anything is read for
     # the limits: the order ledger_post_batch locks in too, so no two postings deadlock.
     locked = await ledger_queries.lock_accounts(
@@ -282,21 +286,32 @@ async def post_crossing(
     )
 
 
+async def precheck_limits(conn: AsyncConnection, route: Route, asset: Asset, amt: Amounts) -> None:
+    """The limits as the positions stand now, read without locks: an early refusal (e.g.
+    when a redemption at another community's merchant holds the points); only
+    ``post_crossing`` decides, under its locks."""
+    positions = await queries.position_accounts(conn, route.district_id)
+    _check_limit(positions[(route.home.community_id, asset.value)], -amt.sent, route.home, asset)
+    _check_limit(positions[(route.there.community_id, asset.value)], amt.received, route.there, asset)
+
+
 def _check_limit(account: Any, change: int, member: Any, asset: Asset) -> None:
-    """A position may move toward zero always, away from it only within the limit."""
+    """A position stays within ±limit; one already beyond it (the limit was lowered) may
+    only come back toward zero on its own side, never jump past zero beyond the limit."""
     community = member.community_id
     limit = member.hour_limit if asset is Asset.HOUR else member.point_limit
     now = account.credits_posted - account.debits_posted
     after = now + change
-    if abs(after) > limit and abs(after) > abs(now):
-        raise CrossingLimit(
-            f"community {community}'s {asset.value} position in the district would be {after}, "
-            f"beyond its limit of ±{limit} (now {now})",
-            community_id=str(community),
-            asset=asset.value,
-            position=now,
-            limit=limit,
-        )
+    if abs(after) <= limit or (abs(after) < abs(now) and (after > 0) == (now > 0)):
+        return
+    raise CrossingLimit(
+        f"community {community}'s {asset.value} position in the district would be {after}, "
+        f"beyond its limit of ±{limit} (now {now})",
+        community_id=str(community),
+        asset=asset.value,
+        position=now,
+        limit=limit,
+    )
 
 
 def _move(debit: uuid.UUID, credit: uuid.UUID, asset: Asset, amount: int) -> list[Leg]:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer
+from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -45,18 +46,9 @@ class DistrictMember(SQLModel, table=True):
     joined_at: datetime | None = time_column()
     hour_limit: int = amount_column()
     point_limit: int = amount_column()
-
-
-class DistrictRate(SQLModel, table=True):
-    __tablename__ = "district_rates"
-
-    district_id: uuid.UUID = uuid_column(primary_key=True)
-    community_a: uuid.UUID = uuid_column(primary_key=True)
-    community_b: uuid.UUID = uuid_column(primary_key=True)
-    a_points: int = _int()
-    b_points: int = _int()
-    set_by: uuid.UUID = uuid_column()
-    set_at: datetime = created_column()
+    points_per_unit: int = Field(
+        default=1, sa_column=Column(Integer, nullable=False, server_default=sql("1"))
+    )
 
 
 class Crossing(SQLModel, table=True):

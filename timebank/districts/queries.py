@@ -16,7 +16,6 @@ from timebank.districts.models import (
     Crossing,
     District,
     DistrictMember,
-    DistrictRate,
     DistrictSettlement,
     SettlementPart,
 )
@@ -70,11 +69,14 @@ async def membership(
 
 
 async def memberships(conn: AsyncConnection, community_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
-    """The rows of several communities, locked in id order (a crossing reads its two)."""
+    """The rows of several communities (a crossing reads its two), share-locked in id
+    order: their limits and points value cannot change until the crossing commits
+    (``set_limits`` locks the row for update), while crossings do not wait on each other."""
     stmt = (
         select(DistrictMember)
         .where(DistrictMember.community_id == any_(uuid_array(community_ids)))
         .order_by(DistrictMember.community_id)
+        .with_for_update(read=True)
     )
     return {r.community_id: r for r in (await conn.execute(stmt)).all()}
 
@@ -144,38 +146,6 @@ async def party_account(
         .where(Party.id == party_id, Party.community_id == community_id, Account.asset == asset)
     )
     return (await conn.execute(stmt)).first()
-
-
-# --- rates ---------------------------------------------------------------------------------
-
-
-async def rate(conn: AsyncConnection, district_id: uuid.UUID, a: uuid.UUID, b: uuid.UUID) -> Row[Any] | None:
-    stmt = select(DistrictRate).where(
-        DistrictRate.district_id == district_id, DistrictRate.community_a == a, DistrictRate.community_b == b
-    )
-    return (await conn.execute(stmt)).first()
-
-
-async def rates(conn: AsyncConnection, district_id: uuid.UUID) -> list[Row[Any]]:
-    stmt = (
-        select(DistrictRate)
-        .where(DistrictRate.district_id == district_id)
-        .order_by(DistrictRate.community_a, DistrictRate.community_b)
-    )
-    return list((await conn.execute(stmt)).all())
-
-
-_UPSERT_RATE = text(
-    "INSERT INTO district_rates (district_id, community_a, community_b, a_points, b_points, set_by) "
-    "VALUES (:d, :a, :b, :ap, :bp, :by) ON CONFLICT (district_id, community_a, community_b) "
-    "DO UPDATE SET a_points = :ap, b_points = :bp, set_by = :by, set_at = now()"
-)
-
-
-async def set_rate(
-    conn: AsyncConnection, district_id: uuid.UUID, a: uuid.UUID, b: uuid.UUID, ap: int, bp: int, by: uuid.UUID
-) -> None:
-    await conn.execute(_UPSERT_RATE, {"d": district_id, "a": a, "b": b, "ap": ap, "bp": bp, "by": by})
 
 
 # --- crossings -----------------------------------------------------------------------------

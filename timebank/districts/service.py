@@ -10,6 +10,7 @@ party of a community.
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -73,6 +74,7 @@ def membership_view(row: Any, name: str | None = None) -> dict[str, Any]:
         "community_consent_at": rfc3339(row.community_consent_at) if row.community_consent_at else None,
         "joined_at": rfc3339(row.joined_at) if row.joined_at else None,
         "limits": {Asset.HOUR.value: row.hour_limit, Asset.POINT.value: row.point_limit},
+        "points_per_unit": row.points_per_unit,
     }
     if name is not None:
         view["name"] = name
@@ -162,49 +164,59 @@ async def set_limits(
     return membership_view(await queries.membership(conn, community_id), target.name if target else None)
 
 
-def pair(a: uuid.UUID, b: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, bool]:
-    """The pair in its stored order, and whether (a, b) was swapped to get it."""
-    return (a, b, False) if a < b else (b, a, True)
-
-
-async def set_rate(
-    conn: AsyncConnection,
-    principal: Principal,
-    community_a: uuid.UUID,
-    community_b: uuid.UUID,
-    a_points: int,
-    b_points: int,
+async def set_points_value(
+    conn: AsyncConnection, principal: Principal, community_id: uuid.UUID, points_per_unit: int
 ) -> dict[str, Any]:
-    """``a_points`` of community A's points are worth ``b_points`` of B's (both ways)."""
+    """How many of this community's points make one district point. Points cross from
+    A to B at ``A's value : B's value``: one value per community, so no round trip or
+    cycle of crossings can gain points (rates set per pair could: A:B 1:2, B:C 1:2,
+    C:A 1:1 would turn 100 of A's points into 400)."""
     district_id = require_district_admin(principal)
-    if community_a == community_b:
-        raise BadRequest("a rate is between two different communities")
-    for value, field in ((a_points, "a_points"), (b_points, "b_points")):
-        if not 1 <= value <= MAX_RATE:
-            raise BadRequest(f"{field} must be a whole number from 1 to {MAX_RATE}")
-    members = await queries.memberships(conn, [community_a, community_b])
-    for c in (community_a, community_b):
-        if c not in members or members[c].district_id != district_id or members[c].joined_at is None:
-            raise NotFound(f"community {c} has not joined this district")
-    first, second, swapped = pair(community_a, community_b)
-    ap, bp = (b_points, a_points) if swapped else (a_points, b_points)
-    await queries.set_rate(conn, district_id, first, second, ap, bp, principal.key_id)
-    return rate_view(first, second, ap, bp)
+    if not 1 <= points_per_unit <= MAX_RATE:
+        raise BadRequest(f"points_per_unit must be a whole number from 1 to {MAX_RATE}")
+    row = await queries.membership(conn, community_id, lock=True)
+    if row is None or row.district_id != district_id or row.joined_at is None:
+        raise NotFound(f"community {community_id} has not joined this district")
+    await queries.update_membership(conn, community_id, points_per_unit=points_per_unit)
+    target = await queries.community(conn, community_id)
+    return membership_view(await queries.membership(conn, community_id), target.name if target else None)
 
 
-def rate_view(a: uuid.UUID, b: uuid.UUID, ap: int, bp: int) -> dict[str, Any]:
-    return {"community_a": str(a), "community_b": str(b), "a_points": ap, "b_points": bp}
+def points_rate_between(sender: Any, recipient: Any) -> tuple[int, int]:
+    """(sender's points, recipient's points) worth each other, from the two
+    communities' memberships (their ``points_per_unit``), in lowest terms."""
+    a, b = sender.points_per_unit, recipient.points_per_unit
+    g = math.gcd(a, b)
+    return a // g, b // g
 
 
 async def points_rate(
     conn: AsyncConnection, district_id: uuid.UUID, sender: uuid.UUID, recipient: uuid.UUID
 ) -> tuple[int, int]:
-    """(sender's points, recipient's points) that are worth each other; 1:1 unless set."""
-    first, second, swapped = pair(sender, recipient)
-    row = await queries.rate(conn, district_id, first, second)
-    if row is None:
-        return 1, 1
-    return (row.b_points, row.a_points) if swapped else (row.a_points, row.b_points)
+    """The rate from ``sender``'s points to ``recipient``'s (both joined to ``district_id``)."""
+    members = await queries.memberships(conn, [sender, recipient])
+    for c in (sender, recipient):
+        if c not in members or members[c].district_id != district_id:
+            raise NotFound(f"community {c} is not in this district")
+    return points_rate_between(members[sender], members[recipient])
+
+
+def rates_of(rows: list[Any]) -> list[dict[str, Any]]:
+    """Every pair's rate among the joined communities (derived from their values)."""
+    joined = sorted((r for r in rows if r.joined_at is not None), key=lambda r: str(r.community_id))
+    out = []
+    for n, a in enumerate(joined):
+        for b in joined[n + 1 :]:
+            ap, bp = points_rate_between(a, b)
+            out.append(
+                {
+                    "community_a": str(a.community_id),
+                    "community_b": str(b.community_id),
+                    "a_points": ap,
+                    "b_points": bp,
+                }
+            )
+    return out
 
 
 async def positions(conn: AsyncConnection, district_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -242,6 +254,7 @@ async def district_view(conn: AsyncConnection, district_id: uuid.UUID) -> dict[s
         for r in await ledger_queries.system_accounts(conn, district_id)
         if r.system_role == SystemRole.EXCHANGE.value
     }
+    members = await queries.members_of(conn, district_id)
     return {
         "id": str(d.id),
         "name": d.name,
@@ -249,11 +262,8 @@ async def district_view(conn: AsyncConnection, district_id: uuid.UUID) -> dict[s
         "created_at": rfc3339(d.created_at),
         "default_limits": {Asset.HOUR.value: d.default_hour_limit, Asset.POINT.value: d.default_point_limit},
         "exchange_accounts": exchange,
-        "communities": [membership_view(r, r.name) for r in await queries.members_of(conn, district_id)],
-        "rates": [
-            rate_view(r.community_a, r.community_b, r.a_points, r.b_points)
-            for r in await queries.rates(conn, district_id)
-        ],
+        "communities": [membership_view(r, r.name) for r in members],
+        "rates": rates_of(members),
     }
 
 

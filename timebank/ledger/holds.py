@@ -27,6 +27,7 @@ from timebank.ledger import queries
 from timebank.ledger.legs import MAX_MEMO, Claim, Leg
 from timebank.ledger.movement import post
 from timebank.ledger.transactions import load_transaction
+from timebank.ledger.transfers import CROSSING_ROLES
 
 
 async def resolve_hold(
@@ -93,6 +94,12 @@ async def reverse(
     if original.phase not in (Phase.POSTED, Phase.POST):
         raise NotReversible("only posted transactions can be reversed; void a pending hold instead")
     entries = await queries.entries_with_owners(conn, tx_id)
+    if original.kind in (Kind.CROSSING, Kind.SETTLEMENT) or any(e.system_role in CROSSING_ROLES for e in entries):
+        # One part alone would break its crossing (and clearing = position): a crossing
+        # is undone by a crossing back, a settlement by the next settlement.
+        raise NotReversible(
+            "this transaction is one part of a crossing or a district settlement; send a crossing back instead"
+        )
     legs = [
         Leg(
             e.account_id,

@@ -85,6 +85,26 @@ async def lock_account(conn: AsyncConnection, account_id: uuid.UUID) -> Row[Any]
     return (await conn.execute(select(Account).where(Account.id == account_id).with_for_update())).one()
 
 
+async def lock_transactions(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> None:
+    """Lock transactions (holds about to be resolved) in id order, as ledger_post_batch does first."""
+    stmt = (
+        select(LedgerTransaction.id)
+        .where(LedgerTransaction.id == any_(uuid_array(sorted(set(ids)))))
+        .order_by(LedgerTransaction.id)
+        .with_for_update()
+    )
+    await conn.execute(stmt)
+
+
+async def district_accounts_among(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    """Which of these accounts are a district's clearing or exchange accounts (they move
+    only with crossings and settlements, never by a transfer)."""
+    stmt = select(Account.id).where(
+        Account.id == any_(uuid_array(list(ids))), Account.system_role.in_(["clearing", "exchange"])
+    )
+    return list((await conn.execute(stmt)).scalars())
+
+
 async def lock_accounts(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
     """Lock accounts in id order (the one order every posting locks in) and read them.
 
@@ -231,9 +251,17 @@ async def transaction_in_community(
 
 
 async def entries_with_owners(conn: AsyncConnection, tx_id: uuid.UUID) -> list[Row[Any]]:
-    """A transaction's entries in written order, each with its account's party."""
+    """A transaction's entries in written order, each with its account's party (or system role)."""
     stmt = (
-        select(Entry.account_id, Entry.asset, Entry.direction, Entry.layer, Entry.amount, Account.party_id)
+        select(
+            Entry.account_id,
+            Entry.asset,
+            Entry.direction,
+            Entry.layer,
+            Entry.amount,
+            Account.party_id,
+            Account.system_role,
+        )
         .join(Account, Account.id == Entry.account_id)
         .where(Entry.transaction_id == tx_id)
         .order_by(Entry.id)

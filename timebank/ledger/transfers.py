@@ -17,6 +17,7 @@ from timebank.core.access import Principal
 from timebank.core.problems import AssetMismatch, BadRequest, Forbidden, a
 from timebank.core.roles import Role
 from timebank.core.terms import Direction, Kind, Layer, Phase, SystemRole
+from timebank.ledger import queries
 from timebank.ledger.accounts import load_accounts
 from timebank.ledger.legs import Claim, Leg, Movement, legs_of
 from timebank.ledger.movement import post
@@ -29,6 +30,11 @@ CLIENT_KINDS = {
     Role.MERCHANT: {Kind.TRANSFER, Kind.DONATION},
     Role.RECORDER: {Kind.TRANSFER, Kind.DONATION},
 }
+
+
+# The district's accounts in a ledger move only with crossings and settlements.
+CROSSING_ROLES = (SystemRole.CLEARING.value, SystemRole.EXCHANGE.value)
+CLEARING_ONLY = "account {account} is a district clearing account: it moves only with crossings and settlements"
 
 
 async def transfer(
@@ -52,6 +58,8 @@ async def transfer(
         accounts = await load_accounts(conn, principal.community_id, {leg.account_id for leg in legs})
         for leg in legs:
             check_leg(principal, kind, leg, accounts[leg.account_id])
+    else:
+        await refuse_crossing_accounts(conn, legs)
     return await post(
         conn,
         community_id=principal.community_id,
@@ -65,10 +73,20 @@ async def transfer(
     )
 
 
+async def refuse_crossing_accounts(conn: AsyncConnection, legs: Sequence[Leg]) -> None:
+    """An admin moves any account of the community but its district clearing account:
+    that moves only with crossings and settlements, so it always equals the position."""
+    found = await queries.district_accounts_among(conn, {leg.account_id for leg in legs})
+    if found:
+        raise Forbidden(CLEARING_ONLY.format(account=found[0]), account_id=str(found[0]))
+
+
 def check_leg(principal: Principal, kind: Kind, leg: Leg, account: Any) -> None:
     """May this key move this leg of this account (a non-admin's move, or a donation)?"""
     if account.asset != leg.asset:
         raise AssetMismatch(f"account {leg.account_id} holds {account.asset}", account_id=str(leg.account_id))
+    if account.system_role in CROSSING_ROLES:
+        raise Forbidden(CLEARING_ONLY.format(account=leg.account_id), account_id=str(leg.account_id))
     if (
         leg.direction is Direction.DEBIT
         and not principal.is_admin

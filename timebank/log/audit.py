@@ -64,7 +64,7 @@ async def log_checks(conn: AsyncConnection) -> dict[str, list[dict[str, Any]]]:
     keys = await published_keys(conn)
     prefix = get_settings().log_origin
     problems: list[dict[str, Any]] = []
-    for community in await community_queries.all_communities(conn):
+    for community in await community_queries.all_ledgers(conn):
         problems.extend(await _recompute(conn, community.id, keys, prefix))
     results[MERKLE_CHECK] = problems
     return results

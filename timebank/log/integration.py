@@ -96,7 +96,7 @@ async def integrate_all(
     """One pass over every community with something to integrate (each in its own transaction)."""
     done: list[Integrated] = []
     async with engine.connect() as conn:
-        every = [c.id for c in await community_queries.all_communities(conn)]
+        every = [c.id for c in await community_queries.all_ledgers(conn)]
         todo = await queries.communities_to_integrate(conn, every)
         await conn.rollback()
         for community_id in todo:

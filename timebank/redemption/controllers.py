@@ -66,10 +66,15 @@ class RewardController(Controller):
         opt=access(*READERS),
         responses=problems(),
         summary="Rewards, oldest first (for a resident: whether they may redeem each now, and why not)",
+        description="`community_id`: another community of this community's district, whose rewards "
+        "(with their merchants' names) are public there; a resident sees what each costs in their "
+        "own points at the district's rate (`eligibility.pay_points`) and redeems it with "
+        "`POST /v1/redemptions` like a reward of their own community.",
     )
     async def list_(
         self,
         request: Request,
+        community_id: uuid.UUID | None = None,
         merchant_id: uuid.UUID | None = None,
         active: bool | None = True,
         cursor: schemas.UuidCursor = None,
@@ -84,10 +89,16 @@ class RewardController(Controller):
                 active=active,
                 cursor=web.uuid_cursor(cursor),
                 limit=n,
+                community_id=community_id,
             )
         return web.json_response({"items": items, "next_cursor": nxt})
 
-    @get("/{reward_id:uuid}", opt=access(*READERS), responses=problems(404), summary="A reward")
+    @get(
+        "/{reward_id:uuid}",
+        opt=access(*READERS),
+        responses=problems(404),
+        summary="A reward (of this community, or of another community of its district)",
+    )
     async def get_one(self, request: Request, reward_id: uuid.UUID) -> Response[schemas.Reward]:
         async with web.engine(request).connect() as conn:
             return web.json_response(await rewards.get_reward(conn, web.principal(request), reward_id))
@@ -154,6 +165,10 @@ class RedemptionController(Controller):
         responses=problems(404, 409, 413, 422),
         operation_class=schemas.IDEMPOTENT,
         summary="Redeem a reward: every rule checked, the member's price held, a voucher (code and QR) issued",
+        description="The reward may be another community's of the district (通存通兑): the member pays "
+        "in their own points at the district's rate (the least whole number whose worth, rounded "
+        "down, covers the price; the merchant receives that worth), held in their own ledger "
+        "until the merchant confirms, which posts the crossing.",
     )
     async def redeem(
         self, request: Request, data: RedeemIn, idempotency_key: Annotated[str | None, REQUIRED_KEY]

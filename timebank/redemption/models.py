@@ -1,9 +1,10 @@
-"""Reward and redemption tables, exactly as migration 0004 makes them.
+"""Reward and redemption tables, exactly as migrations 0004 and 0011 make them.
 
 The migration is the schema; these models describe it so that ``queries.py`` can
 read and write with typed ``select()``/``insert()``/``update()`` statements (and a
 test can compare them with the migrated database). Column types, nullability and
-server defaults follow 0004 column by column.
+server defaults follow 0004 column by column (and 0011's block for a redemption at
+another community's merchant: ``member_community_id``, ``paid_points``, the rate).
 """
 
 from __future__ import annotations
@@ -59,7 +60,14 @@ class RedemptionCount(SQLModel, table=True):
 
 
 class Redemption(SQLModel, table=True):
-    """A hold on the member's points with a one-time voucher."""
+    """A hold on the member's points with a one-time voucher.
+
+    ``community_id`` is the reward's (the merchant's) community; ``member_community_id``
+    the member's, whose ledger holds the points (another community of the district for a
+    redemption across communities). ``paid_points`` is what the member's account pays,
+    in their community's points: ``price_points`` at home, else the least number whose
+    worth at ``rate_from``:``rate_to`` (rounded down) covers the price.
+    """
 
     __tablename__ = "redemptions"
 
@@ -81,3 +89,7 @@ class Redemption(SQLModel, table=True):
     created_at: datetime = created_column()
     resolved_by: uuid.UUID | None = uuid_column(nullable=True)
     resolved_at: datetime | None = time_column()
+    member_community_id: uuid.UUID = uuid_column()
+    paid_points: int = Field(sa_column=Column(BigInteger, nullable=False))
+    rate_from: int = Field(sa_column=Column(Integer, nullable=False, server_default=sql("1")))
+    rate_to: int = Field(sa_column=Column(Integer, nullable=False, server_default=sql("1")))

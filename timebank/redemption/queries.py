@@ -52,6 +52,11 @@ async def find_reward(
     return (await conn.execute(query.with_for_update() if lock else query)).first()
 
 
+async def reward_anywhere(conn: AsyncConnection, reward_id: uuid.UUID) -> RewardRow | None:
+    """A reward of any community (the caller decides whether the asker may see it)."""
+    return (await conn.execute(select(Reward).where(Reward.id == reward_id))).first()
+
+
 async def insert_reward(conn: AsyncConnection, values: dict[str, Any]) -> RewardRow:
     return (await conn.execute(insert(Reward).values(**values).returning(Reward))).one()
 
@@ -205,12 +210,17 @@ def _with_title() -> Any:
     return select(Redemption, Reward.title).join(Reward, Reward.id == Redemption.reward_id)
 
 
+def _of(community_id: uuid.UUID) -> Any:
+    """A redemption is the merchant's community's and the member's (the same one at home)."""
+    return or_(Redemption.community_id == community_id, Redemption.member_community_id == community_id)
+
+
 async def redemption_of_transaction(
     conn: AsyncConnection, community_id: uuid.UUID, tx_id: uuid.UUID
 ) -> RedemptionRow | None:
     """The redemption whose hold or resolution is ``tx_id``, with its reward's title."""
     query = _with_title().where(
-        Redemption.community_id == community_id,
+        _of(community_id),
         or_(Redemption.hold_id == tx_id, Redemption.resolution_id == tx_id),
     )
     return (await conn.execute(query)).first()
@@ -219,7 +229,7 @@ async def redemption_of_transaction(
 async def find_redemption(
     conn: AsyncConnection, community_id: uuid.UUID, redemption_id: uuid.UUID
 ) -> RedemptionRow | None:
-    query = _with_title().where(Redemption.id == redemption_id, Redemption.community_id == community_id)
+    query = _with_title().where(Redemption.id == redemption_id, _of(community_id))
     return (await conn.execute(query)).first()
 
 
@@ -238,8 +248,11 @@ async def open_voucher(
 async def member_redemptions_page(
     conn: AsyncConnection, community_id: uuid.UUID, member_id: uuid.UUID, after: uuid.UUID | None, limit: int
 ) -> Sequence[RedemptionRow]:
-    """Up to ``limit`` of the member's redemptions, newest first, after ``after`` (none if unknown)."""
-    query = _with_title().where(Redemption.community_id == community_id, Redemption.member_id == member_id)
+    """Up to ``limit`` of the member's redemptions (at home and at other communities'
+    merchants), newest first, after ``after`` (none if unknown)."""
+    query = _with_title().where(
+        Redemption.member_community_id == community_id, Redemption.member_id == member_id
+    )
     if after is not None:
         query = await _after(conn, query, Redemption, after, newest_first=True)
         if query is None:
@@ -251,16 +264,17 @@ async def member_redemptions_page(
 async def lock_redemption(
     conn: AsyncConnection, community_id: uuid.UUID, redemption_id: uuid.UUID
 ) -> RedemptionRow | None:
-    query = select(Redemption).where(Redemption.id == redemption_id, Redemption.community_id == community_id)
+    query = select(Redemption).where(Redemption.id == redemption_id, _of(community_id))
     return (await conn.execute(query.with_for_update())).first()
 
 
 async def lock_due(conn: AsyncConnection, community_id: uuid.UUID, limit: int) -> Sequence[RedemptionRow]:
-    """Held redemptions past their expiry, skipping those another process has locked."""
+    """Held redemptions past their expiry whose hold is in this community's ledger (the
+    member's), skipping those another process has locked."""
     query = (
         select(Redemption)
         .where(
-            Redemption.community_id == community_id,
+            Redemption.member_community_id == community_id,
             Redemption.status == "held",
             Redemption.expires_at <= func.now(),
         )
@@ -293,6 +307,10 @@ async def confirmed_between(
             Reward.title,
             Redemption.member_id,
             Redemption.price_points,
+            Redemption.paid_points,
+            Redemption.rate_from,
+            Redemption.rate_to,
+            Redemption.member_community_id,
             Redemption.resolution_id,
         )
         .join(Reward, Reward.id == Redemption.reward_id)

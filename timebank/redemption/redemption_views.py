@@ -20,28 +20,32 @@ from timebank.core.clock import rfc3339
 from timebank.core.policy import current_policy
 from timebank.core.problems import Forbidden, NotFound
 from timebank.core.roles import Role
+from timebank.districts import queries as district_queries
 from timebank.ledger import service as ledger
 from timebank.log.keys import Signer
 from timebank.log.registry import published_keys
-from timebank.redemption import queries, vouchers
+from timebank.redemption import queries, rules, vouchers
 from timebank.redemption.rewards import optional_time
 
 
+def across(row: Any) -> bool:
+    """Redeemed at a merchant of another community (the hold is in the member's ledger)."""
+    return bool(row.member_community_id != row.community_id)
+
+
 def _qr(signer: Signer, row: Any) -> str:
-    return vouchers.sign_token(
-        signer,
-        vouchers.VOUCHER,
-        row.expires_at,
-        {
-            "redemption_id": str(row.id),
-            "community_id": str(row.community_id),
-            "reward_id": str(row.reward_id),
-            "merchant_id": str(row.merchant_id),
-            "member_id": str(row.member_id),
-            "code": row.code,
-            "price_points": row.price_points,
-        },
-    )
+    claims = {
+        "redemption_id": str(row.id),
+        "community_id": str(row.community_id),
+        "reward_id": str(row.reward_id),
+        "merchant_id": str(row.merchant_id),
+        "member_id": str(row.member_id),
+        "code": row.code,
+        "price_points": row.price_points,
+    }
+    if across(row):
+        claims.update(member_community_id=str(row.member_community_id), paid_points=row.paid_points)
+    return vouchers.sign_token(signer, vouchers.VOUCHER, row.expires_at, claims)
 
 
 def redemption_view(
@@ -61,6 +65,14 @@ def redemption_view(
         "resolution_id": None if row.resolution_id is None else str(row.resolution_id),
         "resolved_at": optional_time(row.resolved_at),
     }
+    if across(row):
+        view.update(
+            community_id=str(row.community_id),
+            member_community_id=str(row.member_community_id),
+            paid_points=row.paid_points,
+            received_points=rules.worth_there(row.paid_points, row.rate_from, row.rate_to),
+            rate={"from": row.rate_from, "to": row.rate_to},
+        )
     if title is not None:
         view["title"] = title
     if show_code:
@@ -75,11 +87,25 @@ async def redemption_answer(
     conn: AsyncConnection, community_id: uuid.UUID, tx_id: uuid.UUID, signer: Signer
 ) -> dict[str, Any]:
     """The answer to a redemption step (also its idempotent replay): the redemption
-    with its voucher, and the ledger transaction the step made."""
+    with its voucher, and the ledger transaction the step made.
+
+    Across communities the hold and its resolution are in the member's community's
+    ledger; a confirmation is answered with the merchant's part of the crossing (its
+    credit in the merchant's ledger), ``tx_id`` then being that part."""
     row = await queries.redemption_of_transaction(conn, community_id, tx_id)
+    crossing = None
+    if row is None:
+        crossing = await district_queries.crossing_of_transaction(conn, tx_id)
+        assert crossing is not None, f"no redemption for transaction {tx_id}"
+        row = await queries.redemption_of_transaction(conn, community_id, crossing.from_transaction_id)
+    elif across(row) and row.status == "confirmed" and row.resolution_id == tx_id:
+        crossing = await district_queries.crossing_of_transaction(conn, tx_id)
     assert row is not None, f"no redemption for transaction {tx_id}"
     view = redemption_view(row, signer=signer if row.hold_id == tx_id else None, title=row.title)
-    return {**view, "transaction": await ledger.created_view(conn, community_id, tx_id)}
+    if crossing is not None:
+        view["crossing_id"] = str(crossing.id)
+    ledger_of = row.member_community_id if tx_id in (row.hold_id, row.resolution_id) else row.community_id
+    return {**view, "transaction": await ledger.created_view(conn, ledger_of, tx_id)}
 
 
 async def member_token(

@@ -4,6 +4,11 @@ for a resident whether they may redeem each one now.
 The rules themselves are plain functions in ``rules.py``; this module applies them
 to the stored rewards and the member's standing (star level, available points, what
 they took this period). Table access is in ``queries.py``.
+
+Rewards are public within a district: anyone of a joined community may list another
+joined community's rewards (``community_id``) and read one by id, with the merchant's
+name; a resident sees, for each, what it costs in their own points at the district's
+rate (``eligibility.pay_points``). Members are never shown across communities.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from timebank.core.policy import current_policy
 from timebank.core.problems import BadRequest, DomainError, Forbidden, NotFound
 from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset
+from timebank.districts.crossing import NotInDistrict, Route, route_between
 from timebank.ledger import queries as ledger_queries
 from timebank.redemption import queries, rules
 from timebank.volunteer.queries import lifetime_minutes
@@ -190,11 +196,38 @@ async def update_reward(
     return reward_view(await queries.update_reward(conn, reward_id, merged, deactivate=deactivate))
 
 
-async def get_reward(conn: AsyncConnection, principal: Principal, reward_id: uuid.UUID) -> dict[str, Any]:
-    row = await queries.find_reward(conn, principal.community_id, reward_id)
-    if row is None:
+async def district_route(conn: AsyncConnection, home: uuid.UUID, there: uuid.UUID) -> Route | None:
+    """None at home; else the district's route from ``home`` to ``there`` (NotFound when
+    they are not in one district: another community's rewards are not ours to show)."""
+    if there == home:
+        return None
+    try:
+        return await route_between(conn, home, there)
+    except NotInDistrict:
+        raise NotFound(f"community {there} is not in this community's district") from None
+
+
+async def find_reward_for(
+    conn: AsyncConnection, home: uuid.UUID, reward_id: uuid.UUID, *, lock: bool = False
+) -> tuple[Any, Route | None]:
+    """A reward of ``home``, or of another community of its district (with the route)."""
+    row = await queries.find_reward(conn, home, reward_id, lock=lock)
+    if row is not None:
+        return row, None
+    other = await queries.reward_anywhere(conn, reward_id)
+    if other is None:
         raise NotFound(f"reward {reward_id} not found")
-    items = await _with_eligibility(conn, principal, [row])
+    try:
+        route = await route_between(conn, home, other.community_id)
+    except NotInDistrict:
+        raise NotFound(f"reward {reward_id} not found") from None
+    return (await lock_reward(conn, other.community_id, reward_id) if lock else other), route
+
+
+async def get_reward(conn: AsyncConnection, principal: Principal, reward_id: uuid.UUID) -> dict[str, Any]:
+    """A reward of the principal's community, or of another community of its district."""
+    row, route = await find_reward_for(conn, principal.community_id, reward_id)
+    items = await _with_eligibility(conn, principal, [row], route)
     return items[0]
 
 
@@ -206,13 +239,18 @@ async def list_rewards(
     active: bool | None,
     cursor: uuid.UUID | None,
     limit: int,
+    community_id: uuid.UUID | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Rewards, oldest first; for a resident each says whether they may redeem it now."""
+    """Rewards, oldest first; for a resident each says whether they may redeem it now.
+    ``community_id``: another community of the district (its rewards are public there)."""
+    there = principal.community_id if community_id is None else community_id
+    route = await district_route(conn, principal.community_id, there)
     rows = await queries.rewards_page(
-        conn, principal.community_id, merchant_id=merchant_id, active=active, after=cursor, limit=limit + 1
+        conn, there, merchant_id=merchant_id, active=active, after=cursor, limit=limit + 1
     )
     page = list(rows[:limit])
-    return await _with_eligibility(conn, principal, page), (str(page[-1].id) if len(rows) > limit else None)
+    items = await _with_eligibility(conn, principal, page, route)
+    return items, (str(page[-1].id) if len(rows) > limit else None)
 
 
 async def standing(conn: AsyncConnection, community_id: uuid.UUID, member_id: uuid.UUID) -> tuple[int, int]:
@@ -225,21 +263,34 @@ async def standing(conn: AsyncConnection, community_id: uuid.UUID, member_id: uu
 
 
 async def _with_eligibility(
-    conn: AsyncConnection, principal: Principal, rows: list[Any]
+    conn: AsyncConnection, principal: Principal, rows: list[Any], route: Route | None = None
 ) -> list[dict[str, Any]]:
+    """The views; across communities with the merchant's community and name; for a
+    resident, whether they may redeem each now (across: at what cost in their points)."""
     views = [reward_view(r) for r in rows]
+    if route is not None and rows:
+        names = await community_queries.display_names(conn, {r.merchant_id for r in rows})
+        for row, view in zip(rows, views, strict=True):
+            view["community_id"] = str(row.community_id)
+            view["merchant_name"] = names.get(row.merchant_id, "")
     if principal.role is not Role.RESIDENT or principal.subject_id is None or not rows:
         return views
     star, available = await standing(conn, principal.community_id, principal.subject_id)
+    rate_from, rate_to = (1, 1) if route is None else await route.rate(conn, Asset.POINT)
+    worth = rules.worth_there(available, rate_from, rate_to)  # the member's points, in the rewards' points
     now = await queries.db_now(conn)
-    tz = (await community_zone(conn, principal.community_id)).key
+    tz = (await community_zone(conn, rows[0].community_id)).key  # the rewards' limit periods are theirs
     used = await queries.used_now(conn, principal.subject_id, [r.id for r in rows], tz)
     for row, view in zip(rows, views, strict=True):
-        reasons = rules.unavailable(row, rules.Standing(star, available, used.get(row.id, 0)), now)
+        reasons = rules.unavailable(row, rules.Standing(star, worth, used.get(row.id, 0)), now)
+        price = rules.member_price(row.price_points, row.star_prices, star)
         view["eligibility"] = {
             "may_redeem": not reasons,
             "reasons": reasons,
-            "price_points": rules.member_price(row.price_points, row.star_prices, star),
+            "price_points": price,
             "star_level": star,
         }
+        if route is not None:
+            view["eligibility"]["pay_points"] = rules.cost_at(price, rate_from, rate_to)
+            view["eligibility"]["rate"] = {"from": rate_from, "to": rate_to}
     return views

@@ -36,12 +36,29 @@ def member_price(price_points: int, star_prices: dict[str, int], star_level: int
     return star_prices[str(max(reached))] if reached else price_points
 
 
+def cost_at(price: int, rate_from: int, rate_to: int) -> int:
+    """What a member of another community of the district pays, in their own points, for
+    ``price`` of the merchant's points, when ``rate_from`` of theirs are worth ``rate_to``
+    of the merchant's: the least whole number whose worth there, rounded down
+    (``floor(paid × to / from)``, what a crossing delivers), covers the price, i.e.
+    ``ceil(price × from / to)``. The merchant receives that worth, which may exceed the
+    price by less than one of the member's points (``worth_there``); nothing is created:
+    every point the member pays arrives, at the rate, rounded toward the sender.
+    """
+    return -(-price * rate_from // rate_to)
+
+
+def worth_there(points: int, rate_from: int, rate_to: int) -> int:
+    """What ``points`` of the member's community reach the merchant's with (rounded down)."""
+    return points * rate_to // rate_from
+
+
 @dataclass(frozen=True)
 class Standing:
     """What the rules need to know about the member at this moment."""
 
     star_level: int
-    available_points: int
+    available_points: int  # in the reward's community's points (``worth_there`` when across)
     used_this_period: int
 
 

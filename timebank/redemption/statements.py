@@ -19,7 +19,7 @@ from timebank.core.clock import rfc3339
 from timebank.core.communities import community_zone
 from timebank.core.problems import BadRequest, Forbidden, NotFound
 from timebank.core.roles import PartyKind, Role
-from timebank.redemption import queries
+from timebank.redemption import queries, rules
 
 MAX_STATEMENT_DAYS = 366
 CSV_COLUMNS = ("redemption_id", "confirmed_at", "reward_id", "title", "member_id", "points", "transaction_id")
@@ -47,7 +47,9 @@ def _item(row: Any) -> dict[str, Any]:
         "reward_id": str(row.reward_id),
         "title": row.title,
         "member_id": str(row.member_id),
-        "points": row.price_points,
+        # what the merchant received: the price, or across communities the worth of what
+        # the member paid at the rate of the hold (at least the price)
+        "points": rules.worth_there(row.paid_points, row.rate_from, row.rate_to),
         "transaction_id": str(row.resolution_id),
     }
 

@@ -159,7 +159,10 @@ SELECT r.merchant_id, m.display_name AS merchant, r.reward_id, w.title,
        count(DISTINCT t.id) AS redemptions, sum(e.amount)::bigint AS points
 FROM transactions t
 JOIN entries e ON e.transaction_id = t.id
-JOIN redemptions r ON r.resolution_id = t.id
+-- a redemption at this community's merchant by a member of another community was resolved
+-- in the member's ledger: its crossing names the part that credited the merchant here
+LEFT JOIN crossings c ON c.to_transaction_id = t.id
+JOIN redemptions r ON r.resolution_id = coalesce(c.from_transaction_id, t.id)
 JOIN rewards w ON w.id = r.reward_id
 JOIN parties m ON m.id = r.merchant_id
 JOIN accounts a ON a.id = e.account_id AND a.party_id = r.merchant_id

@@ -173,8 +173,10 @@ def _flows(rows: list[Any]) -> dict[str, int]:
             out["donated"] += signed
         elif r.kind == "adjustment" and member:
             out["adjusted"] += signed
-        elif r.kind == "crossing" and member:  # 通存通兑: to and from other communities of the district
-            out["crossed_in" if signed > 0 else "crossed_out"] += abs(signed)
+        elif r.kind in ("crossing", "redemption") and r.holder == "clearing":
+            # 通存通兑: what left for (credited to clearing) or came from (debited) other
+            # communities of the district, transfers and redemptions at their merchants alike
+            out["crossed_out" if signed > 0 else "crossed_in"] += abs(signed)
     return out
 
 

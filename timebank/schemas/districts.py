@@ -33,10 +33,13 @@ class Membership(Out):
     community_consent_at: str | None
     joined_at: str | None
     limits: Limits
+    points_per_unit: int
     name: str | None = None
 
 
 class Rate(Out):
+    """The rate of a pair, derived from the two communities' points_per_unit."""
+
     community_a: str
     community_b: str
     a_points: int

@@ -19,6 +19,13 @@ class RewardLimit(Out):
     period: Literal["day", "week", "month", "quarter", "year"]
 
 
+class PointsRate(Out):
+    """``from`` points of the member's community are worth ``to`` of the merchant's."""
+
+    from_: int = msgspec.field(name="from")
+    to: int
+
+
 class Eligibility(Out):
     """For a resident: may they redeem it now, at what price, and if not, why."""
 
@@ -36,6 +43,9 @@ class Eligibility(Out):
     ]
     price_points: int
     star_level: int
+    # a reward of another community of the district: what the member's own points pay
+    pay_points: int | None = None
+    rate: PointsRate | None = None
 
 
 class Reward(Out):
@@ -58,6 +68,9 @@ class Reward(Out):
     created_at: str
     updated_at: str
     eligibility: Eligibility | None = None
+    # a reward of another community of the district
+    community_id: str | None = None
+    merchant_name: str | None = None
 
 
 class RewardPage(Out):
@@ -84,6 +97,14 @@ class Redemption(Out):
     code: str | None = None
     qr: str | None = None
     transaction: Transaction | None = None
+    # at a merchant of another community of the district: the member's points paid at
+    # the rate fixed when they were held, what the merchant receives, and the crossing
+    community_id: str | None = None
+    member_community_id: str | None = None
+    paid_points: int | None = None
+    received_points: int | None = None
+    rate: PointsRate | None = None
+    crossing_id: str | None = None
 
 
 class RedemptionPage(Out):

@@ -103,8 +103,8 @@ class PointsReport(Out):
     expired: int
     donated: int
     adjusted: int
-    crossed_in: int  # members received from other communities of the district
-    crossed_out: int  # members sent to other communities of the district
+    crossed_in: int  # came from other communities of the district (through the clearing account)
+    crossed_out: int  # left for other communities of the district (transfers, redemptions there)
     members_net_change: int
     outstanding_at_start: int
     outstanding: int

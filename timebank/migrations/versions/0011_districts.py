@@ -12,8 +12,10 @@
   (debits − credits) always equals the community's position in the district.
 * ``district_members``: a community joins by consent of both sides (either may ask
   first); once both agreed, it is joined (its district party and accounts exist).
-* ``district_rates``: how many points of one community are worth how many of the
-  other's (per unordered pair, so a round trip can never gain; default 1:1).
+* ``district_members.points_per_unit``: how many of a community's points make one
+  district point; A's points cross to B at ``A's : B's`` (default 1:1). One value per
+  community rather than one rate per pair: rates per pair could be set so that a
+  cycle A → B → C → A gains points; ratios of one value each never can.
 * ``crossings``: one row per crossing naming its three transactions (append-only).
 * ``district_settlements``: proposed by a district admin, approved by another (four
   eyes); the approved lines are posted as one district transaction and one
@@ -82,25 +84,16 @@ CREATE TABLE district_members (
     -- (held by the crossing under the locks of the accounts it moves)
     hour_limit           bigint NOT NULL DEFAULT 0 CHECK (hour_limit BETWEEN 0 AND 1000000000000),
     point_limit          bigint NOT NULL DEFAULT 0 CHECK (point_limit BETWEEN 0 AND 1000000000000),
+    -- how many of this community's points are one district point: the rate between two
+    -- communities is the ratio of theirs (one value per community, so no round trip or
+    -- cycle of crossings can ever gain points)
+    points_per_unit      integer NOT NULL DEFAULT 1 CHECK (points_per_unit BETWEEN 1 AND 1000000),
     PRIMARY KEY (district_id, community_id),
     FOREIGN KEY (party_id, district_id) REFERENCES parties (id, community_id),
     CONSTRAINT district_members_joined CHECK ((joined_at IS NULL) = (party_id IS NULL)),
     CONSTRAINT district_members_consent CHECK (
         joined_at IS NULL OR (district_consent_at IS NOT NULL AND community_consent_at IS NOT NULL)),
     CONSTRAINT district_members_not_itself CHECK (district_id <> community_id)
-);
-
-CREATE TABLE district_rates (
-    district_id  uuid NOT NULL REFERENCES districts (id),
-    community_a  uuid NOT NULL REFERENCES communities (id),
-    community_b  uuid NOT NULL REFERENCES communities (id),
-    -- a_points of community_a's points are worth b_points of community_b's
-    a_points     integer NOT NULL CHECK (a_points BETWEEN 1 AND 1000000),
-    b_points     integer NOT NULL CHECK (b_points BETWEEN 1 AND 1000000),
-    set_by       uuid NOT NULL,
-    set_at       timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (district_id, community_a, community_b),
-    CONSTRAINT district_rates_ordered CHECK (community_a < community_b)
 );
 
 CREATE TABLE crossings (
@@ -225,11 +218,82 @@ CREATE INDEX proxy_actions_for ON proxy_actions (for_member_id, created_at);
 CREATE INDEX proxy_actions_actor ON proxy_actions (actor_member_id, created_at);
 CREATE TRIGGER proxy_actions_append_only BEFORE UPDATE OR DELETE ON proxy_actions
     FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
+
+-- === Redemption at another community's merchant (issue 18, item 2) ===========================
+-- A member of community A redeems a reward of a merchant of community B (one district):
+-- the redemption stays B's (community_id: the merchant's counter, statements and reports),
+-- the member and the hold are A's (member_community_id; the hold moves paid_points from the
+-- member to A's clearing account), and the confirmation posts the hold as the sending part
+-- of a crossing. The rate is the district's when the points were held (a quote the voucher
+-- keeps): paid_points is the least whole number of A's points whose worth in B's, rounded
+-- down, covers the price (so the merchant receives floor(paid × to / from) ≥ price, never
+-- more than one of A's points' worth above it). At home: 1:1 and paid = price.
+ALTER TABLE redemptions ADD COLUMN member_community_id uuid;
+ALTER TABLE redemptions ADD COLUMN paid_points bigint;
+ALTER TABLE redemptions ADD COLUMN rate_from integer NOT NULL DEFAULT 1 CHECK (rate_from BETWEEN 1 AND 1000000);
+ALTER TABLE redemptions ADD COLUMN rate_to integer NOT NULL DEFAULT 1 CHECK (rate_to BETWEEN 1 AND 1000000);
+ALTER TABLE redemptions DISABLE TRIGGER redemptions_guard;
+UPDATE redemptions SET member_community_id = community_id, paid_points = price_points;
+ALTER TABLE redemptions ENABLE TRIGGER redemptions_guard;
+ALTER TABLE redemptions ALTER COLUMN member_community_id SET NOT NULL, ALTER COLUMN paid_points SET NOT NULL;
+ALTER TABLE redemptions ADD CONSTRAINT redemptions_paid_covers_price CHECK (
+    paid_points::numeric * rate_to >= price_points::numeric * rate_from
+    AND (paid_points - 1)::numeric * rate_to < price_points::numeric * rate_from);
+ALTER TABLE redemptions ADD CONSTRAINT redemptions_home_one_to_one CHECK (
+    member_community_id <> community_id OR (rate_from = 1 AND rate_to = 1));
+ALTER TABLE redemptions DROP CONSTRAINT redemptions_member_id_community_id_fkey;
+ALTER TABLE redemptions ADD CONSTRAINT redemptions_member_fkey
+    FOREIGN KEY (member_id, member_community_id) REFERENCES parties (id, community_id);
+-- the holds due in a community's ledger (the hold-timeout job asks per ledger)
+CREATE INDEX redemptions_open_holds ON redemptions (member_community_id, expires_at) WHERE status = 'held';
+
+-- What a redemption is never changes; its status moves once, from held.
+CREATE OR REPLACE FUNCTION redemption_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'redemptions are never deleted' USING ERRCODE = 'TB001';
+    END IF;
+    IF (NEW.id, NEW.community_id, NEW.reward_id, NEW.merchant_id, NEW.member_id, NEW.star_level, NEW.price_points,
+        NEW.code, NEW.hold_id, NEW.period_start, NEW.expires_at, NEW.token_nonce, NEW.created_by, NEW.created_at,
+        NEW.member_community_id, NEW.paid_points, NEW.rate_from, NEW.rate_to)
+       IS DISTINCT FROM
+       (OLD.id, OLD.community_id, OLD.reward_id, OLD.merchant_id, OLD.member_id, OLD.star_level, OLD.price_points,
+        OLD.code, OLD.hold_id, OLD.period_start, OLD.expires_at, OLD.token_nonce, OLD.created_by, OLD.created_at,
+        OLD.member_community_id, OLD.paid_points, OLD.rate_from, OLD.rate_to)
+       OR OLD.status <> 'held' THEN
+        RAISE EXCEPTION 'redemption % is %: it does not change again', OLD.id, OLD.status USING ERRCODE = 'TB001';
+    END IF;
+    RETURN NEW;
+END $$;
+-- === end redemption at another community's merchant ==========================================
 """
 
 DROP = r"""
+-- === undo: redemption at another community's merchant (rows of cross redemptions must go first) ===
+CREATE OR REPLACE FUNCTION redemption_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'redemptions are never deleted' USING ERRCODE = 'TB001';
+    END IF;
+    IF (NEW.id, NEW.community_id, NEW.reward_id, NEW.merchant_id, NEW.member_id, NEW.star_level, NEW.price_points,
+        NEW.code, NEW.hold_id, NEW.period_start, NEW.expires_at, NEW.token_nonce, NEW.created_by, NEW.created_at)
+       IS DISTINCT FROM
+       (OLD.id, OLD.community_id, OLD.reward_id, OLD.merchant_id, OLD.member_id, OLD.star_level, OLD.price_points,
+        OLD.code, OLD.hold_id, OLD.period_start, OLD.expires_at, OLD.token_nonce, OLD.created_by, OLD.created_at)
+       OR OLD.status <> 'held' THEN
+        RAISE EXCEPTION 'redemption % is %: it does not change again', OLD.id, OLD.status USING ERRCODE = 'TB001';
+    END IF;
+    RETURN NEW;
+END $$;
+DROP INDEX IF EXISTS redemptions_open_holds;
+ALTER TABLE redemptions DROP CONSTRAINT IF EXISTS redemptions_member_fkey;
+ALTER TABLE redemptions ADD CONSTRAINT redemptions_member_id_community_id_fkey
+    FOREIGN KEY (member_id, community_id) REFERENCES parties (id, community_id);
+ALTER TABLE redemptions DROP COLUMN member_community_id, DROP COLUMN paid_points,
+    DROP COLUMN rate_from, DROP COLUMN rate_to;
+-- === end undo: redemption at another community's merchant ===
 DROP TABLE IF EXISTS proxy_actions, family_grants, family_links, settlement_parts, district_settlements,
-    crossings, district_rates, district_members, districts;
+    crossings, district_members, districts;
 ALTER TABLE people DROP CONSTRAINT people_subject;
 ALTER TABLE people ADD CONSTRAINT people_subject CHECK ((role = 'admin') = (subject_id IS NULL));
 ALTER TABLE people DROP CONSTRAINT people_role_check;
