@@ -49,7 +49,12 @@ def http_error_handler(request: Request, exc: HTTPException) -> Response[Any]:
     if isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
         # "Validation failed for POST …" says nothing a person can fix: say what is wrong.
-        messages = [e["message"] for e in exc.extra if isinstance(e, dict) and e.get("message")]
+        messages = [
+            # Litestar's word for a missing body is the parameter's name, quoted: say it plainly.
+            "send a JSON object as the request body" if e["message"] == "'data'" else e["message"]
+            for e in exc.extra
+            if isinstance(e, dict) and e.get("message")
+        ]
         if messages:
             detail = "; ".join(messages)
     headers = dict(exc.headers or {})  # Allow on a 405, Retry-After on a 429

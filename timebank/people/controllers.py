@@ -49,7 +49,7 @@ class PeopleController(Controller):
 
     @post(
         "/",
-        opt=access(Role.ADMIN),
+        opt=access(Role.ADMIN, Role.DISTRICT_ADMIN),
         status_code=201,
         request_max_body_size=schemas.JSON_BODY_MAX,
         responses=problems(404, 409, 413),
@@ -68,13 +68,21 @@ class PeopleController(Controller):
             )
         return web.json_response(view, 201)
 
-    @get("/", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(), summary="The community's people")
+    @get(
+        "/",
+        opt=access(Role.ADMIN, Role.AUDITOR, Role.DISTRICT_ADMIN),
+        responses=problems(),
+        summary="The community's people",
+    )
     async def list_(self, request: Request) -> Response[schemas.PersonList]:
         async with web.engine(request).connect() as conn:
             return web.json_response({"items": await accounts.list_people(conn, web.principal(request))})
 
     @get(
-        "/{person_id:uuid}", opt=access(Role.ADMIN, Role.AUDITOR), responses=problems(404), summary="A person"
+        "/{person_id:uuid}",
+        opt=access(Role.ADMIN, Role.AUDITOR, Role.DISTRICT_ADMIN),
+        responses=problems(404),
+        summary="A person",
     )
     async def get_one(self, request: Request, person_id: uuid.UUID) -> Response[schemas.Person]:
         async with web.engine(request).connect() as conn:
@@ -83,7 +91,7 @@ class PeopleController(Controller):
 
     @post(
         "/{person_id:uuid}/disable",
-        opt=access(Role.ADMIN),
+        opt=access(Role.ADMIN, Role.DISTRICT_ADMIN),
         status_code=200,
         responses=problems(404),
         summary="Stop a person signing in (their sessions end at once)",
@@ -96,7 +104,7 @@ class PeopleController(Controller):
 
     @post(
         "/{person_id:uuid}/enable",
-        opt=access(Role.ADMIN),
+        opt=access(Role.ADMIN, Role.DISTRICT_ADMIN),
         status_code=200,
         responses=problems(404),
         summary="Let a disabled person sign in again",
@@ -109,7 +117,7 @@ class PeopleController(Controller):
 
     @post(
         "/{person_id:uuid}/sign-in-links",
-        opt=access(Role.ADMIN),
+        opt=access(Role.ADMIN, Role.DISTRICT_ADMIN),
         status_code=201,
         request_max_body_size=schemas.JSON_BODY_MAX,
         responses=problems(404, 413),
@@ -125,7 +133,7 @@ class PeopleController(Controller):
 
     @get(
         "/{person_id:uuid}/sign-in-links",
-        opt=access(Role.ADMIN, Role.AUDITOR),
+        opt=access(Role.ADMIN, Role.AUDITOR, Role.DISTRICT_ADMIN),
         responses=problems(404),
         summary="A person's latest sign-in links (never their tokens)",
     )
@@ -140,7 +148,7 @@ class SignInLinkController(Controller):
 
     @delete(
         "/{link_id:uuid}",
-        opt=access(Role.ADMIN),
+        opt=access(Role.ADMIN, Role.DISTRICT_ADMIN),
         status_code=204,
         responses=problems(404),
         summary="Revoke an unused sign-in link",
