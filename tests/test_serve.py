@@ -66,6 +66,7 @@ def test_serve_runs_on_the_embedded_database_with_demo_data(tmp_path):
             "admin": "/staff",
             "recorder": "/org",
             "auditor": "/staff",
+            "district_admin": "/district",
         }
         assert set(keys["logins"]) == set(homes)
         for role, login in keys["logins"].items():

@@ -32,7 +32,10 @@ from timebank.community.controllers import (
 from timebank.core.access import PUBLIC
 from timebank.core.settings import Settings, get_settings
 from timebank.db import create_engine
+from timebank.districts import pages as district_pages
 from timebank.districts.controllers import CommunityDistrictController, CrossingController, DistrictController
+from timebank.families import pages as family_pages
+from timebank.families.controllers import FamilyLinkController
 from timebank.health import HealthController
 from timebank.jobs import pages as operations_pages
 from timebank.jobs.controllers import JobController
@@ -91,6 +94,7 @@ ROUTES: list[ControllerRouterHandler] = [
     DistrictController,
     CommunityDistrictController,
     CrossingController,
+    FamilyLinkController,
     TransactionController,
     AccountController,
     LogController,
@@ -130,7 +134,9 @@ PAGES: list[ControllerRouterHandler] = [
     *journal_pages.PAGES,
     *report_pages.PAGES,
     *activity_pages.PAGES,
+    *family_pages.PAGES,
     *public_pages.PAGES,
+    *district_pages.PAGES,
 ]
 
 # Outermost first: metrics and the request log see every answer; the edge refuses bad

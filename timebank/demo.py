@@ -1,7 +1,9 @@
 """Demo data for an empty database: 华锦社区 with an organisation, a merchant, members,
 funds, a few service records (four approved, one waiting for approval), three
 rewards of the merchant, and a person to sign in as for each role (random passwords,
-printed by `serve` and saved beside the keys)."""
+printed by `serve` and saved beside the keys). With it, the district 华锦街道: 华锦社区
+and a small neighbour, 锦绣社区, joined by both sides' consent, a district admin to sign
+in as, and two crossings so the district's pages have figures."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from timebank.core.access import Principal
 from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Kind
 from timebank.db import MIGRATION_LOCK_KEY
+from timebank.districts import crossing
+from timebank.districts import service as districts
 from timebank.ledger import service as ledger
 from timebank.people import accounts
 from timebank.redemption import rewards
@@ -25,6 +29,8 @@ from timebank.volunteer import approval, recording
 from timebank.volunteer.records import RecordIn
 
 DEMO_NAME = "华锦社区"
+DISTRICT_NAME = "华锦街道"
+NEIGHBOUR_NAME = "锦绣社区"
 MEMBERS = [("李秀英", 600, 120), ("王建国", 300, 60), ("张伟", 90, 30), ("陈静", 0, 0)]
 # (member, days ago, hours, activity, category)
 SERVICE = [
@@ -55,9 +61,15 @@ async def seed_if_empty(engine: AsyncEngine) -> dict[str, Any] | None:
             conn, admin, "resident", uuid.UUID(members[0]["id"]), "demo resident"
         )
         logins = await _people(conn, admin, members, org, shop)
+        resident_principal = Principal(
+            uuid.UUID(resident["id"]), community_id, Role.RESIDENT, uuid.UUID(members[0]["id"])
+        )
+        district = await _district(conn, admin, resident_principal, members)
+        logins["district_admin"] = district.pop("login")
         return {
             "logins": logins,
             "community_id": created["community_id"],
+            **district,
             "admin_key": created["admin_key"],
             "resident_key": resident["key"],
             "organisation_id": org["id"],
@@ -110,6 +122,61 @@ async def _people(
         password=None,
     )
     return logins
+
+
+async def _district(
+    conn: AsyncConnection, admin: Principal, resident: Principal, members: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """华锦街道 with 华锦社区 and 锦绣社区 joined (the district's and each community's
+    consent, through the services), its admin, and two crossings: an hour from 李秀英
+    to her mother in 锦绣社区, and points from 锦绣社区's fund to 王建国."""
+    created = await districts.create_district(conn, DISTRICT_NAME, hour_limit=6000, point_limit=5000)
+    district_id = uuid.UUID(created["district_id"])
+    office = Principal(uuid.UUID(created["admin_key_id"]), district_id, Role.DISTRICT_ADMIN, None)
+    neighbour = await community.create_community(conn, NEIGHBOUR_NAME)
+    neighbour_id = uuid.UUID(neighbour["community_id"])
+    neighbour_admin = Principal(uuid.UUID(neighbour["admin_key_id"]), neighbour_id, Role.ADMIN, None)
+    mother = await community.create_party(conn, neighbour_id, PartyKind.MEMBER, "李桂兰")
+    view = await community.community_view(conn, neighbour_id)
+    fund = uuid.UUID(view["accounts"]["fund"]["POINT"])
+    seed = ledger.Movement(uuid.UUID(view["accounts"]["issuance"]["POINT"]), fund, Asset.POINT, 1000)
+    await ledger.transfer(conn, neighbour_admin, [seed], kind=Kind.ADJUSTMENT, memo="演示数据：社区基金")
+    for joining, its_admin in ((admin.community_id, admin), (neighbour_id, neighbour_admin)):
+        await districts.consent(conn, office, district_id, joining)
+        await districts.consent(conn, its_admin, district_id, joining)
+    hour = crossing.CrossingRequest(
+        to_community_id=neighbour_id,
+        asset=Asset.HOUR,
+        amount=60,
+        to_party_id=uuid.UUID(mother["id"]),
+        memo="给妈妈的一小时",
+    )
+    await crossing.cross(conn, resident, hour, None)  # type: ignore[arg-type]
+    points = crossing.CrossingRequest(
+        to_community_id=admin.community_id,
+        asset=Asset.POINT,
+        amount=40,
+        from_account_id=fund,
+        to_party_id=uuid.UUID(members[1]["id"]),
+        memo="锦绣社区感谢王师傅修水管",
+    )
+    await crossing.cross(conn, neighbour_admin, points, None)  # type: ignore[arg-type]
+    password = _password()
+    name, login = "华锦街道 管理员", "huajin-office"
+    await accounts.create_person(
+        conn,
+        office,
+        role=Role.DISTRICT_ADMIN.value,
+        subject_id=None,
+        display_name=name,
+        login=login,
+        password=password,
+    )
+    return {
+        "login": {"login": login, "password": password, "name": name},
+        "district_id": created["district_id"],
+        "neighbour_community_id": neighbour["community_id"],
+    }
 
 
 async def _members_with_balances(conn: AsyncConnection, admin: Principal) -> list[dict[str, Any]]:

@@ -1020,6 +1020,38 @@ class Service:
         self._log.close()
 
 
+# --- profiling ---------------------------------------------------------------------------
+
+
+def start_profiler(args: argparse.Namespace, service: Service, label: str) -> Any:
+    """py-spy over the service's processes for the measured window (after the warm-up)."""
+    import threading
+
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    args.profile.mkdir(parents=True, exist_ok=True)
+    out_file = args.profile / f"{label.replace('/', '-')}.txt"
+    assert service.proc is not None
+    pid = service.proc.pid
+
+    def run() -> None:
+        time.sleep(args.warmup)
+        done = subprocess.run(
+            [py_spy, "record", "--pid", str(pid), "--subprocesses", "--duration", str(int(args.duration)),
+             "--rate", "250", "--format", "raw", "--nonblocking", "--output", str(out_file)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode:
+            console.print(f"[yellow]py-spy failed: {done.stderr[-500:]}[/yellow]")
+        else:
+            console.print(f"  profile of {label}: {out_file}")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 # --- main --------------------------------------------------------------------------------
 
 
@@ -1242,6 +1274,12 @@ def main() -> None:
         "--rounds", type=int, default=1,
         help="measure every scenario this many times, interleaved with the baseline's; report the median (default 1)",
     )  # fmt: skip
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="sample the service's Python stacks with py-spy during each service scenario's measured window "
+        "(collapsed stacks in DIR/<scenario>.txt; read them with scripts/bench/profile_summary.py). The "
+        "sampling costs CPU: take throughput figures from runs without it",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     args = parser.parse_args()
@@ -1459,6 +1497,7 @@ class Rig:
             console.print(f"running {label} with {args.clients} clients for {args.warmup:g}+{args.duration:g}s",
                           highlight=False)  # fmt: skip
             if name.startswith("service/"):
+                profiler = start_profiler(args, service, label) if args.profile else None
 
                 def spread() -> None:
                     if args.workers > 1:
@@ -1470,6 +1509,8 @@ class Rig:
                     http_phase(name, "127.0.0.1", service.port, self.auth["Authorization"], self.members, hot_account,
                                args.clients, window, self.meter, args.sample_waits, args.client, spread)
                 )  # fmt: skip
+                if profiler is not None:
+                    profiler.join()
             else:
                 phase = asyncio.run(
                     sql_phase(name, self.dsn, self.community_id, self.key_id, self.members, hot_account, args.clients,

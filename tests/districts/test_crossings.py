@@ -443,7 +443,7 @@ async def test_settlement_returns_positions_to_zero_with_four_eyes(client, engin
     )
     assert problem(again, 409, "conflict")  # one open proposal at a time
     own = await client.post(f"/v1/district/settlements/{proposal['id']}/approve", headers=d.auth())
-    assert problem(own, 409, "four-eyes")
+    assert problem(own, 403, "four-eyes")
     assert await d.positions() == before
     done = await client.post(f"/v1/district/settlements/{proposal['id']}/approve", headers=d.auth(second))
     assert done.status_code == 200, done.text

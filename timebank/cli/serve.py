@@ -24,6 +24,7 @@ DEMO_ROLES = (
     ("admin", "community staff 社工"),
     ("recorder", "organisation 志愿组织"),
     ("auditor", "supervisory board 监事"),
+    ("district_admin", "district office 街道"),
 )
 
 

@@ -24,8 +24,11 @@ from timebank.db import text_array, uuid_array
 # --- communities -----------------------------------------------------------------------
 
 
-async def insert_community(conn: AsyncConnection, name: str, timezone: str) -> uuid.UUID:
-    stmt = insert(Community).values(name=name, timezone=timezone).returning(Community.id)
+async def insert_community(
+    conn: AsyncConnection, name: str, timezone: str, kind: str = "community"
+) -> uuid.UUID:
+    """A ledger of a community, or of a district (``kind``)."""
+    stmt = insert(Community).values(name=name, timezone=timezone, kind=kind).returning(Community.id)
     return (await conn.execute(stmt)).scalar_one()
 
 
@@ -36,7 +39,9 @@ async def community_by_id(conn: AsyncConnection, community_id: uuid.UUID) -> Row
 async def all_communities(conn: AsyncConnection) -> list[Row[Any]]:
     """Every community's id and time zone, by id (the scheduled jobs run per community;
     a district's ledger has no members, policy or activities, so it is not among them)."""
-    stmt = select(Community.id, Community.timezone).where(Community.kind == "community").order_by(Community.id)
+    stmt = (
+        select(Community.id, Community.timezone).where(Community.kind == "community").order_by(Community.id)
+    )
     return list((await conn.execute(stmt)).all())
 
 

@@ -1,4 +1,6 @@
-"""Every SQL statement on the districts' tables (and the reads of the ledgers they need)."""
+"""Every SQL statement on the districts' tables, and the reads of other tables they join
+(communities' names and kinds, the accounts of a district's ledger). Rows of other
+packages' tables are written by their owners (``community.queries``, ``ledger.queries``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 from sqlalchemy import Row, any_, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.community import queries as community_queries
 from timebank.community.models import Community, Party
 from timebank.db import uuid_array
 from timebank.districts.models import (
@@ -27,8 +30,7 @@ from timebank.ledger.models import Account
 async def insert_district(
     conn: AsyncConnection, name: str, timezone: str, hour_limit: int, point_limit: int
 ) -> uuid.UUID:
-    stmt = insert(Community).values(name=name, timezone=timezone, kind="district").returning(Community.id)
-    district_id = (await conn.execute(stmt)).scalar_one()
+    district_id = await community_queries.insert_community(conn, name, timezone, kind="district")
     await conn.execute(
         insert(District).values(
             id=district_id, default_hour_limit=hour_limit, default_point_limit=point_limit
@@ -105,12 +107,9 @@ async def members_of(conn: AsyncConnection, district_id: uuid.UUID) -> list[Row[
 async def insert_party(
     conn: AsyncConnection, district_id: uuid.UUID, name: str, community_id: uuid.UUID
 ) -> uuid.UUID:
-    stmt = (
-        insert(Party)
-        .values(community_id=district_id, kind="community", display_name=name, external_ref=str(community_id))
-        .returning(Party.id)
-    )
-    return (await conn.execute(stmt)).scalar_one()
+    """The member community as a party of the district's ledger (written by its owner, ``community``)."""
+    party = await community_queries.insert_party(conn, district_id, "community", name, str(community_id))
+    return party.id
 
 
 # --- accounts ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.communities import community_zone
-from timebank.core.problems import BadRequest, Conflict, NotFound
+from timebank.core.problems import BadRequest, Conflict, DomainError, NotFound
 from timebank.core.terms import Asset, Direction, Kind, Layer, SystemRole
 from timebank.districts import queries
 from timebank.districts.service import positions, require_district_admin
@@ -34,8 +34,9 @@ from timebank.ledger import queries as ledger_queries
 from timebank.ledger import service as ledger
 
 
-class FourEyes(Conflict):
-    slug, title = "four-eyes", "Another person must approve this"
+class FourEyes(DomainError):
+    # the same rule (and slug, status) as a service record's four-eyes correction
+    slug, status, title = "four-eyes", 403, "Another person must approve this"
 
 
 MAX_PERIOD_DAYS = 3 * 366

@@ -137,7 +137,9 @@ async def _prepare(
         m.credit for n in checked for m in items[n].movements
     }
     accounts = await queries.accounts_by_id(conn, principal.community_id, wanted) if wanted else {}
-    everything = {m.debit for i in items for m in i.movements} | {m.credit for i in items for m in i.movements}
+    everything = {m.debit for i in items for m in i.movements} | {
+        m.credit for i in items for m in i.movements
+    }
     crossing_accounts = set(await queries.district_accounts_among(conn, everything))
     for n, item in enumerate(items):
         try:

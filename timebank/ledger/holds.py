@@ -94,7 +94,9 @@ async def reverse(
     if original.phase not in (Phase.POSTED, Phase.POST):
         raise NotReversible("only posted transactions can be reversed; void a pending hold instead")
     entries = await queries.entries_with_owners(conn, tx_id)
-    if original.kind in (Kind.CROSSING, Kind.SETTLEMENT) or any(e.system_role in CROSSING_ROLES for e in entries):
+    if original.kind in (Kind.CROSSING, Kind.SETTLEMENT) or any(
+        e.system_role in CROSSING_ROLES for e in entries
+    ):
         # One part alone would break its crossing (and clearing = position): a crossing
         # is undone by a crossing back, a settlement by the next settlement.
         raise NotReversible(

@@ -34,7 +34,9 @@ CLIENT_KINDS = {
 
 # The district's accounts in a ledger move only with crossings and settlements.
 CROSSING_ROLES = (SystemRole.CLEARING.value, SystemRole.EXCHANGE.value)
-CLEARING_ONLY = "account {account} is a district clearing account: it moves only with crossings and settlements"
+CLEARING_ONLY = (
+    "account {account} is a district clearing account: it moves only with crossings and settlements"
+)
 
 
 async def transfer(

@@ -22,7 +22,14 @@ from timebank.people import accounts, links, queries, sessions
 from timebank.web import forms, i18n, messages, templating
 from timebank.web.templating import render, safe_next, see_other
 
-HOME = {Role.RESIDENT: "/me", Role.MERCHANT: "/counter", Role.RECORDER: "/org"}  # everyone else: /staff
+HOME = {
+    Role.RESIDENT: "/me",
+    Role.MERCHANT: "/counter",
+    Role.RECORDER: "/org",
+    Role.DISTRICT_ADMIN: "/district",
+}  # everyone else: /staff
+# Everyone who signs in: the community's roles and the district office's admins.
+SIGNED_IN = access(*READERS, Role.DISTRICT_ADMIN)
 
 
 def home_of(who: Any) -> str:
@@ -134,7 +141,7 @@ class SignInPages(Controller):
             return render(request, "people/link.html", 410, token=None, name=None, reason=unusable.reason)
         return await _start_session(request, person, "link", None)
 
-    @post("/sign-out", opt=access(*READERS), status_code=303)
+    @post("/sign-out", opt=SIGNED_IN, status_code=303)
     async def sign_out(self, request: Request) -> Response[Any]:
         who = request.scope["auth"]
         async with web.engine(request).begin() as conn:
@@ -193,7 +200,7 @@ class AccountPages(Controller):
         context = {"sessions": live, "notice": None, "error": None, **extra}
         return render(request, "people/account.html", status, **context)
 
-    @get("/", opt=access(*READERS))
+    @get("/", opt=SIGNED_IN)
     async def account(self, request: Request, done: str | None = None) -> Response[Any]:
         _ = templating.gettext(request)
         notices = {
@@ -203,7 +210,7 @@ class AccountPages(Controller):
         }
         return await self._page(request, notice=notices.get(done or ""))
 
-    @post("/sessions/{session_id:uuid}/end", opt=access(*READERS), status_code=303)
+    @post("/sessions/{session_id:uuid}/end", opt=SIGNED_IN, status_code=303)
     async def end_session(self, request: Request, session_id: uuid.UUID) -> Response[Any]:
         who = request.scope["auth"]
         async with web.engine(request).begin() as conn:
@@ -214,13 +221,13 @@ class AccountPages(Controller):
             return response
         return see_other("/account?done=ended")
 
-    @post("/sessions/end-others", opt=access(*READERS), status_code=303)
+    @post("/sessions/end-others", opt=SIGNED_IN, status_code=303)
     async def end_others(self, request: Request) -> Response[Any]:
         async with web.engine(request).begin() as conn:
             await sessions.end_others(conn, request.scope["auth"])
         return see_other("/account?done=others")
 
-    @post("/password", opt=access(*READERS), status_code=303)
+    @post("/password", opt=SIGNED_IN, status_code=303)
     async def password(self, request: Request) -> Response[Any]:
         who = request.scope["auth"]
         values = await forms.read_form(request)

@@ -64,7 +64,7 @@ class RewardController(Controller):
     @get(
         "/",
         opt=access(*READERS),
-        responses=problems(),
+        responses=problems(404),
         summary="Rewards, oldest first (for a resident: whether they may redeem each now, and why not)",
         description="`community_id`: another community of this community's district, whose rewards "
         "(with their merchants' names) are public there; a resident sees what each costs in their "

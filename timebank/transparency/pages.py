@@ -20,6 +20,7 @@ from litestar.types import ControllerRouterHandler
 
 from timebank import web
 from timebank.core.access import PUBLIC
+from timebank.districts.service import community_district
 from timebank.reports.snapshot import report_snapshot
 from timebank.transparency import service
 from timebank.web import i18n
@@ -68,6 +69,10 @@ class PublicPages(Controller):
         before = web.int_cursor(cursor)
         async with report_snapshot(web.engine(request)) as conn:
             content = await service.public_page(conn, community_id, before)
+            # its district's name and its position there (totals only), once joined
+            district = await community_district(conn, community_id)
+        if district is not None and "position" not in district:
+            district = None
         return _fresh(
             render(
                 request,
@@ -76,6 +81,7 @@ class PublicPages(Controller):
                 community_name=name,
                 fmt=_formats(request, zone),
                 first_page=before is None,
+                district=district,
                 **content,
             )
         )

@@ -30,7 +30,8 @@ BY_TYPE = {
     "invalid-request": N_("Some of what you entered is not valid. Please check it."),
     "database-unavailable": N_("The service is busy right now. Nothing was changed; please try again soon."),
     "four-eyes": N_(
-        "The admin who asked for a correction cannot decide it. Another admin must approve or refuse it."
+        "Whoever asked for this (a correction, a settlement) cannot decide it. Another admin must approve or "
+        "refuse it."
     ),
     "record-already-resolved": N_(
         "This record was already approved, rejected or corrected. Nothing was changed."
@@ -58,6 +59,11 @@ BY_TYPE = {
     "star-level-too-low": N_("This activity needs a higher star level."),
     "invalid-activity": N_("Some of what you entered is not valid. Please check the times and the place."),
     "conflict": N_("That cannot be done now. Nothing was changed."),
+    "crossing-limit": N_(
+        "This would take a community past its limit in the district. Nothing was sent; "
+        "try a smaller amount, or after the district settles."
+    ),
+    "not-in-district": N_("That community is not in this community's district. Nothing was sent."),
 }
 GENERAL = N_("That could not be done. Nothing was changed.")
 
@@ -95,6 +101,8 @@ KIND_WORDS = {
 }
 TRANSFER_IN = N_("From a neighbour")
 TRANSFER_OUT = N_("To a neighbour")
+CROSSING_IN = N_("From another community")
+CROSSING_OUT = N_("To another community")
 
 # A service record's status in words.
 RECORD_STATUS = {
@@ -109,4 +117,33 @@ def entry_words(kind: str, incoming: bool) -> str:
     """The message id of what an entry was (translate it where it is shown)."""
     if kind == "transfer":
         return TRANSFER_IN if incoming else TRANSFER_OUT
+    if kind == "crossing":  # 通存通兑: through the district
+        return CROSSING_IN if incoming else CROSSING_OUT
     return KIND_WORDS.get(kind, kind)
+
+
+# Family links (亲情账户): what their refusals mean.
+BY_TYPE.update(
+    {
+        "family-code-not-usable": N_(
+            "This family code is not right, was already used, or has expired. Check it with your relative, "
+            "or ask them for a new one. Nothing was changed."
+        ),
+        "family-code-own": N_(
+            "This is your own family code. Give it to your relative to enter on their phone."
+        ),
+        "family-code-tries": N_("Too many family codes that were not right. Please try again in an hour."),
+        "family-codes-open": N_(
+            "You already have 5 family codes nobody has used. Withdraw one, or wait until they expire."
+        ),
+        "family-already-linked": N_("You are already linked with this relative."),
+        "family-not-in-district": N_(
+            "Your community and your relative's are not in the same district, so you cannot be linked. "
+            "Ask the staff."
+        ),
+        "family-link-not-live": N_(
+            "This family link is not confirmed yet, or has ended. Nothing was changed."
+        ),
+        "family-action-not-granted": N_("Your relative has not allowed you to do this for them."),
+    }
+)

@@ -114,6 +114,7 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {
         ("/me/records", i18n.N_("My service")),
         ("/me/activities", i18n.N_("Activities")),
         ("/me/give", i18n.N_("Give")),
+        ("/me/family", i18n.N_("Family")),
     ],
     Role.MERCHANT: [
         ("/counter", i18n.N_("Counter")),
@@ -132,12 +133,18 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {
         ("/staff/journal", i18n.N_("Journal")),
         ("/staff/reports", i18n.N_("Reports")),
         ("/staff/activities", i18n.N_("Activities")),
+        ("/staff/district", i18n.N_("District")),
     ],
     Role.RECORDER: [
         ("/org", i18n.N_("Record service")),
         ("/org/import", i18n.N_("Import a file")),
         ("/org/records", i18n.N_("Our records")),
         ("/org/activities", i18n.N_("Activities")),
+    ],
+    Role.DISTRICT_ADMIN: [
+        ("/district", i18n.N_("Overview")),
+        ("/district/settlements", i18n.N_("Settlements")),
+        ("/district/crossings", i18n.N_("Figures")),
     ],
 }
 
@@ -149,6 +156,7 @@ NAV_PARENTS = {
     "/me/vouchers": "/me/rewards",
     "/me/donate": "/me/give",
     "/me/done": "/me/give",
+    "/staff/family-links": "/staff/members",
 }
 
 

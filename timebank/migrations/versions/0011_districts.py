@@ -215,6 +215,7 @@ CREATE TABLE proxy_actions (
     created_at         timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX proxy_actions_for ON proxy_actions (for_member_id, created_at);
+CREATE INDEX proxy_actions_link ON proxy_actions (link_id, id);
 CREATE INDEX proxy_actions_actor ON proxy_actions (actor_member_id, created_at);
 CREATE TRIGGER proxy_actions_append_only BEFORE UPDATE OR DELETE ON proxy_actions
     FOR EACH ROW EXECUTE FUNCTION ledger_reject_change();
