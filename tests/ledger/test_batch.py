@@ -274,3 +274,9 @@ async def test_batch_limits_and_refusals(tenant):
     assert [x["status"] for x in r["results"]] == ["created", "replayed", "rejected"]
     assert problem_type(r["results"][2]) == "idempotency-conflict"
     assert (await tenant.balance(a["accounts"]["HOUR"]))["posted"] == 10 - 2
+    # A key that is only spaces is refused alone (there is no key to answer under).
+    r = (
+        await batch(tenant, [{**move, "idempotency_key": "   "}, {**move, "idempotency_key": "fine"}])
+    ).json()
+    assert [x["status"] for x in r["results"]] == ["rejected", "created"]
+    assert problem_type(r["results"][0]) == "idempotency-key-required"

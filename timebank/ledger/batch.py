@@ -43,6 +43,7 @@ from timebank.ledger.views import transaction_view
 
 MAX_BATCH = 1000
 CHAIN_FAILED = "linked-chain-failed"
+BAD_KEY = "bad-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +88,6 @@ async def transfer_batch(
     """Post the batch's transfers in one database transaction; one outcome per transfer."""
     assert 1 <= len(items) <= MAX_BATCH
     outcomes = [Outcome() for _ in items]
-    for item in items:
-        check_key(item.key)
     async with engine.connect() as conn, conn.begin():
         await _prepare(conn, principal, items, outcomes, instance)
         # Keys answered before: their answer (or a conflict), and they post nothing.
@@ -140,8 +139,17 @@ async def _prepare(
     everything = {m.debit for i in items for m in i.movements} | {
         m.credit for i in items for m in i.movements
     }
-    crossing_accounts = set(await queries.district_accounts_among(conn, everything))
+    crossing_accounts = set(await queries.district_accounts_among(conn, principal.community_id, everything))
     for n, item in enumerate(items):
+        try:
+            check_key(item.key)
+        except DomainError as err:  # no key to answer under: refused, nothing recorded
+            outcomes[n].status, outcomes[n].problem, outcomes[n].code = (
+                "rejected",
+                err.to_problem(instance),
+                BAD_KEY,
+            )
+            continue
         try:
             if item.kind not in allowed:
                 raise _forbidden_kind(principal, item.kind)
@@ -271,6 +279,7 @@ async def _answer_replays(
 ) -> None:
     """Transfers whose key was answered before (or by a concurrent request): its answer,
     if the request is the same; an idempotency conflict if not."""
+    which = [n for n in which if outcomes[n].code != BAD_KEY]
     if not which:
         return
     stored = await queries.stored_answers(conn, principal.community_id, [items[n].key for n in which])
@@ -298,7 +307,12 @@ async def _record_rejections(
 ) -> None:
     """A refused transfer's problem is kept under its key, as for a single transfer."""
     for n, o in enumerate(outcomes):
-        if o.status != "rejected" or o.replayed or o.code in (CHAIN_FAILED, "conflict") or o.problem is None:
+        if (
+            o.status != "rejected"
+            or o.replayed
+            or o.code in (CHAIN_FAILED, "conflict", BAD_KEY)
+            or o.problem is None
+        ):
             continue
         await drv.fetchval(
             queries.RECORD_ANSWER_SQL,

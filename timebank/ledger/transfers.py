@@ -61,7 +61,7 @@ async def transfer(
         for leg in legs:
             check_leg(principal, kind, leg, accounts[leg.account_id])
     else:
-        await refuse_crossing_accounts(conn, legs)
+        await refuse_crossing_accounts(conn, principal, legs)
     return await post(
         conn,
         community_id=principal.community_id,
@@ -75,10 +75,12 @@ async def transfer(
     )
 
 
-async def refuse_crossing_accounts(conn: AsyncConnection, legs: Sequence[Leg]) -> None:
+async def refuse_crossing_accounts(conn: AsyncConnection, principal: Principal, legs: Sequence[Leg]) -> None:
     """An admin moves any account of the community but its district clearing account:
     that moves only with crossings and settlements, so it always equals the position."""
-    found = await queries.district_accounts_among(conn, {leg.account_id for leg in legs})
+    found = await queries.district_accounts_among(
+        conn, principal.community_id, {leg.account_id for leg in legs}
+    )
     if found:
         raise Forbidden(CLEARING_ONLY.format(account=found[0]), account_id=str(found[0]))
 
