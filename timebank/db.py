@@ -75,15 +75,20 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     return engine
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Run the Alembic migrations; the only way the schema is made."""
-    from alembic import command
+def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, revision)
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Run the Alembic migrations; the only way the schema is made."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
 
 
 def libpq_url(url: str) -> str:

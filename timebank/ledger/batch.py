@@ -38,7 +38,7 @@ from timebank.ledger.legs import Claim, Leg, Movement, legs_of
 from timebank.ledger.movement import _rejection, _request
 from timebank.ledger.posting import post_batch
 from timebank.ledger.transactions import created_view
-from timebank.ledger.transfers import CLEARING_ONLY, CLIENT_KINDS, check_leg
+from timebank.ledger.transfers import CLIENT_KINDS, check_leg
 from timebank.ledger.views import transaction_view
 
 MAX_BATCH = 1000
@@ -136,10 +136,6 @@ async def _prepare(
         m.credit for n in checked for m in items[n].movements
     }
     accounts = await queries.accounts_by_id(conn, principal.community_id, wanted) if wanted else {}
-    everything = {m.debit for i in items for m in i.movements} | {
-        m.credit for i in items for m in i.movements
-    }
-    crossing_accounts = set(await queries.district_accounts_among(conn, principal.community_id, everything))
     for n, item in enumerate(items):
         try:
             check_key(item.key)
@@ -154,9 +150,6 @@ async def _prepare(
             if item.kind not in allowed:
                 raise _forbidden_kind(principal, item.kind)
             legs = legs_of(item.movements, Layer.POSTED)
-            touched = [leg.account_id for leg in legs if leg.account_id in crossing_accounts]
-            if touched:
-                raise Forbidden(CLEARING_ONLY.format(account=touched[0]), account_id=str(touched[0]))
             if n in checked or not principal.is_admin:
                 for leg in legs:
                     if leg.account_id not in accounts:

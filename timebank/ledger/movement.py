@@ -22,6 +22,7 @@ from timebank.core.problems import (
     AssetMismatch,
     BadRequest,
     DomainError,
+    Forbidden,
     HoldAlreadyResolved,
     HoldExpired,
     InsufficientFunds,
@@ -34,6 +35,9 @@ from timebank.ledger.legs import MAX_MEMO, Claim, KeyAlreadyUsed, Leg
 from timebank.ledger.posting import Request, post_batch, poster_for
 from timebank.ledger.views import transaction_view
 
+# What ledger_apply's 'district_account' refusal says (migration 0011; check_leg says it too).
+CLEARING_ONLY = "account {account} is a district clearing or exchange account: it moves only with crossings and settlements"
+
 _REJECTIONS: dict[str, type[DomainError]] = {
     "insufficient_funds": InsufficientFunds,
     "already_resolved": HoldAlreadyResolved,
@@ -44,6 +48,7 @@ _REJECTIONS: dict[str, type[DomainError]] = {
     "transaction_not_found": NotFound,
     "account_not_found": NotFound,
     "asset_mismatch": AssetMismatch,
+    "district_account": Forbidden,
 }
 
 
@@ -199,13 +204,14 @@ def _rejection(code: str, detail: str | None) -> DomainError:
         "transaction_not_found": f"transaction {detail} not found",
         "account_not_found": f"account {detail} not found",
         "asset_mismatch": f"account {detail} does not hold that asset",
+        "district_account": CLEARING_ONLY.format(account=detail),
     }
     cls = _REJECTIONS.get(code)
     if cls is None:  # a code the function added without the service knowing: fail loudly
         raise AssertionError(f"unknown ledger_post result {code!r}")
     extra = (
         {"account_id": detail}
-        if code in ("insufficient_funds", "asset_mismatch", "account_not_found")
+        if code in ("insufficient_funds", "asset_mismatch", "account_not_found", "district_account")
         else {}
     )
     return cls(messages[code], **extra)

@@ -96,20 +96,6 @@ async def lock_transactions(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> 
     await conn.execute(stmt)
 
 
-async def district_accounts_among(
-    conn: AsyncConnection, community_id: uuid.UUID, ids: Iterable[uuid.UUID]
-) -> list[uuid.UUID]:
-    """Which of these accounts of the community are its district clearing (or, in a
-    district's ledger, exchange) accounts: they move only with crossings and settlements,
-    never by a transfer. (Another community's accounts are not found here, nor later.)"""
-    stmt = select(Account.id).where(
-        Account.id == any_(uuid_array(list(ids))),
-        Account.community_id == community_id,
-        Account.system_role.in_(["clearing", "exchange"]),
-    )
-    return list((await conn.execute(stmt)).scalars())
-
-
 async def lock_accounts(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
     """Lock accounts in id order (the one order every posting locks in) and read them.
 

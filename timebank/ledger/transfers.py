@@ -17,10 +17,9 @@ from timebank.core.access import Principal
 from timebank.core.problems import AssetMismatch, BadRequest, Forbidden, a
 from timebank.core.roles import Role
 from timebank.core.terms import Direction, Kind, Layer, Phase, SystemRole
-from timebank.ledger import queries
 from timebank.ledger.accounts import load_accounts
 from timebank.ledger.legs import Claim, Leg, Movement, legs_of
-from timebank.ledger.movement import post
+from timebank.ledger.movement import CLEARING_ONLY, post
 
 # Kinds a caller may choose for a plain transfer; the others belong to their flows
 # (service approval, redemption, expiry, reversal).
@@ -34,9 +33,6 @@ CLIENT_KINDS = {
 
 # The district's accounts in a ledger move only with crossings and settlements.
 CROSSING_ROLES = (SystemRole.CLEARING.value, SystemRole.EXCHANGE.value)
-CLEARING_ONLY = (
-    "account {account} is a district clearing account: it moves only with crossings and settlements"
-)
 
 
 async def transfer(
@@ -60,8 +56,7 @@ async def transfer(
         accounts = await load_accounts(conn, principal.community_id, {leg.account_id for leg in legs})
         for leg in legs:
             check_leg(principal, kind, leg, accounts[leg.account_id])
-    else:
-        await refuse_crossing_accounts(conn, principal, legs)
+    # (an admin's legs are checked by ledger_apply: a district clearing account is refused there)
     return await post(
         conn,
         community_id=principal.community_id,
@@ -73,16 +68,6 @@ async def transfer(
         claim=claim,
         timeout_seconds=timeout_seconds,
     )
-
-
-async def refuse_crossing_accounts(conn: AsyncConnection, principal: Principal, legs: Sequence[Leg]) -> None:
-    """An admin moves any account of the community but its district clearing account:
-    that moves only with crossings and settlements, so it always equals the position."""
-    found = await queries.district_accounts_among(
-        conn, principal.community_id, {leg.account_id for leg in legs}
-    )
-    if found:
-        raise Forbidden(CLEARING_ONLY.format(account=found[0]), account_id=str(found[0]))
 
 
 def check_leg(principal: Principal, kind: Kind, leg: Leg, account: Any) -> None:

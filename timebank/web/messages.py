@@ -29,9 +29,9 @@ BY_TYPE = {
     "too-many-requests": N_("Too many tries. Please wait a few minutes and try again."),
     "invalid-request": N_("Some of what you entered is not valid. Please check it."),
     "database-unavailable": N_("The service is busy right now. Nothing was changed; please try again soon."),
+    # (a settlement's page says its own sentence: timebank/districts/pages.py)
     "four-eyes": N_(
-        "Whoever asked for this (a correction, a settlement) cannot decide it. Another admin must approve or "
-        "refuse it."
+        "The admin who asked for a correction cannot decide it. Another admin must approve or refuse it."
     ),
     "record-already-resolved": N_(
         "This record was already approved, rejected or corrected. Nothing was changed."

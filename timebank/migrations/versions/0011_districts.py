@@ -29,6 +29,8 @@ Revises: 0010
 Create Date: 2026-11-30
 """
 
+import importlib
+
 from timebank.migrations.helpers import run_script
 
 revision = "0011"
@@ -317,9 +319,39 @@ ALTER TABLE communities DROP COLUMN kind;
 """
 
 
+# ledger_apply (migration 0001) learns one more refusal, in the query that already reads
+# every locked account: a district's clearing and exchange accounts move only with
+# crossings, settlements and redemptions across communities ('district_account'), so a
+# transfer, an adjustment or a reversal can never make a clearing balance differ from
+# its position, whoever posts it. (In PostgreSQL rather than in the service: no query
+# of its own per transfer, and no path around it.)
+_OLD_CASE = "SELECT CASE WHEN bool_or(l.asset <> a.asset) THEN 'asset_mismatch' ELSE 'insufficient_funds' END"
+_NEW_CASE = """SELECT CASE WHEN bool_or(l.asset <> a.asset) THEN 'asset_mismatch'
+                WHEN bool_or(a.system_role IN ('clearing', 'exchange'))
+                     AND p_kind NOT IN ('crossing', 'settlement', 'redemption') THEN 'district_account'
+                ELSE 'insufficient_funds' END"""
+_OLD_HAVING = "    HAVING bool_or(l.asset <> a.asset)\n"
+_NEW_HAVING = """    HAVING bool_or(l.asset <> a.asset)
+        OR (bool_or(a.system_role IN ('clearing', 'exchange'))
+            AND p_kind NOT IN ('crossing', 'settlement', 'redemption'))
+"""
+
+
+def ledger_apply(guard_district_accounts: bool) -> str:
+    """0001's ledger_apply, as CREATE OR REPLACE, with or without the district guard."""
+    schema = importlib.import_module("timebank.migrations.versions.0001_ledger_core").SCHEMA
+    start = schema.index("CREATE FUNCTION ledger_apply(")
+    end = schema.index("END $$;", start) + len("END $$;")
+    body = schema[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    if guard_district_accounts:
+        assert body.count(_OLD_CASE) == 1 and body.count(_OLD_HAVING) == 1
+        body = body.replace(_OLD_CASE, _NEW_CASE).replace(_OLD_HAVING, _NEW_HAVING)
+    return body + "\n"
+
+
 def upgrade() -> None:
-    run_script(SCHEMA)
+    run_script(SCHEMA + ledger_apply(True))
 
 
 def downgrade() -> None:
-    run_script(DROP)
+    run_script(ledger_apply(False) + DROP)
