@@ -36,7 +36,10 @@ from timebank.ledger.posting import Request, post_batch, poster_for
 from timebank.ledger.views import transaction_view
 
 # What ledger_apply's 'district_account' refusal says (migration 0011; check_leg says it too).
-CLEARING_ONLY = "account {account} is a district clearing or exchange account: it moves only with crossings and settlements"
+CLEARING_ONLY = (
+    "account {account} is a district clearing or exchange account: "
+    "it moves only with crossings and settlements"
+)
 
 _REJECTIONS: dict[str, type[DomainError]] = {
     "insufficient_funds": InsufficientFunds,
