@@ -188,16 +188,16 @@ async def _post(
     instance: str | None,
 ) -> None:
     """Post these transfers in one ``ledger_post_batch`` call; each result is its own."""
-    todo = [n for n in which if outcomes[n].legs and outcomes[n].code is None]
-    if not todo:
+    to_post = [n for n in which if outcomes[n].legs and outcomes[n].code is None]
+    if not to_post:
         return
     requests = []
-    for n in todo:
+    for n in to_post:
         outcomes[n].tx = _tx(principal, items[n])
         claim = Claim(items[n].key, items[n].fingerprint)
         requests.append(_request(outcomes[n].tx, principal.key_id, claim, None, outcomes[n].legs))
     rows = await post_batch(drv, requests)
-    for n, row in zip(todo, rows, strict=True):
+    for n, row in zip(to_post, rows, strict=True):
         o = outcomes[n]
         o.code = row["code"]
         if o.code == "ok":
