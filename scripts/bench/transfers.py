@@ -934,10 +934,7 @@ async def sql_phase(
 
 
 class Service:
-    def __init__(
-        self, env: dict[str, str], port: int, workers: int, log_path: Path, server: str = "uvicorn"
-    ) -> None:
-        self.server = server
+    def __init__(self, env: dict[str, str], port: int, workers: int, log_path: Path) -> None:
         self.env = env
         self.port = port
         self.workers = workers
@@ -952,8 +949,7 @@ class Service:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "timebank.cli", "serve", "--no-demo", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(self.workers)]
-            + (["--server", self.server] if self.server != "uvicorn" else []),
+             "--port", str(self.port), "--workers", str(self.workers)],
             env=self.env, cwd=code_dir(self.env), stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -1279,10 +1275,6 @@ def main() -> None:
         help="measure every scenario this many times, interleaved with the baseline's; report the median (default 1)",
     )  # fmt: skip
     parser.add_argument(
-        "--server", choices=("uvicorn", "granian"), default="uvicorn",
-        help="the service's HTTP server (timebank serve --server; default uvicorn)",
-    )  # fmt: skip
-    parser.add_argument(
         "--profile", type=Path, metavar="DIR",
         help="sample the service's Python stacks with py-spy during each service scenario's measured window "
         "(collapsed stacks in DIR/<scenario>.txt; read them with scripts/bench/profile_summary.py). The "
@@ -1432,7 +1424,7 @@ class Rig:
         rig.community_id, admin_key = created["community_id"], created["admin_key"]
         rig.members, rig.hot = asyncio.run(create_parties(url, settings, rig.community_id, args.members))
 
-        service = rig.service = Service(env, free_port(), args.workers, data_dir / "serve.log", args.server)
+        service = rig.service = Service(env, free_port(), args.workers, data_dir / "serve.log")
         service.start()
         console.print(f"service pid {service.proc.pid} on {service.base}, --workers {args.workers}")
         asyncio.run(service.wait_ready())

@@ -33,14 +33,7 @@ DEMO_ROLES = (
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="Service processes (one per core).")
 @click.option("--no-demo", is_flag=True, help="Do not seed the demo community into an empty database.")
-@click.option(
-    "--server",
-    type=click.Choice(["uvicorn", "granian"]),
-    default="uvicorn",
-    show_default=True,
-    help="The HTTP server (granian: experimental, for benchmarks; needs `pip install granian`).",
-)
-def serve(host: str, port: int, workers: int, no_demo: bool, server: str) -> None:
+def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
     """Run the HTTP service (embedded PostgreSQL unless TIMEBANK_DATABASE_URL is set)."""
     import uvicorn
 
@@ -72,9 +65,6 @@ def serve(host: str, port: int, workers: int, no_demo: bool, server: str) -> Non
         # it integrates and runs the jobs; the HTTP workers only answer
         os.environ["TIMEBANK_LOG_INTEGRATOR"] = os.environ["TIMEBANK_SCHEDULER"] = "0"
     get_settings.cache_clear()
-    if server == "granian":
-        _serve_granian(host, port, workers)
-        return
     uvicorn.run(
         "timebank.app:create_app_from_env",
         factory=True,
@@ -86,26 +76,6 @@ def serve(host: str, port: int, workers: int, no_demo: bool, server: str) -> Non
         timeout_graceful_shutdown=20,
         limit_concurrency=1000,
     )
-
-
-def _serve_granian(host: str, port: int, workers: int) -> None:
-    """The same app on granian (a Rust HTTP server): measured against uvicorn by
-    scripts/bench/transfers.py --server granian (docs/benchmarks.md)."""
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # granian handles its own signals
-    Granian(
-        "timebank.app:create_app_from_env",
-        factory=True,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        loop=Loops.uvloop,
-        log_level="warning",
-        log_access=False,
-    ).serve()
 
 
 def _demo(settings: Settings, url: str, seed: bool) -> dict[str, Any] | None:
