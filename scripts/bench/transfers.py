@@ -19,6 +19,8 @@ What it does, all on this machine and over loopback / Unix sockets only:
 5. measures, each for ``--duration`` seconds after ``--warmup`` seconds:
    * service/uniform: N keep-alive HTTP clients, each POST /v1/transfers moves 1 HOUR
      minute between two random distinct members;
+   * service/batch: the same uniform transfers, 100 per POST /v1/transfers/batch (each
+     with its own key; transfers/s counts transfers, latencies are per request);
    * service/hot: every transfer touches the one hot account (alternately member -> hot
      and hot -> member);
    * limit/uniform and limit/hot: the same SQL work sent directly with asyncpg, the
@@ -75,6 +77,7 @@ out = Console(width=None if sys.stdout.isatty() else 140)
 FUND_PER_MEMBER = 1_000_000  # minutes; a benchmark of 1-minute transfers never runs a member dry
 FUND_HOT = 10**9
 AMOUNT = 1
+BATCH_SIZE = 100  # service/batch: transfers per POST /v1/transfers/batch
 LEGS_PER_FUNDING = 64
 REQUEST_TIMEOUT = 30.0
 READY_TIMEOUT = 180.0
@@ -114,10 +117,12 @@ class Phase:
     seq_rows: int = 0  # table rows read by sequential scans during the window (plan trouble)
     seq_by_table: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    per_request: int = 1  # transfers per request (service/batch: BATCH_SIZE)
 
     @property
     def ok(self) -> int:
-        return len(self.ok_latencies)
+        """Transfers made (a batch request counts its transfers)."""
+        return len(self.ok_latencies) * self.per_request
 
     @property
     def failed(self) -> int:
@@ -568,11 +573,19 @@ async def http_phase(
     at_window_end: Any = None,
 ) -> Phase:
     phase = Phase(name, clients)
+    batched = name.endswith("/batch")
+    if batched:
+        phase.per_request = BATCH_SIZE
     run = uuid.uuid4().hex[:8]
     head = (
         f"POST /v1/transfers HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {auth_header}\r\n"
         "Content-Type: application/json\r\nIdempotency-Key: "
     )
+    if batched:  # the key is in each transfer; the header then names the request only
+        head = (
+            f"POST /v1/transfers/batch HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {auth_header}\r\n"
+            "Content-Type: application/json\r\nX-Request-Key: "
+        )
 
     def fail(key: str) -> None:
         phase.failures[key] = phase.failures.get(key, 0) + 1
@@ -580,8 +593,11 @@ async def http_phase(
     def record(window: Window, t0: float, t1: float, status: int, payload: bytes) -> None:
         if not window.counts(t0, t1):
             return
-        if status == 201:
+        if status == 201 or (batched and status == 200 and b'"rejected":0' in payload):
             phase.ok_latencies.append(t1 - t0)
+            return
+        if batched and status == 200:
+            fail("200 batch with rejections")
             return
         try:
             slug = json.loads(payload).get("type", "").rsplit("/", 1)[-1]
@@ -592,7 +608,7 @@ async def http_phase(
     if client_kind == "aiohttp":
         import aiohttp
 
-        url = f"http://{host}:{port}/v1/transfers"
+        url = f"http://{host}:{port}/v1/transfers" + ("/batch" if batched else "")
         sessions = [
             aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=1),
@@ -648,11 +664,21 @@ async def http_phase(
         rng = random.Random(n * 7919 + 17)
         i = 0
         while window.take():
-            debit, credit = pick_pair(rng, members, hot, i)
-            body = (
-                f'{{"from_account":"{debit}","to_account":"{credit}","asset":"HOUR","amount":{AMOUNT:d}}}'
-            ).encode()
             key = f"bench-{run}-{n}-{i}"
+            if batched:
+                items = []
+                for j in range(BATCH_SIZE):
+                    debit, credit = pick_pair(rng, members, hot, i * BATCH_SIZE + j)
+                    items.append(
+                        f'{{"idempotency_key":"{key}-{j}","from_account":"{debit}","to_account":"{credit}",'
+                        f'"asset":"HOUR","amount":{AMOUNT:d}}}'
+                    )
+                body = ('{"transfers":[' + ",".join(items) + "]}").encode()
+            else:
+                debit, credit = pick_pair(rng, members, hot, i)
+                body = (
+                    f'{{"from_account":"{debit}","to_account":"{credit}","asset":"HOUR","amount":{AMOUNT:d}}}'
+                ).encode()
             i += 1
             t0 = time.perf_counter()
             try:
@@ -1299,7 +1325,7 @@ def main() -> None:
         parser.error("--duration is up to 600 s and --warmup up to 120 s")
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     for s in scenarios:
-        if s not in ("service/uniform", "service/hot", "limit/uniform", "limit/hot"):
+        if s not in ("service/uniform", "service/hot", "service/batch", "limit/uniform", "limit/hot"):
             parser.error(f"unknown scenario {s!r}")
 
     if args.client == "aiohttp":
