@@ -381,3 +381,34 @@ async def test_the_public_page_shows_the_district_position(client, engine):
     async with browser(client, "en") as visitor:
         page = await visitor.get(f"/p/{lone.id}")
         assert page.status_code == 200 and 'id="district"' not in page.text
+
+
+async def test_a_district_admin_adds_a_second_one_on_the_people_page(client, engine):
+    """Four eyes on the pages: the district office adds its second admin itself."""
+    d = await new_district(client, engine, 1)
+    first = await signed_in(client, await district_admin(engine, d, "街道 老周"), "/district")
+    page = await first.get("/staff/people")
+    assert page.status_code == 200 and "/staff/people" in page.text
+    assert 'name="subject_id"' not in page.text  # a district's people act for the district
+    assert 'value="district_admin"' in page.text and 'value="resident"' not in page.text
+    login = _login("second")
+    r = await post_form(
+        first, "/staff/people", "/staff/people",
+        display_name="街道 小李", role="district_admin", login=login, password=PASSWORD,
+    )  # fmt: skip
+    assert r.status_code == 303, r.text[:500]
+    person_page = await first.get(r.headers["location"])
+    assert person_page.status_code == 200 and "街道 小李" in person_page.text
+    # A community role is refused on the district's page, and nothing is made.
+    r = await post_form(first, "/staff/people", "/staff/people", display_name="某人", role="resident")
+    assert r.status_code == 400
+    second = await signed_in(client, login, "/district")
+    assert (await second.get("/district")).status_code == 200
+    # Community staff and residents cannot reach the district's people.
+    tenant = d.communities[0]
+    staff = await add_person(tenant, "admin", None, "社工", _login("staff"), PASSWORD)
+    phone = await signed_in(client, staff["login"], "/staff")
+    listed = await phone.get("/staff/people")
+    assert "街道 小李" not in listed.text
+    for c in (first, second, phone):
+        await c.aclose()

@@ -32,6 +32,9 @@ ROLE_NAMES = {
     Role.ADMIN: N_("Community staff"),
     Role.AUDITOR: N_("Supervisory board member"),
 }
+# A district office's people are its district admins (a second one makes four eyes possible).
+DISTRICT_ROLE_NAMES = {Role.DISTRICT_ADMIN: N_("District office admin")}
+PEOPLE_ADMINS = (Role.ADMIN, Role.DISTRICT_ADMIN)
 KIND_NAMES = {
     PartyKind.MEMBER: N_("Members"),
     PartyKind.MERCHANT: N_("Merchants"),
@@ -48,6 +51,10 @@ async def _parties(conn: Any, principal: Any) -> dict[str, list[dict[str, str]]]
     return listed
 
 
+def _role_names(principal: Any) -> dict[Role, str]:
+    return DISTRICT_ROLE_NAMES if principal.role is Role.DISTRICT_ADMIN else ROLE_NAMES
+
+
 class StaffPages(Controller):
     path = "/staff"
 
@@ -59,9 +66,11 @@ class StaffPages(Controller):
         principal = web.principal(request)
         async with web.engine(request).connect() as conn:
             people = await accounts.list_people(conn, principal)
-            parties = await _parties(conn, principal)
+            # (a district's people act for the district: no party to choose)
+            parties = {} if principal.role is Role.DISTRICT_ADMIN else await _parties(conn, principal)
         names = {p["id"]: p["name"] for kind in parties.values() for p in kind}
         context = {"form": {}, "error": None, **extra}
+        role_names = _role_names(principal)
         return render(
             request,
             "staff/people.html",
@@ -69,17 +78,17 @@ class StaffPages(Controller):
             people=people,
             parties=parties,
             names=names,
-            role_names=ROLE_NAMES,
+            role_names=role_names,
             kind_names=KIND_NAMES,
-            roles=list(ROLE_NAMES),
+            roles=list(role_names),
             **context,
         )
 
-    @get("/people", opt=access(Role.ADMIN, Role.AUDITOR))
+    @get("/people", opt=access(Role.ADMIN, Role.AUDITOR, Role.DISTRICT_ADMIN))
     async def people(self, request: Request) -> Response[Any]:
         return await self._people_page(request)
 
-    @post("/people", opt=access(Role.ADMIN), status_code=303)
+    @post("/people", opt=access(*PEOPLE_ADMINS), status_code=303)
     async def add_person(self, request: Request) -> Response[Any]:
         values = await forms.read_form(request)
         _ = templating.gettext(request)
@@ -110,7 +119,7 @@ class StaffPages(Controller):
             return await self._people_page(request, refused.status, form=values, error=error)
         return see_other(f"/staff/people/{person['id']}")
 
-    @get("/people/{person_id:uuid}", opt=access(Role.ADMIN, Role.AUDITOR))
+    @get("/people/{person_id:uuid}", opt=access(Role.ADMIN, Role.AUDITOR, Role.DISTRICT_ADMIN))
     async def person(self, request: Request, person_id: uuid.UUID) -> Response[Any]:
         principal = web.principal(request)
         async with web.engine(request).connect() as conn:
@@ -121,11 +130,11 @@ class StaffPages(Controller):
             "staff/person.html",
             person=accounts.person_view(row),
             links=issued,
-            role_names=ROLE_NAMES,
+            role_names=_role_names(principal),
             default_hours=web.settings(request).sign_in_link_hours,
         )
 
-    @post("/people/{person_id:uuid}/links", opt=access(Role.ADMIN), status_code=200)
+    @post("/people/{person_id:uuid}/links", opt=access(*PEOPLE_ADMINS), status_code=200)
     async def issue_link(self, request: Request, person_id: uuid.UUID) -> Response[Any]:
         """The card is shown once, in this answer: its token is stored only as a hash."""
         values = await forms.read_form(request)
@@ -142,20 +151,20 @@ class StaffPages(Controller):
             qr=qr_svg(url, _("Sign-in code for %(name)s") % {"name": link["display_name"]}),
         )
 
-    @post("/links/{link_id:uuid}/revoke", opt=access(Role.ADMIN), status_code=303)
+    @post("/links/{link_id:uuid}/revoke", opt=access(*PEOPLE_ADMINS), status_code=303)
     async def revoke_link(self, request: Request, link_id: uuid.UUID) -> Response[Any]:
         values = await forms.read_form(request)
         async with web.engine(request).begin() as conn:
             await links.revoke(conn, web.principal(request), link_id)
         return see_other(templating.safe_next(values.get("next"), "/staff/people"))
 
-    @post("/people/{person_id:uuid}/disable", opt=access(Role.ADMIN), status_code=303)
+    @post("/people/{person_id:uuid}/disable", opt=access(*PEOPLE_ADMINS), status_code=303)
     async def disable(self, request: Request, person_id: uuid.UUID) -> Response[Any]:
         async with web.engine(request).begin() as conn:
             await accounts.set_disabled(conn, web.principal(request), person_id, True)
         return see_other(f"/staff/people/{person_id}")
 
-    @post("/people/{person_id:uuid}/enable", opt=access(Role.ADMIN), status_code=303)
+    @post("/people/{person_id:uuid}/enable", opt=access(*PEOPLE_ADMINS), status_code=303)
     async def enable(self, request: Request, person_id: uuid.UUID) -> Response[Any]:
         async with web.engine(request).begin() as conn:
             await accounts.set_disabled(conn, web.principal(request), person_id, False)

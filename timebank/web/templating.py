@@ -145,6 +145,7 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {
         ("/district", i18n.N_("Overview")),
         ("/district/settlements", i18n.N_("Settlements")),
         ("/district/crossings", i18n.N_("Figures")),
+        ("/staff/people", i18n.N_("People")),
     ],
 }
 
