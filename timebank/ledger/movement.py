@@ -126,7 +126,8 @@ async def post_together(conn: AsyncConnection, parts: Sequence[Part]) -> list[di
     claim as ``KeyAlreadyUsed``), and nothing of the others may be committed.
     """
     assert conn.in_transaction(), "post_together needs the caller's database transaction"
-    assert 1 <= len(parts) <= 100  # a crossing is 3; a settlement 1 + its communities
+    # a crossing is 3 parts; a settlement 1 + its communities; an import's approvals a chunk
+    assert 1 <= len(parts) <= 5000
     txs = []
     requests = []
     for part in parts:

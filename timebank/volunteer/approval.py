@@ -72,6 +72,38 @@ async def credit_accounts(conn: AsyncConnection, community_id: uuid.UUID, member
     return accounts
 
 
+def _credit_part(
+    principal: Principal,
+    rec: Credited,
+    memo: str,
+    *,
+    lifetime: int,
+    policy: Policy,
+    accounts: Accounts,
+    claim: ledger.Claim | None,
+    back_filled: bool,
+) -> tuple[int, ledger.Part]:
+    """The credit of approved service, to post: (points, its ledger transaction). The points
+    follow the star level of the volunteer's ``lifetime`` minutes before this record, and
+    the policy's rule for back-filled records (``Policy.record_points``)."""
+    points = policy.record_points(rec.minutes, policy.star_level(lifetime), back_filled)
+    member = rec.member_id
+    moves = [ledger.Movement(accounts["issuance", "HOUR"], accounts[member, "HOUR"], Asset.HOUR, rec.minutes)]
+    if points:
+        moves.append(
+            ledger.Movement(accounts["issuance", "POINT"], accounts[member, "POINT"], Asset.POINT, points)
+        )
+    part = ledger.Part(
+        principal.community_id,
+        Kind.SERVICE_CREDIT,
+        ledger.legs_of(moves, Layer.POSTED),
+        principal.key_id,
+        memo[: ledger.MAX_MEMO],
+        claim=claim,
+    )
+    return points, part
+
+
 async def _credit(
     conn: AsyncConnection,
     principal: Principal,
@@ -84,24 +116,19 @@ async def _credit(
     claim: ledger.Claim | None,
     back_filled: bool,
 ) -> tuple[int, uuid.UUID]:
-    """Post the credit of approved service: (points, transaction id). The points follow the
-    star level of the volunteer's ``lifetime`` minutes before this record, and the
-    policy's rule for back-filled records (``Policy.record_points``)."""
-    points = policy.record_points(rec.minutes, policy.star_level(lifetime), back_filled)
-    member = rec.member_id
-    moves = [ledger.Movement(accounts["issuance", "HOUR"], accounts[member, "HOUR"], Asset.HOUR, rec.minutes)]
-    if points:
-        moves.append(
-            ledger.Movement(accounts["issuance", "POINT"], accounts[member, "POINT"], Asset.POINT, points)
-        )
+    """Post the credit of one approved record: (points, transaction id)."""
+    points, part = _credit_part(
+        principal, rec, memo, lifetime=lifetime, policy=policy, accounts=accounts, claim=claim,
+        back_filled=back_filled,
+    )  # fmt: skip
     tx = await ledger.post(
         conn,
-        community_id=principal.community_id,
-        kind=Kind.SERVICE_CREDIT,
+        community_id=part.community_id,
+        kind=part.kind,
         phase=Phase.POSTED,
-        legs=ledger.legs_of(moves, Layer.POSTED),
-        principal_id=principal.key_id,
-        memo=memo[: ledger.MAX_MEMO],
+        legs=part.legs,
+        principal_id=part.principal_id,
+        memo=part.memo,
         claim=claim,
     )
     return points, uuid.UUID(tx["id"])
@@ -146,29 +173,33 @@ async def approve_new(
     conn: AsyncConnection, principal: Principal, rows: list[Any], policy: Policy, version: int
 ) -> None:
     """Approve records just written (by a trusted organisation): what ``approve`` does to
-    each, in the same order with the same star levels, but with one statement per record
-    (its ledger transaction) and none that grows with the volunteer's history. Nobody
-    else sees these rows before the commit: no locks needed.
+    each, in the same order with the same star levels, but all their ledger transactions in
+    one ``ledger_post_batch`` call (``ledger.post_together``) and no statement that grows
+    with the volunteer's history. Nobody else sees these rows before the commit: no locks
+    needed.
     """
     members = list({r.member_id for r in rows})
     lifetime = await queries.lifetime_minutes_of(conn, members)
     accounts = await credit_accounts(conn, principal.community_id, members)
-    decided: list[tuple[uuid.UUID, int, uuid.UUID]] = []
+    credits: list[tuple[int, ledger.Part]] = []
     for r in rows:
         before = lifetime.get(r.member_id, 0)
-        points, tx_id = await _credit(
-            conn,
-            principal,
-            r,
-            f"{r.given.activity}",
-            lifetime=before,
-            policy=policy,
-            accounts=accounts,
-            claim=None,
-            back_filled=is_back_filled(r.given.source),
+        credits.append(
+            _credit_part(
+                principal,
+                r,
+                f"{r.given.activity}",
+                lifetime=before,
+                policy=policy,
+                accounts=accounts,
+                claim=None,
+                back_filled=is_back_filled(r.given.source),
+            )
         )
         lifetime[r.member_id] = before + r.minutes
-        decided.append((r.new_id, points, tx_id))
+    # All the credits in one ledger_post_batch call (the batch path: one round trip).
+    await ledger.post_together(conn, [part for _, part in credits])
+    decided = [(r.new_id, points, part.id) for r, (points, part) in zip(rows, credits, strict=True)]
     await queries.approve_many(conn, principal.key_id, version, decided)
     # Each credit made its points lot (points_follow_entry, migration 0004); name its record.
     lots = [(d[0], d[2], accounts[r.member_id, "POINT"]) for r, d in zip(rows, decided, strict=True) if d[1]]
