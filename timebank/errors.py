@@ -36,7 +36,10 @@ def _problem(status: int, body: dict[str, Any], headers: dict[str, str] | None =
 
 
 def domain_error_handler(request: Request, exc: DomainError) -> Response[Any]:
-    return _problem(exc.status, exc.to_problem(request.url.path))
+    # A refusal that says when to try again says it in the header too, like every 429.
+    wait = exc.extra.get("retry_after") if exc.status == 429 else None
+    headers = {"Retry-After": str(wait)} if isinstance(wait, int) else None
+    return _problem(exc.status, exc.to_problem(request.url.path), headers)
 
 
 def http_error_handler(request: Request, exc: HTTPException) -> Response[Any]:
