@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,48 +99,15 @@ def community_create(name: str, timezone: str, staff_name: str, staff_login: str
     """Create a community; prints its id, first admin key and a one-time sign-in link for its
     first staff member (both shown only once), who then adds the others."""
     from timebank.community.service import create_community
-    from timebank.core.access import Principal
-    from timebank.core.problems import DomainError
     from timebank.core.roles import Role
-    from timebank.people import accounts, links
 
-    url = database()
-    db.upgrade(url)
-    settings = get_settings()
-
-    async def run() -> dict[str, Any]:
-        async with open_engine(url) as engine, engine.begin() as conn:
-            created = await create_community(conn, name, timezone)
-            community_id = uuid.UUID(created["community_id"])
-            admin = Principal(uuid.UUID(created["admin_key_id"]), community_id, Role.ADMIN, None)
-            staff = await accounts.create_person(
-                conn,
-                admin,
-                role="admin",
-                subject_id=None,
-                display_name=staff_name,
-                login=staff_login or f"admin-{created['community_id'][:8]}",
-                password=None,
-            )
-            link = await links.issue_link(conn, admin, uuid.UUID(staff["id"]), settings.sign_in_link_hours)
-            return {**created, "staff": staff, "link": link}
-
-    try:
-        created = asyncio.run(run())
-    except DomainError as err:
-        raise click.UsageError(err.detail) from None
-    base = (settings.public_url or "http://127.0.0.1:8000").rstrip("/")
-    emit(
-        {
-            "community_id": created["community_id"],
-            "admin_key": created["admin_key"],
-            "staff": {
-                "name": created["staff"]["display_name"],
-                "login": created["staff"]["login"],
-                "sign_in_link": base + created["link"]["path"],
-                "link_expires_at": created["link"]["expires_at"],
-            },
-        }
+    created = _create_with_first_admin(
+        lambda conn: create_community(conn, name, timezone),
+        "community_id",
+        Role.ADMIN,
+        staff_name,
+        staff_login,
+        "admin-",
     )
     click.echo(
         f"The first staff member signs in once with the link above (before {created['link']['expires_at']}), "
@@ -182,10 +150,33 @@ def district_create(
     """Create a district; prints its id, first district admin key and a one-time sign-in link
     for its first district admin. Communities then join by both sides' consent
     (POST /v1/district/communities and POST /v1/community/district)."""
-    from timebank.core.access import Principal
-    from timebank.core.problems import DomainError
     from timebank.core.roles import Role
     from timebank.districts.service import create_district
+
+    _create_with_first_admin(
+        lambda conn: create_district(conn, name, timezone, hour_limit, point_limit),
+        "district_id",
+        Role.DISTRICT_ADMIN,
+        staff_name,
+        staff_login,
+        "district-",
+    )
+
+
+def _create_with_first_admin(
+    create: Callable[[Any], Awaitable[dict[str, Any]]],
+    id_field: str,
+    role: Any,
+    staff_name: str,
+    login: str | None,
+    login_prefix: str,
+) -> dict[str, Any]:
+    """Make a ledger (a community or a district) with ``create``, its first admin person
+    (``login``, else ``login_prefix`` and the id's first 8 characters) and a one-time
+    sign-in link, in one transaction; print the id, the admin key and the link (each shown
+    only once)."""
+    from timebank.core.access import Principal
+    from timebank.core.problems import DomainError
     from timebank.people import accounts, links
 
     url = database()
@@ -194,16 +185,16 @@ def district_create(
 
     async def run() -> dict[str, Any]:
         async with open_engine(url) as engine, engine.begin() as conn:
-            created = await create_district(conn, name, timezone, hour_limit, point_limit)
-            district_id = uuid.UUID(created["district_id"])
-            admin = Principal(uuid.UUID(created["admin_key_id"]), district_id, Role.DISTRICT_ADMIN, None)
+            created = await create(conn)
+            ledger_id = created[id_field]
+            admin = Principal(uuid.UUID(created["admin_key_id"]), uuid.UUID(ledger_id), role, None)
             staff = await accounts.create_person(
                 conn,
                 admin,
-                role=Role.DISTRICT_ADMIN.value,
+                role=role.value,
                 subject_id=None,
                 display_name=staff_name,
-                login=staff_login or f"district-{created['district_id'][:8]}",
+                login=login or f"{login_prefix}{ledger_id[:8]}",
                 password=None,
             )
             link = await links.issue_link(conn, admin, uuid.UUID(staff["id"]), settings.sign_in_link_hours)
@@ -216,7 +207,7 @@ def district_create(
     base = (settings.public_url or "http://127.0.0.1:8000").rstrip("/")
     emit(
         {
-            "district_id": created["district_id"],
+            id_field: created[id_field],
             "admin_key": created["admin_key"],
             "staff": {
                 "name": created["staff"]["display_name"],
@@ -226,6 +217,7 @@ def district_create(
             },
         }
     )
+    return created
 
 
 @main.command()
