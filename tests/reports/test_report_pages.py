@@ -23,6 +23,7 @@ import pytest
 from test_reports import History
 
 from tests.people.pages import add_person, browser, sign_in
+from timebank.reports.service import POINT_FLOWS
 from timebank.web.i18n import Formats, translations
 
 PASSWORD = "report-password-1"
@@ -171,19 +172,7 @@ async def test_staff_see_the_apis_figures_on_the_pages(tenant, engine) -> None:
             assert r.status_code == 200, r.text[:2000]
             page = parse(r.text)
             flows = [row[1] for row in page.tables["flows"][1:]]
-            assert flows == [
-                fmt.points(points[k])
-                for k in (
-                    "issued",
-                    "service_reversed",
-                    "redeemed",
-                    "expired",
-                    "donated",
-                    "adjusted",
-                    "crossed_in",
-                    "crossed_out",
-                )
-            ]
+            assert flows == [fmt.points(points[k]) for k in POINT_FLOWS]
             assert page.figures[zh("Outstanding at the end")] == fmt.points(points["outstanding"])
             shops = {row[0]: row[1:] for row in page.tables["redeemed_by_merchant"][1:]}
             for m in points["redeemed_by_merchant"]:
@@ -333,19 +322,7 @@ async def test_the_csv_files_hold_the_apis_figures(tenant, engine) -> None:
         r = await phone.get("/staff/reports/points.csv", params=page_days)
         facts, tables = _csv_tables(r.content.decode("utf-8-sig"))
         flows = [int(row[1]) for row in list(tables.values())[1][1:]]
-        assert flows == [
-            points[k]
-            for k in (
-                "issued",
-                "service_reversed",
-                "redeemed",
-                "expired",
-                "donated",
-                "adjusted",
-                "crossed_in",
-                "crossed_out",
-            )
-        ]
+        assert flows == [points[k] for k in POINT_FLOWS]
         shops = tables[zh("Redeemed by merchant")]
         assert shops[-1][0] == zh("Total") and int(shops[-1][1]) == points["redeemed"]
         held = next(iter(tables.values()))

@@ -139,22 +139,22 @@ async def _crossings(conn: AsyncConnection, policy: Any, volunteers: list[Any]) 
     )
 
 
+# The points report's flows, in the order its table lists them.
+POINT_FLOWS = (
+    "issued",
+    "service_reversed",
+    "redeemed",
+    "expired",
+    "donated",
+    "adjusted",
+    "crossed_in",
+    "crossed_out",
+)
+
+
 def _flows(rows: list[Any]) -> dict[str, int]:
     """The period's points by what they are, from the posted POINT entries' classes."""
-    out = dict.fromkeys(
-        (
-            "issued",
-            "service_reversed",
-            "redeemed",
-            "expired",
-            "donated",
-            "adjusted",
-            "crossed_in",
-            "crossed_out",
-            "members_net_change",
-        ),
-        0,
-    )
+    out = dict.fromkeys((*POINT_FLOWS, "members_net_change"), 0)
     for r in rows:
         points = int(r.points)
         signed = points if r.direction == "credit" else -points
