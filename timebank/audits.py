@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.activities.audit import activity_checks
 from timebank.core.audit import AuditReport, Checks
+from timebank.distribution import cross_reference_checks
 from timebank.districts.audit import district_checks
 from timebank.ledger.audit import ledger_checks
 from timebank.log.audit import log_checks
@@ -29,6 +30,7 @@ REGISTRY: tuple[Checks, ...] = (
     report_checks,
     activity_checks,
     district_checks,
+    cross_reference_checks,
 )
 COUNTED = ("communities", "accounts", "transactions", "entries")
 

@@ -136,3 +136,22 @@ async def test_sign_in_failures_are_limited_per_address(tenant, settings, databa
                 assert "tb_session" not in held.headers.get("set-cookie", "")
             else:
                 assert (await sign_in(phone, login, "a-good-password")).status_code == 303
+
+
+async def test_a_login_is_unique_across_communities(tenant, other_tenant) -> None:
+    """Held by ``logins`` (migration 0013): people's own keys only say "in one community"."""
+    login = _login()
+    await add_person(tenant, "admin", None, "甲社区 社工", login, "correct horse battery")
+    before = (await other_tenant.client.get("/v1/people", headers=other_tenant.auth())).json()
+    r = await other_tenant.client.post(
+        "/v1/people",
+        json={"role": "admin", "display_name": "乙社区 社工", "login": login, "password": "another good password"},
+        headers=other_tenant.auth(),
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["type"].endswith("login-taken")
+    assert (await other_tenant.client.get("/v1/people", headers=other_tenant.auth())).json() == before
+    # the login still signs in to the first community's person
+    async with browser(tenant.client) as phone:
+        r = await sign_in(phone, login, "correct horse battery")
+        assert r.status_code == 303 and r.headers["location"] == "/staff", r.text

@@ -29,6 +29,15 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}", err=True)
 
 
+@db_group.command("citus-commands")
+def db_citus_commands() -> None:
+    """Print the SQL that distributes this schema over Citus by community
+    (timebank/distribution.py; docs/operations.md says when and how)."""
+    from timebank import distribution
+
+    click.echo(distribution.citus_commands(), nl=False)
+
+
 def _server_major(url: str) -> int:
     async def ask() -> int:
         import asyncpg

@@ -77,7 +77,7 @@ _PARTS = text(
       JOIN transactions t ON t.id IN (c.from_transaction_id, c.district_transaction_id, c.to_transaction_id)
       LEFT JOIN entries e ON e.transaction_id = t.id AND e.layer = 'posted'
       LEFT JOIN accounts a ON a.id = e.account_id
-     GROUP BY c.id, t.id, e.account_id, e.direction, a.system_role, a.party_id
+     GROUP BY c.id, c.district_id, t.id, t.community_id, e.account_id, e.direction, a.system_role, a.party_id
      ORDER BY c.id
     """
 )

@@ -96,4 +96,5 @@ class SettlementPart(SQLModel, table=True):
 
     settlement_id: uuid.UUID = uuid_column(primary_key=True)
     community_id: uuid.UUID = uuid_column(primary_key=True)
+    district_id: uuid.UUID = uuid_column()  # the settlement's
     transaction_id: uuid.UUID = uuid_column()

@@ -176,7 +176,12 @@ async def approve(conn: AsyncConnection, principal: Principal, settlement_id: uu
     await queries.insert_settlement_parts(
         conn,
         [
-            {"settlement_id": row.id, "community_id": p.community_id, "transaction_id": p.id}
+            {
+                "settlement_id": row.id,
+                "district_id": district_id,
+                "community_id": p.community_id,
+                "transaction_id": p.id,
+            }
             for p in parts[1:]
         ],
     )

@@ -26,7 +26,9 @@ async def add_once(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
     made = 0
     for start in range(0, len(rows), BATCH):
         statement = upsert(Notification).values(rows[start : start + BATCH])
-        statement = statement.on_conflict_do_nothing(index_elements=["lot_id", "threshold_days"])
+        statement = statement.on_conflict_do_nothing(
+            index_elements=["lot_id", "threshold_days", "community_id"]
+        )
         made += len((await conn.execute(statement.returning(Notification.id))).all())
     return made
 

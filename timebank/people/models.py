@@ -1,11 +1,11 @@
-"""People, sign-in link and session tables, exactly as migration 0007 makes them."""
+"""People, logins, sign-in link and session tables, as migrations 0007 and 0013 make them."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, LargeBinary
+from sqlalchemy import Boolean, Column, DateTime, Integer, LargeBinary, Text
 from sqlalchemy import text as sql
 from sqlmodel import Field, SQLModel
 
@@ -31,10 +31,22 @@ class Person(SQLModel, table=True):
     disabled_at: datetime | None = time_column()
 
 
+class Login(SQLModel, table=True):
+    """A login taken in the deployment, and whose it is: its primary key keeps logins
+    unique across communities (people's own keys only hold within one)."""
+
+    __tablename__ = "logins"
+
+    login: str = Field(sa_column=Column(Text, primary_key=True))
+    community_id: uuid.UUID = uuid_column()
+    person_id: uuid.UUID = uuid_column()
+
+
 class SignInLink(SQLModel, table=True):
     __tablename__ = "sign_in_links"
 
     id: uuid.UUID = uuid_column(primary_key=True, generated=True)
+    community_id: uuid.UUID = uuid_column()  # the person's (the key distributes by it)
     person_id: uuid.UUID = uuid_column()
     token_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False, unique=True))
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -48,6 +60,7 @@ class WebSession(SQLModel, table=True):
     __tablename__ = "web_sessions"
 
     id: uuid.UUID = uuid_column(primary_key=True, generated=True)
+    community_id: uuid.UUID = uuid_column()  # the person's (the key distributes by it)
     person_id: uuid.UUID = uuid_column()
     token_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False, unique=True))
     via: str = text_column()

@@ -12,13 +12,22 @@ from sqlalchemy import Row, and_, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from timebank.community.models import Community
-from timebank.people.models import Person, SignInLink, WebSession
+from timebank.people.models import Login, Person, SignInLink, WebSession
 
 # --- people ---------------------------------------------------------------------------
 
 
 async def insert_person(conn: AsyncConnection, **values: Any) -> Row[Any]:
-    return (await conn.execute(insert(Person).values(**values).returning(Person))).one()
+    """A new person; their login, if any, is claimed in ``logins`` first (which is what
+    keeps it unique in the deployment: IntegrityError when it is taken)."""
+    person_id = uuid.uuid4()
+    if values.get("login") is not None:
+        await conn.execute(
+            insert(Login).values(
+                login=values["login"], community_id=values["community_id"], person_id=person_id
+            )
+        )
+    return (await conn.execute(insert(Person).values(id=person_id, **values).returning(Person))).one()
 
 
 async def person_by_login(conn: AsyncConnection, login: str) -> Row[Any] | None:
@@ -88,7 +97,12 @@ async def update_person(conn: AsyncConnection, person_id: uuid.UUID, **values: A
 # --- one-time sign-in links -------------------------------------------------------------
 
 
+def _community_of(person_id: uuid.UUID) -> Any:
+    return select(Person.community_id).where(Person.id == person_id).scalar_subquery()
+
+
 async def insert_link(conn: AsyncConnection, **values: Any) -> Row[Any]:
+    values.setdefault("community_id", _community_of(values["person_id"]))
     return (await conn.execute(insert(SignInLink).values(**values).returning(SignInLink))).one()
 
 
@@ -134,6 +148,7 @@ async def revoke_link(conn: AsyncConnection, community_id: uuid.UUID, link_id: u
 
 
 async def insert_session(conn: AsyncConnection, **values: Any) -> Row[Any]:
+    values.setdefault("community_id", _community_of(values["person_id"]))
     return (await conn.execute(insert(WebSession).values(**values).returning(WebSession))).one()
 
 

@@ -41,6 +41,7 @@ class PointsConsumption(SQLModel, table=True):
     __tablename__ = "points_consumptions"
 
     id: int = Field(sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
+    community_id: uuid.UUID = uuid_column()  # the lot's
     lot_id: uuid.UUID = uuid_column()
     transaction_id: uuid.UUID = uuid_column()
     points: int = Field(sa_column=Column(BigInteger, nullable=False))

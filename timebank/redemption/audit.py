@@ -14,7 +14,7 @@ CHECKS: dict[str, str] = {
                count(d.id) FILTER (WHERE d.status = 'held') AS held_redemptions,
                count(d.id) FILTER (WHERE d.status = 'confirmed') AS confirmed_redemptions
           FROM rewards r LEFT JOIN redemptions d ON d.reward_id = r.id
-         GROUP BY r.id
+         GROUP BY r.id, r.community_id
         HAVING r.held <> count(d.id) FILTER (WHERE d.status = 'held')
             OR r.redeemed <> count(d.id) FILTER (WHERE d.status = 'confirmed')
     """,

@@ -57,6 +57,7 @@ class RedemptionCount(SQLModel, table=True):
     member_id: uuid.UUID = uuid_column(primary_key=True)
     period_start: date = Field(sa_column=Column(Date, primary_key=True))
     used: int = Field(sa_column=Column(Integer, nullable=False))
+    community_id: uuid.UUID = uuid_column()  # the reward's
 
 
 class Redemption(SQLModel, table=True):

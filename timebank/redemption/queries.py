@@ -155,11 +155,15 @@ async def count_toward_limit(
 ) -> bool:
     """One more unit in the member's period count, if it stays within ``limit``."""
     statement = upsert(RedemptionCount).values(
-        reward_id=reward_id, member_id=member_id, period_start=start, used=1
+        reward_id=reward_id,
+        member_id=member_id,
+        period_start=start,
+        used=1,
+        community_id=select(Reward.community_id).where(Reward.id == reward_id).scalar_subquery(),
     )
     counted = await conn.execute(
         statement.on_conflict_do_update(
-            index_elements=["reward_id", "member_id", "period_start"],
+            index_elements=["reward_id", "member_id", "period_start", "community_id"],
             set_={"used": RedemptionCount.used + 1},
             where=RedemptionCount.used < limit,
         ).returning(RedemptionCount.used)
