@@ -151,7 +151,9 @@ def test_tables_are_distributed_after_the_tables_they_reference(catalogue) -> No
 
 def test_the_operations_guide_gives_the_commands() -> None:
     guide = (ROOT / "docs" / "operations.md").read_text()
-    assert distribution.citus_commands() in guide, "docs/operations.md: paste `timebank db citus-commands` again"
+    assert distribution.citus_commands() in guide, (
+        "docs/operations.md: paste `timebank db citus-commands` again"
+    )
 
 
 async def test_the_audit_finds_a_reference_between_communities_that_names_nothing(fresh_database_url) -> None:
@@ -159,7 +161,9 @@ async def test_the_audit_finds_a_reference_between_communities_that_names_nothin
     engine = create_async_engine(fresh_database_url)
     try:
         async with engine.begin() as conn:
-            await conn.exec_driver_sql("ALTER TABLE family_links DROP CONSTRAINT family_links_member_a_community_a_fkey")
+            await conn.exec_driver_sql(
+                "ALTER TABLE family_links DROP CONSTRAINT family_links_member_a_community_a_fkey"
+            )
             await conn.exec_driver_sql(
                 "INSERT INTO family_links (member_a, community_a, relation, code_expires_at)"
                 f" VALUES ('{uuid.uuid4()}', '{uuid.uuid4()}', 'parent', now())"

@@ -145,7 +145,12 @@ async def test_a_login_is_unique_across_communities(tenant, other_tenant) -> Non
     before = (await other_tenant.client.get("/v1/people", headers=other_tenant.auth())).json()
     r = await other_tenant.client.post(
         "/v1/people",
-        json={"role": "admin", "display_name": "乙社区 社工", "login": login, "password": "another good password"},
+        json={
+            "role": "admin",
+            "display_name": "乙社区 社工",
+            "login": login,
+            "password": "another good password",
+        },
         headers=other_tenant.auth(),
     )
     assert r.status_code == 409, r.text
