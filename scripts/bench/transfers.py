@@ -1306,6 +1306,11 @@ def main() -> None:
         "(collapsed stacks in DIR/<scenario>.txt; read them with scripts/bench/profile_summary.py). The "
         "sampling costs CPU: take throughput figures from runs without it",
     )  # fmt: skip
+    parser.add_argument(
+        "--shared-buffers",
+        help="the embedded server's shared_buffers (e.g. 1GB, what docs/operations.md recommends); "
+        "default: PostgreSQL's 128MB",
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     args = parser.parse_args()
@@ -1445,6 +1450,10 @@ class Rig:
             f"{tag or 'current code'} ({rig.commit}): data dir {data_dir}; starting the embedded PostgreSQL"
         )
         url = db.resolve_database_url(settings)  # this process joins (here: starts) the embedded server
+        if args.shared_buffers:
+            from reports import shared_buffers  # scripts/bench/reports.py: set, then restart the server
+
+            url = asyncio.run(shared_buffers(settings, url, args.shared_buffers, console))
         rig.dsn = db.to_asyncpg_dsn(url)
         created = json.loads(run_cli(env, "community", "create", "--name", "bench community"))
         rig.community_id, admin_key = created["community_id"], created["admin_key"]
