@@ -35,6 +35,8 @@ Revises: 0011
 Create Date: 2026-11-30
 """
 
+import importlib
+
 from timebank.migrations.helpers import run_script
 
 revision = "0013"
@@ -256,71 +258,32 @@ UNIQUE_INDEXES = [
 ]
 # fmt: on
 
-# The points lots' trigger names its conflict target, and now fills the consumption's
-# community (the entry's): 0004's function with those two changes.
-POINTS_FOLLOW_ENTRY = r"""
-CREATE OR REPLACE FUNCTION points_follow_entry() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    member_id uuid;
-    tx record;
-    want bigint := NEW.amount;
-    take bigint;
-    lot record;
-BEGIN
-    SELECT a.party_id INTO member_id FROM accounts a JOIN parties p ON p.id = a.party_id
-     WHERE a.id = NEW.account_id AND p.kind = 'member';
-    IF member_id IS NULL THEN
-        RETURN NULL;  -- system, organisation and merchant accounts have no lots
-    END IF;
-    SELECT t.kind, t.reverses_id INTO tx FROM transactions t WHERE t.id = NEW.transaction_id;
-    IF NEW.direction = 'credit' THEN
-        IF tx.reverses_id IS NOT NULL THEN
-            -- a reversal gives back what its original took from this account's lots
-            FOR lot IN SELECT c.lot_id, sum(c.points) AS points FROM points_consumptions c
-                         JOIN points_lots l ON l.id = c.lot_id
-                        WHERE c.transaction_id = tx.reverses_id AND l.account_id = NEW.account_id
-                        GROUP BY c.lot_id HAVING sum(c.points) > 0 ORDER BY c.lot_id LOOP
-                take := least(want, lot.points);
-                EXIT WHEN take <= 0;
-                UPDATE points_lots SET remaining = remaining + take WHERE id = lot.lot_id;
-                INSERT INTO points_consumptions (community_id, lot_id, transaction_id, points)
-                VALUES (NEW.community_id, lot.lot_id, NEW.transaction_id, -take);
-                want := want - take;
-            END LOOP;
-        END IF;
-        IF want > 0 THEN
-            INSERT INTO points_lots (community_id, member_id, account_id, transaction_id, points, remaining,
-                                     credited_at, expires_at)
-            VALUES (NEW.community_id, member_id, NEW.account_id, NEW.transaction_id, want, want, now(),
-                    points_lot_expiry(NEW.community_id, now()))
-            ON CONFLICT (transaction_id, account_id, community_id) DO UPDATE
-               SET points = points_lots.points + EXCLUDED.points, remaining = points_lots.remaining + EXCLUDED.remaining;
-        END IF;
-        RETURN NULL;
-    END IF;
-    IF tx.reverses_id IS NOT NULL THEN
-        UPDATE points_lots SET reversed_at = now()
-         WHERE transaction_id = tx.reverses_id AND account_id = NEW.account_id;
-    END IF;
-    -- A debit consumes the oldest-expiring lots first (a reversal: its original's lot first).
-    FOR lot IN SELECT l.id, l.remaining FROM points_lots l
-                WHERE l.account_id = NEW.account_id AND l.remaining > 0
-                ORDER BY (l.transaction_id = tx.reverses_id) IS TRUE DESC, l.expires_at, l.id
-                  FOR UPDATE LOOP
-        take := least(want, lot.remaining);
-        UPDATE points_lots SET remaining = remaining - take WHERE id = lot.id;
-        INSERT INTO points_consumptions (community_id, lot_id, transaction_id, points)
-        VALUES (NEW.community_id, lot.id, NEW.transaction_id, take);
-        want := want - take;
-        EXIT WHEN want = 0;
-    END LOOP;
-    IF want > 0 THEN
-        RAISE EXCEPTION 'the points lots of account % do not cover a debit of %', NEW.account_id, NEW.amount
-            USING ERRCODE = 'TB005';
-    END IF;
-    RETURN NULL;
-END $$;
-"""
+
+def _points_follow_entry(keyed: bool) -> str:
+    """0004's trigger function that moves the points lots; ``keyed``: with the two changes
+    the new keys need (the lots' conflict target names ``community_id``; a consumption is
+    written with its community, the entry's)."""
+    points = importlib.import_module("timebank.migrations.versions.0004_points_and_redemption")
+    body = points.SCHEMA[points.SCHEMA.index("CREATE FUNCTION points_follow_entry()") :]
+    body = body[: body.index("$$;") + 3].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    if not keyed:
+        return body
+    changes = {
+        "ON CONFLICT (transaction_id, account_id) DO UPDATE": "ON CONFLICT (transaction_id, account_id, community_id) DO UPDATE",
+        "INSERT INTO points_consumptions (lot_id, transaction_id, points)\n                VALUES (lot.lot_id,": (
+            "INSERT INTO points_consumptions (community_id, lot_id, transaction_id, points)\n"
+            "                VALUES (NEW.community_id, lot.lot_id,"
+        ),
+        "INSERT INTO points_consumptions (lot_id, transaction_id, points) VALUES (lot.id,": (
+            "INSERT INTO points_consumptions (community_id, lot_id, transaction_id, points)"
+            " VALUES (NEW.community_id, lot.id,"
+        ),
+    }
+    for old, new in changes.items():
+        assert body.count(old) == 1, old
+        body = body.replace(old, new)
+    return body
+
 
 LOGINS = r"""
 -- One row per login in the deployment (a reference table on Citus): its primary key is
@@ -371,14 +334,9 @@ def _swap(which: int) -> str:
 
 
 def upgrade() -> None:
-    run_script(_fill_columns() + "\n" + LOGINS + "\n" + _swap(3) + "\n" + POINTS_FOLLOW_ENTRY)
+    run_script(_fill_columns() + "\n" + LOGINS + "\n" + _swap(3) + "\n" + _points_follow_entry(keyed=True))
 
 
 def downgrade() -> None:
-    import importlib
-
-    points = importlib.import_module("timebank.migrations.versions.0004_points_and_redemption")
-    restore = points.SCHEMA[points.SCHEMA.index("CREATE FUNCTION points_follow_entry()") :]
-    restore = restore[: restore.index("$$;") + 3].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
     columns = "\n".join(f"ALTER TABLE {table} DROP COLUMN {column};" for table, column, *_ in NEW_COLUMNS)
-    run_script(_swap(2) + "\nDROP TABLE logins;\n" + columns + "\n" + restore)
+    run_script(_swap(2) + "\nDROP TABLE logins;\n" + columns + "\n" + _points_follow_entry(keyed=False))
