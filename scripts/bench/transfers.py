@@ -69,6 +69,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table  # noqa: E402
 
 from timebank import db, embedded  # noqa: E402
+from timebank.core.ids import uuid7  # noqa: E402  (as the service makes transaction ids)
 from timebank.core.settings import Settings  # noqa: E402
 
 console = Console(stderr=True)
@@ -118,6 +119,8 @@ class Phase:
     seq_by_table: dict[str, int] = field(default_factory=dict)
     note: str = ""
     per_request: int = 1  # transfers per request (service/batch: BATCH_SIZE)
+    # --function-stats: PL/pgSQL functions and triggers, {name: (calls, self ms, total ms)}
+    functions: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> int:
@@ -156,6 +159,10 @@ class Phase:
             "db_commits": self.db_commits,
             "seq_scan_rows": self.seq_rows,
             "seq_scan_rows_by_table": self.seq_by_table,
+            "plpgsql_functions": {
+                k: {"calls": c, "self_ms": round(m, 1), "total_ms": round(t, 1)}
+                for k, (c, m, t) in self.functions.items()
+            },
             "note": self.note,
         }
 
@@ -447,6 +454,10 @@ async def fund(base: str, auth: dict[str, str], issuance: str, members: list[str
             await asyncio.gather(*(worker() for _ in range(4)))
 
 
+FUNCTIONS_SQL = "SELECT funcname, calls, self_time, total_time FROM pg_stat_user_functions"
+FUNCTION_STATS = False  # --function-stats: PostgreSQL times the PL/pgSQL functions (track_functions)
+
+
 async def measure(phase: Phase, window: Window, meter: CpuMeter, sample_waits: bool) -> None:
     """Sleep through the warm-up, then meter CPU (and sample waits) over the measured window."""
     import asyncpg
@@ -457,6 +468,9 @@ async def measure(phase: Phase, window: Window, meter: CpuMeter, sample_waits: b
         sampler = WaitSampler(meter.dsn) if sample_waits else None
         stats = await probe.fetchrow(SESSIONS_SQL)
         seq_before = {r["relname"]: r["seq_tup_read"] for r in await probe.fetch(SEQ_BY_TABLE_SQL)}
+        functions_before = (
+            {r["funcname"]: r for r in await probe.fetch(FUNCTIONS_SQL)} if FUNCTION_STATS else {}
+        )
         meter.begin()
         if sampler:
             sampler.start()
@@ -475,6 +489,16 @@ async def measure(phase: Phase, window: Window, meter: CpuMeter, sample_waits: b
             rows = r["seq_tup_read"] - seq_before.get(r["relname"], 0)
             if rows:
                 phase.seq_by_table[r["relname"]] = rows
+        if FUNCTION_STATS:
+            for r in await probe.fetch(FUNCTIONS_SQL):
+                b = functions_before.get(r["funcname"])
+                calls = r["calls"] - (b["calls"] if b else 0)
+                if calls:
+                    phase.functions[r["funcname"]] = (
+                        calls,
+                        r["self_time"] - (b["self_time"] if b else 0.0),
+                        r["total_time"] - (b["total_time"] if b else 0.0),
+                    )
     finally:
         await probe.close()
 
@@ -857,7 +881,7 @@ def transfer_values(
         f'{{"body":{body},"method":"POST","path":"/v1/transfers","principal":"{pid}"}}'.encode()
     )
     return {
-        "p_id": uuid.uuid4(), "p_community_id": cid, "p_kind": "transfer", "p_phase": "posted",
+        "p_id": uuid7(), "p_community_id": cid, "p_kind": "transfer", "p_phase": "posted",
         "p_principal_id": pid, "p_idempotency_key": key, "p_request_hash": fingerprint,
         "p_account_ids": [debit, credit], "p_assets": ["HOUR", "HOUR"],
         "p_directions": ["debit", "credit"], "p_layers": ["posted", "posted"], "p_amounts": [AMOUNT, AMOUNT],
@@ -1307,6 +1331,11 @@ def main() -> None:
         "sampling costs CPU: take throughput figures from runs without it",
     )  # fmt: skip
     parser.add_argument(
+        "--function-stats",
+        action="store_true",
+        help="time PostgreSQL's PL/pgSQL functions and triggers (track_functions) and print them per transfer",
+    )
+    parser.add_argument(
         "--shared-buffers",
         help="the embedded server's shared_buffers (e.g. 1GB, what docs/operations.md recommends); "
         "default: PostgreSQL's 128MB",
@@ -1314,6 +1343,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directory")
     args = parser.parse_args()
+    global FUNCTION_STATS
+    FUNCTION_STATS = args.function_stats
     if not 1 <= args.clients <= 256 or not 0 <= args.limit_connections <= 256:
         parser.error("--clients and --limit-connections are 1 to 256")
     if not 2 <= args.members <= 1_000_000:
@@ -1505,6 +1536,9 @@ class Rig:
         # made while `transactions` was nearly empty scan it whole; they last until autovacuum
         # analyzes again (see the seq-scanned rows column), so measure after history + ANALYZE.
         asyncio.run(rig.sql("ANALYZE"))
+        if args.function_stats:
+            asyncio.run(rig.sql("ALTER SYSTEM SET track_functions = 'pl'"))
+            asyncio.run(rig.sql("SELECT pg_reload_conf()"))
         console.print(f"setup done in {time.perf_counter() - started:.1f}s")
         return rig
 
@@ -1559,6 +1593,16 @@ class Rig:
             if phase.waits:
                 top = ", ".join(f"{k} {v}" for k, v in list(phase.waits.items())[:8])
                 console.print(f"  busy backends (mean): {top}", highlight=False)
+            if phase.functions and phase.ok:
+                console.print("  PL/pgSQL per transfer (calls, self us, total us):", highlight=False)
+                for fname, (calls, self_ms, total_ms) in sorted(
+                    phase.functions.items(), key=lambda f: -f[1][1]
+                ):
+                    console.print(
+                        f"    {fname:<28} {calls / phase.ok:6.2f} {self_ms * 1000 / phase.ok:8.1f} "
+                        f"{total_ms * 1000 / phase.ok:8.1f}",
+                        highlight=False,
+                    )
             attempts.append(phase)
             other = phase.cpu.get("other", 0.0) / phase.duration
             if other <= NOISE_CORES:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.cursors import after_time_id, time_id_cursor
+from timebank.core.ids import uuid7
 from timebank.core.problems import BadRequest, DomainError, Forbidden, NotFound
 from timebank.core.roles import PartyKind, Role
 from timebank.core.terms import Asset, Direction, Kind, Layer, Phase, SystemRole
@@ -203,7 +204,7 @@ async def post_crossing(
     _check_limit(locked[pos_from.id], -amt.sent, route.home, asset)
     _check_limit(locked[pos_to.id], amt.received, route.there, asset)
 
-    crossing_id, out_id, district_tx_id, in_id = (uuid.uuid4() for _ in range(4))
+    crossing_id, out_id, district_tx_id, in_id = (uuid7() for _ in range(4))
     reason = reference.crossing_reason(
         reference.CrossingRef(
             crossing_id,

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from timebank.core.access import Principal
 from timebank.core.clock import rfc3339
 from timebank.core.communities import community_zone
+from timebank.core.ids import uuid7
 from timebank.core.problems import BadRequest, Conflict, DomainError, NotFound
 from timebank.core.terms import Asset, Direction, Kind, Layer, SystemRole
 from timebank.districts import queries
@@ -139,7 +140,7 @@ async def approve(conn: AsyncConnection, principal: Principal, settlement_id: uu
     row = await _open(conn, district_id, settlement_id)
     if row.proposed_by == principal.key_id:
         raise FourEyes("the admin who proposed a settlement may not approve it: another district admin must")
-    district_tx = uuid.uuid4()
+    district_tx = uuid7()
     accounts = await queries.position_accounts(conn, district_id)
     exchange = {
         a: await ledger_queries.system_account_id(conn, district_id, SystemRole.EXCHANGE.value, a)

@@ -21,7 +21,6 @@ trip each), and the batch commits once.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from timebank.core.access import Principal
+from timebank.core.ids import uuid7
 from timebank.core.problems import DomainError, Forbidden, IdempotencyConflict, NotFound, a, problem_body
 from timebank.core.terms import Kind, Layer, Phase
 from timebank.db import driver
@@ -168,7 +168,7 @@ def _forbidden_kind(principal: Principal, kind: Kind) -> DomainError:
 
 def _tx(principal: Principal, item: BatchItem) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": uuid7(),
         "community_id": principal.community_id,
         "kind": item.kind.value,
         "phase": Phase.POSTED.value,

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from timebank.core.ids import uuid7
 from timebank.core.problems import (
     AlreadyReversed,
     AssetMismatch,
@@ -78,7 +79,7 @@ async def post(
     if memo is not None and len(memo) > MAX_MEMO:
         raise BadRequest(f"memo is at most {MAX_MEMO} characters")
     tx = {
-        "id": uuid.uuid4(),
+        "id": uuid7(),  # time-ordered: see core/ids.py
         "community_id": community_id,
         "kind": kind.value,
         "phase": phase.value,
@@ -109,7 +110,7 @@ class Part:
     memo: str | None = None
     reason: str | None = None
     claim: Claim | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=uuid7)
     # a part may post a hold of its ledger (phase POST, with the hold's id), e.g. a
     # redemption across communities whose points were held at home
     phase: Phase = Phase.POSTED

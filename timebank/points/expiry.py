@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.core.communities import community_zone
+from timebank.core.ids import uuid7
 from timebank.core.terms import Asset, SystemRole
 from timebank.db import driver
 from timebank.ledger import queries as ledger_queries
@@ -38,7 +39,7 @@ def _expiry_request(
     """One ``ledger_post_batch`` request: ``amount`` from the member's account to the sink."""
     key = f"job:points-expiry:{day}:{account_id}"
     return (
-        uuid.uuid4(),
+        uuid7(),
         community_id,
         "expiry",
         "posted",

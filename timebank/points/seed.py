@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from timebank.community.service import create_community, create_party
+from timebank.core.ids import uuid7
 from timebank.core.policy import PointsExpiry, Policy, set_policy
 from timebank.core.roles import PartyKind
 from timebank.core.terms import Asset, SystemRole
@@ -84,7 +85,7 @@ def _points_move(
     credit, posted at once, with no idempotency key (seeding runs once)."""
     legs = [(debit, "POINT", "debit", "posted", points), (credit, "POINT", "credit", "posted", points)]
     return (
-        uuid.uuid4(),
+        uuid7(),
         community_id,
         kind,
         "posted",
