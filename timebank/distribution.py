@@ -34,6 +34,9 @@ REFERENCE_TABLES: tuple[str, ...] = (
     "family_grants",
     "proxy_actions",
     "job_runs",  # which scheduled run ran, deployment-wide
+    # a certificate is checked by its number alone, from the public page, so the number
+    # is unique in the deployment (random: the key catches the rare repeat)
+    "certificates",
 )
 
 # Distributed tables and their distribution column, in an order where every table
@@ -58,7 +61,6 @@ DISTRIBUTED: dict[str, str] = {
     "log_checkpoints": "community_id",
     "service_records": "community_id",
     "service_reversals": "community_id",
-    "certificates": "community_id",
     "activities": "community_id",
     "activity_signups": "community_id",
     "points_lots": "community_id",

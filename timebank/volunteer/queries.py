@@ -318,7 +318,7 @@ async def insert_certificate(conn: AsyncConnection, values: dict[str, Any]) -> N
     stmt = (
         pg_insert(Certificate)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=["member_id", "content_hash", "community_id"])
+        .on_conflict_do_nothing(index_elements=["member_id", "content_hash"])
     )
     await conn.execute(stmt)
 

@@ -179,9 +179,6 @@ KEYS = [
     ("api_keys", "api_keys_pkey", "PRIMARY KEY (id)", "PRIMARY KEY (id, community_id)"),
     # a key's secret has 256 random bits: unique per community is unique everywhere
     ("api_keys", "api_keys_key_hash_key", "UNIQUE (key_hash)", "UNIQUE (key_hash, community_id)"),
-    ("certificates", "certificates_pkey", "PRIMARY KEY (number)", "PRIMARY KEY (number, community_id)"),
-    ("certificates", "certificates_member_id_content_hash_key",
-     "UNIQUE (member_id, content_hash)", "UNIQUE (member_id, content_hash, community_id)"),
     ("crossings", "crossings_pkey", "PRIMARY KEY (id)", "PRIMARY KEY (id, district_id)"),
     ("crossings", "crossings_district_transaction_id_key",
      "UNIQUE (district_transaction_id)", "UNIQUE (district_transaction_id, district_id)"),
@@ -213,6 +210,7 @@ KEYS = [
      "PRIMARY KEY (reward_id, member_id, period_start)",
      "PRIMARY KEY (reward_id, member_id, period_start, community_id)"),
     ("redemptions", "redemptions_pkey", "PRIMARY KEY (id)", "PRIMARY KEY (id, community_id)"),
+    # a hold is made for its one redemption, in the same database transaction
     ("redemptions", "redemptions_hold_id_key", "UNIQUE (hold_id)", "UNIQUE (hold_id, community_id)"),
     ("redemptions", "redemptions_resolution_id_key",
      "UNIQUE (resolution_id)", "UNIQUE (resolution_id, community_id)"),
