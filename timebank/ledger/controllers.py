@@ -142,7 +142,13 @@ class TransactionController(Controller):
         return web.transaction_response(
             request,
             await run_idempotent(
-                web.engine(request), who, idempotency_key, fingerprint, action, instance=request.url.path
+                web.engine(request),
+                who,
+                idempotency_key,
+                fingerprint,
+                action,
+                instance=request.url.path,
+                pooled=service.reads_accounts(who, Kind(data.kind)),
             ),
         )
 

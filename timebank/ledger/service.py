@@ -32,7 +32,7 @@ from timebank.ledger.journal import JournalQuery, journal_page, journal_transact
 from timebank.ledger.legs import MAX_AMOUNT, MAX_LEGS, MAX_MEMO, Claim, KeyAlreadyUsed, Leg, Movement, legs_of
 from timebank.ledger.movement import Part, post, post_together
 from timebank.ledger.transactions import created_view, get_transaction
-from timebank.ledger.transfers import CLIENT_KINDS, transfer
+from timebank.ledger.transfers import CLIENT_KINDS, reads_accounts, transfer
 from timebank.ledger.views import account_view, balance_view, entry_order, status_of, transaction_view
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "may_read_account",
     "post",
     "post_together",
+    "reads_accounts",
     "resolve_hold",
     "reverse",
     "set_credit_limit",

@@ -52,7 +52,7 @@ async def transfer(
     if timeout_seconds is not None and not 1 <= timeout_seconds <= hold_max_timeout_seconds:
         raise BadRequest(f"pending.timeout_seconds must be from 1 to {hold_max_timeout_seconds}")
     legs = legs_of(movements, Layer.PENDING if timeout_seconds is not None else Layer.POSTED)
-    if not principal.is_admin or kind is Kind.DONATION:
+    if reads_accounts(principal, kind):
         accounts = await load_accounts(conn, principal.community_id, {leg.account_id for leg in legs})
         for leg in legs:
             check_leg(principal, kind, leg, accounts[leg.account_id])
@@ -68,6 +68,13 @@ async def transfer(
         claim=claim,
         timeout_seconds=timeout_seconds,
     )
+
+
+def reads_accounts(principal: Principal, kind: Kind) -> bool:
+    """Whether ``transfer`` reads the accounts before it posts (a non-admin's move, or a
+    donation). When it does not, its movement goes straight to the poster, and its
+    caller needs no pooled connection (``run_idempotent(pooled=False)``)."""
+    return not principal.is_admin or kind is Kind.DONATION
 
 
 def check_leg(principal: Principal, kind: Kind, leg: Leg, account: Any) -> None:
