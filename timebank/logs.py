@@ -6,11 +6,13 @@ never carries a key, a request body or a name (personal data stays out of logs).
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
 from typing import Any
 
+import msgspec
 import structlog
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -22,7 +24,9 @@ from timebank.edge import request_id
 def configure(settings: Settings) -> None:
     as_json = settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
     level = getattr(logging, settings.log_level, logging.INFO)
-    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_json) if as_json else structlog.dev.ConsoleRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -37,6 +41,16 @@ def configure(settings: Settings) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
+
+
+def _json(event: dict[str, Any], default: Any = None, **_: Any) -> str:
+    """A log line's JSON (compact, by msgspec): a third of the cost of ``json.dumps`` on the
+    request line every request writes. ``default`` is structlog's fallback (repr) for
+    what JSON has no type for."""
+    try:
+        return msgspec.json.encode(event, enc_hook=default).decode()
+    except (TypeError, ValueError, OverflowError):  # what msgspec refuses (an int beyond 64 bits...)
+        return json.dumps(event, default=default)
 
 
 class _Stderr:

