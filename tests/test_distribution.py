@@ -175,3 +175,32 @@ async def test_the_audit_finds_a_reference_between_communities_that_names_nothin
         ], wrong
     finally:
         await engine.dispose()
+
+
+async def test_migration_0012_goes_down_to_the_old_keys_and_up_again(fresh_database_url) -> None:
+    import asyncio
+
+    from alembic import command
+
+    async def keys() -> dict[str, str]:
+        conn = await asyncpg.connect(db.to_asyncpg_dsn(fresh_database_url))
+        try:
+            rows = await conn.fetch(
+                "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint"
+                " WHERE conname IN ('transactions_pkey', 'people_login_key', 'crossings_from_transaction_id_fkey')"
+            )
+            return {r["conname"]: r["def"] for r in rows}
+        finally:
+            await conn.close()
+
+    new = await keys()
+    assert new["transactions_pkey"] == "PRIMARY KEY (id, community_id)"
+    await asyncio.to_thread(command.downgrade, db.alembic_config(fresh_database_url), "0011")
+    old = await keys()
+    assert old == {
+        "transactions_pkey": "PRIMARY KEY (id)",
+        "people_login_key": "UNIQUE (login)",
+        "crossings_from_transaction_id_fkey": "FOREIGN KEY (from_transaction_id) REFERENCES transactions(id)",
+    }
+    await asyncio.to_thread(db.upgrade, fresh_database_url)
+    assert await keys() == new

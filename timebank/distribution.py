@@ -6,7 +6,7 @@ transactions, entries, receipts, log) lives whole on one worker and nearly every
 and every posting touches one worker only. This module is the one statement of that
 layout: which table is distributed by which column, which is a reference table (small,
 global, copied to every worker), and which references cross communities. Migration
-0013 made the keys fit it; ``tests/test_distribution.py`` checks the migrated
+0012 made the keys fit it; ``tests/test_distribution.py`` checks the migrated
 catalogue against it, so a later migration cannot break it unnoticed; ``timebank
 audit`` checks the cross-community references (``audits.REGISTRY``); and
 ``citus_commands()`` prints the commands docs/operations.md gives.
@@ -27,7 +27,7 @@ from timebank.core.audit import run_checks
 REFERENCE_TABLES: tuple[str, ...] = (
     "communities",
     "log_keys",
-    "logins",  # a login is unique in the deployment (migration 0013)
+    "logins",  # a login is unique in the deployment (migration 0012)
     "districts",
     "district_members",  # read by every crossing, whichever worker runs it
     "family_links",  # a relation between two members, often of two communities

@@ -139,7 +139,7 @@ async def test_sign_in_failures_are_limited_per_address(tenant, settings, databa
 
 
 async def test_a_login_is_unique_across_communities(tenant, other_tenant) -> None:
-    """Held by ``logins`` (migration 0013): people's own keys only say "in one community"."""
+    """Held by ``logins`` (migration 0012): people's own keys only say "in one community"."""
     login = _login()
     await add_person(tenant, "admin", None, "甲社区 社工", login, "correct horse battery")
     before = (await other_tenant.client.get("/v1/people", headers=other_tenant.auth())).json()

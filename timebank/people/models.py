@@ -1,4 +1,4 @@
-"""People, logins, sign-in link and session tables, as migrations 0007 and 0013 make them."""
+"""People, logins, sign-in link and session tables, as migrations 0007 and 0012 make them."""
 
 from __future__ import annotations
 

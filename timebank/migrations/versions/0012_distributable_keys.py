@@ -26,11 +26,11 @@ shard, and a foreign key between two distributed tables must join them on it. So
   ``timebank audit`` checks them instead.
 
 The keys are stated below, each before and after, so that the downgrade puts back
-exactly what 0012 had. Nothing else changes: the same rows, the same rules (every new
+exactly what 0011 had. Nothing else changes: the same rows, the same rules (every new
 key says what the old one said, since each of these rows' parents is in the same
 community, which the new foreign keys now also hold).
 
-Revision ID: 0013
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-11-30
 """
@@ -39,7 +39,7 @@ import importlib
 
 from timebank.migrations.helpers import run_script
 
-revision = "0013"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
