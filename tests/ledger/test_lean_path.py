@@ -25,16 +25,21 @@ def checkouts(engine: Any) -> Iterator[list[int]]:
     event.remove(pool, "checkout", count)
 
 
-async def test_an_admin_transfer_takes_no_pooled_connection_and_replays_as_ever(tenant, checkouts) -> None:
+async def _five_minutes(tenant: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new member, and the body of a 5-minute transfer from them to another."""
     a = await tenant.member("甲")
     b = await tenant.member("乙")
-    await tenant.fund(a["accounts"]["HOUR"], "HOUR", 60)
-    body = {
+    return a, {
         "from_account": a["accounts"]["HOUR"],
         "to_account": b["accounts"]["HOUR"],
         "asset": "HOUR",
         "amount": 5,
     }
+
+
+async def test_an_admin_transfer_takes_no_pooled_connection_and_replays_as_ever(tenant, checkouts) -> None:
+    a, body = await _five_minutes(tenant)
+    await tenant.fund(a["accounts"]["HOUR"], "HOUR", 60)
     key = str(uuid.uuid4())
     checkouts.clear()
     first = await tenant.transfer(body, idem=key)
@@ -49,14 +54,7 @@ async def test_an_admin_transfer_takes_no_pooled_connection_and_replays_as_ever(
 
 
 async def test_an_admin_rejection_is_recorded_under_its_key(tenant) -> None:
-    a = await tenant.member("甲")
-    b = await tenant.member("乙")
-    body = {
-        "from_account": a["accounts"]["HOUR"],
-        "to_account": b["accounts"]["HOUR"],
-        "asset": "HOUR",
-        "amount": 5,
-    }
+    a, body = await _five_minutes(tenant)
     key = str(uuid.uuid4())
     refused = await tenant.transfer(body, idem=key)
     assert refused.status_code == 422, refused.text

@@ -104,23 +104,8 @@ def _credit_part(
     return points, part
 
 
-async def _credit(
-    conn: AsyncConnection,
-    principal: Principal,
-    rec: Credited,
-    memo: str,
-    *,
-    lifetime: int,
-    policy: Policy,
-    accounts: Accounts,
-    claim: ledger.Claim | None,
-    back_filled: bool,
-) -> tuple[int, uuid.UUID]:
-    """Post the credit of one approved record: (points, transaction id)."""
-    points, part = _credit_part(
-        principal, rec, memo, lifetime=lifetime, policy=policy, accounts=accounts, claim=claim,
-        back_filled=back_filled,
-    )  # fmt: skip
+async def _post_credit(conn: AsyncConnection, part: ledger.Part) -> uuid.UUID:
+    """Post one approved record's credit on its own (its claim, if any, rides with it)."""
     tx = await ledger.post(
         conn,
         community_id=part.community_id,
@@ -129,9 +114,9 @@ async def _credit(
         legs=part.legs,
         principal_id=part.principal_id,
         memo=part.memo,
-        claim=claim,
+        claim=part.claim,
     )
-    return points, uuid.UUID(tx["id"])
+    return uuid.UUID(tx["id"])
 
 
 async def approve(
@@ -149,8 +134,7 @@ async def approve(
     version, policy, _ = await current_policy(conn, principal.community_id)
     accounts = await credit_accounts(conn, principal.community_id, [rec.member_id])
     lifetime = await queries.lifetime_minutes(conn, rec.member_id)
-    points, tx_id = await _credit(
-        conn,
+    points, part = _credit_part(
         principal,
         rec,
         f"{rec.activity}",
@@ -160,6 +144,7 @@ async def approve(
         claim=claim,
         back_filled=is_back_filled(rec.source),
     )
+    tx_id = await _post_credit(conn, part)
     await queries.mark_approved(
         conn, rec.id, decided_by=principal.key_id, policy_version=version, points=points, transaction_id=tx_id
     )
